@@ -1,0 +1,26 @@
+"""What a compiled path, template, intrinsic or choice rule may read besides the state's input.
+
+Compiled closures have the signature ``fn(data, env)``. `Env` carries the context object (``$$``),
+the visible variables, and the random source: intrinsics such as ``States.UUID`` draw from
+``env.rng`` only, so that a replay that seeds it the same way reproduces the same values.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+
+class Env:
+    __slots__ = ("context", "variables", "rng")
+
+    def __init__(self, context: Mapping[str, Any] | None = None,
+                 variables: Mapping[str, Any] | None = None,
+                 rng: random.Random | None = None):
+        self.context = context if context is not None else {}
+        self.variables = variables if variables is not None else {}
+        self.rng = rng if rng is not None else random.Random(0)
+
+
+EMPTY = Env()
