@@ -7,8 +7,10 @@ does.  A parameter spec is a type name (``string``, ``number``, ``boolean``, ``a
 ``number`` never accepts a JSON boolean, although Python's ``bool`` is an ``int``.
 
 AWS reports every bad argument at run time the same way: error ``States.Runtime`` with the cause
-``Invalid arguments in States.<Name>`` (the interpreter prefixes the state's name, as for every
-runtime error).  The error name is spelled once, in `FAILURE_ERROR`, so that it can be switched to
+``There was an error while evaluating the intrinsic function: <call>. Invalid arguments in
+States.<Name>``; the functions here raise the part after the call, and the compiled call adds the
+call's text (`statelang.intrinsics`); the interpreter prefixes the state's name, as for every
+runtime error.  The error name is spelled once, in `FAILURE_ERROR`, so that it can be switched to
 ``States.IntrinsicFailure`` in one line should AWS change it.
 
 Numbers: AWS (a Java service) truncates fractional numbers toward zero where it needs an integer,
@@ -51,9 +53,11 @@ class InvalidArguments(IntrinsicFailure):
     AWS reports (`FAILURE_ERROR`) and AWS's cause text.
     """
 
-    def __init__(self, function: str, cause: str | None = None):
+    def __init__(self, function: str, cause: str | None = None, located: bool = False):
         StatesError.__init__(self, FAILURE_ERROR, cause or f"Invalid arguments in {function}")
         self.function = function
+        self.located = located
+        """True once the cause names the call that failed."""
 
 
 # --- signatures --------------------------------------------------------------------------------
@@ -168,6 +172,11 @@ def format_value(value: Any) -> str:
     return json.dumps(value)
 
 
+BAD_TEMPLATE = "Invalid template in States.Format: matching '}' not found for '{'."
+ARGUMENT_COUNT = ("Invalid arguments in States.Format: number of arguments do not match the "
+                  "occurrences of {}.")
+
+
 class FormatTemplate(str):
     """A States.Format template whose placeholders were found when the literal was parsed.
 
@@ -197,8 +206,10 @@ def split_template(text: str) -> tuple[str, ...] | None:
 @signature("States.Format", "string", "any*")
 def states_format(env: Env, template: str, *values: Any) -> str:
     pieces = template.pieces if isinstance(template, FormatTemplate) else split_template(template)
-    if pieces is None or len(pieces) != len(values) + 1:
-        raise InvalidArguments("States.Format")
+    if pieces is None:
+        raise InvalidArguments("States.Format", BAD_TEMPLATE)
+    if len(pieces) != len(values) + 1:
+        raise InvalidArguments("States.Format", ARGUMENT_COUNT)
     out = [pieces[0]]
     for value, piece in zip(values, pieces[1:], strict=True):
         out.append(format_value(value))

@@ -19,15 +19,16 @@ Calls nest up to 10 deep (AWS's limit).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .env import Env
-from .errors import StaticError
-from .intrinsic_functions import FUNCTIONS, FormatTemplate
-from .paths import compile_path
+from .errors import PathError, StaticError
+from .intrinsic_functions import FUNCTIONS, FormatTemplate, InvalidArguments
+from .paths import compact_json, compile_path
 
 __all__ = ["Call", "Literal", "PathArg", "compile_intrinsic", "is_intrinsic", "parse_intrinsic",
            "MAX_NESTING", "FUNCTIONS"]
@@ -264,32 +265,69 @@ def _template_pieces(raw: str) -> tuple[str, ...] | None:
     return tuple(pieces)
 
 
-def _compile(node: Node) -> Callable[[Any, Env], Any]:
+def render(node: Node) -> str:
+    """The text of a call as AWS quotes it in error causes: arguments joined by ', '."""
+    if isinstance(node, Call):
+        return f"{node.name}({', '.join(render(a) for a in node.args)})"
+    if isinstance(node, PathArg):
+        return node.path
+    if isinstance(node.value, str):
+        return f"'{node.raw if node.raw is not None else node.value}'"
+    return json.dumps(node.value)
+
+
+def _compile_path(node: PathArg, where: str) -> Callable[[Any, Env], Any]:
+    try:
+        getter = compile_path(node.path)
+    except Exception as exc:  # the path compiler's complaint (StaticError, ValueError, ...)
+        raise StaticError(f"Invalid path {node.path!r} in intrinsic function at position "
+                          f"{node.position}: {exc}") from None
+    path = node.path
+    on_context = path.startswith("$$")
+
+    def resolve(data: Any, env: Env) -> Any:
+        try:
+            return getter(data, env)
+        except PathError:
+            shown = compact_json(env.context if on_context else data)
+            raise PathError(f"{where} The JsonPath argument for the field '{path}' could not be "
+                            f"found in the input '{shown}'") from None
+
+    return resolve
+
+
+def _compile(node: Node, where: str = "") -> Callable[[Any, Env], Any]:
     if isinstance(node, Literal):
         value = node.value
         return lambda data, env: value
     if isinstance(node, PathArg):
-        try:
-            return compile_path(node.path)
-        except Exception as exc:  # the path compiler's complaint (StaticError, ValueError, ...)
-            raise StaticError(f"Invalid path {node.path!r} in intrinsic function at position "
-                              f"{node.position}: {exc}") from None
+        return _compile_path(node, where)
     fn = FUNCTIONS[node.name]
+    here = f"There was an error while evaluating the intrinsic function: {render(node)}."
     args = node.args
     if node.name == "States.Format" and args and isinstance(args[0], Literal) \
             and isinstance(args[0].value, str):
         template = FormatTemplate(args[0].value, _template_pieces(args[0].raw or ""))
         args = (Literal(template, args[0].position),) + args[1:]
-    parts = tuple(_compile(a) for a in args)
+    parts = tuple(_compile(a, here) for a in args)
+
+    def call(env: Env, values: list[Any]) -> Any:
+        try:
+            return fn(env, values)
+        except InvalidArguments as exc:
+            if exc.located:
+                raise
+            raise InvalidArguments(exc.function, f"{here} {exc.cause}", located=True) from None
+
     if not parts:
-        return lambda data, env: fn(env, [])
+        return lambda data, env: call(env, [])
     if len(parts) == 1:
         (a,) = parts
-        return lambda data, env: fn(env, [a(data, env)])
+        return lambda data, env: call(env, [a(data, env)])
     if len(parts) == 2:
         a, b = parts
-        return lambda data, env: fn(env, [a(data, env), b(data, env)])
-    return lambda data, env: fn(env, [p(data, env) for p in parts])
+        return lambda data, env: call(env, [a(data, env), b(data, env)])
+    return lambda data, env: call(env, [p(data, env) for p in parts])
 
 
 def compile_intrinsic(text: str) -> Callable[[Any, Env], Any]:
