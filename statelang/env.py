@@ -2,7 +2,8 @@
 
 Compiled closures have the signature ``fn(data, env)``. `Env` carries the context object (``$$``),
 the visible variables, and the random source: intrinsics such as ``States.UUID`` draw from
-``env.rng`` only, so that a replay that seeds it the same way reproduces the same values.
+``env.rng`` only, so that a replay that seeds it the same way reproduces the same values. The
+random source is made on first use because seeding one costs more than most states' whole work.
 """
 
 from __future__ import annotations
@@ -13,14 +14,21 @@ from typing import Any
 
 
 class Env:
-    __slots__ = ("context", "variables", "rng")
+    __slots__ = ("context", "variables", "_rng", "_seed")
 
     def __init__(self, context: Mapping[str, Any] | None = None,
                  variables: Mapping[str, Any] | None = None,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, seed: Any = 0):
         self.context = context if context is not None else {}
         self.variables = variables if variables is not None else {}
-        self.rng = rng if rng is not None else random.Random(0)
+        self._rng = rng
+        self._seed = seed
+
+    @property
+    def rng(self) -> random.Random:
+        if self._rng is None:
+            self._rng = random.Random(self._seed)
+        return self._rng
 
 
 EMPTY = Env()

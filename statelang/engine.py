@@ -1,0 +1,390 @@
+"""Drives executions: feeds the interpreter, carries out its commands, commits through a Store.
+
+One execution step is: apply the due messages (timers fired, tokens answered, stop requests),
+let the interpreter advance every runnable frame, then commit the new events, the changed frames
+and the new timers in one transaction — *before* any handler it asked for is called. A crash
+therefore loses at most work that the next claim of the execution redoes identically; a handler
+whose result was not committed runs again with the same idempotency key (at least once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from .clock import Clock, make_clock
+from .compiler import CompiledMachine
+from .interpreter import RESUME, TASK, Frame, Interpreter, Run
+from .resources import Resources, TaskContext
+from .store import Commit, MemoryStore, Message, Store
+
+DEFAULT_DB = "sqlite:///.statelang/statelang.db"
+
+
+def _fault(point: str) -> None:
+    """Named crash points for the crash tests: STATELANG_FAULT=point[:n] exits at the n-th pass."""
+    spec = os.environ.get("STATELANG_FAULT")
+    if not spec:
+        return
+    name, _, n = spec.partition(":")
+    if name != point:
+        return
+    counter = _fault_counts.get(point, 0) + 1
+    _fault_counts[point] = counter
+    if counter >= int(n or 1):
+        os._exit(137)
+
+
+_fault_counts: dict[str, int] = {}
+
+
+def open_store(db: str | Store | None) -> Store:
+    if db is None:
+        db = DEFAULT_DB
+    if not isinstance(db, str):
+        return db
+    if db in ("memory", ":memory:", "memory://"):
+        return MemoryStore()
+    import importlib
+    return importlib.import_module("store").open_store(db)
+
+
+class Engine:
+    """Durable executions. ``Engine(db="sqlite:///flows.db", handlers=..., clock="virtual")``."""
+
+    def __init__(self, db: str | Store | None = None, handlers: dict | None = None,
+                 clock: str | Clock = "real", state_machines: dict | None = None,
+                 account_id: str = "123456789012", region: str = "us-east-1",
+                 worker_id: str | None = None, max_workers: int = 8, lease_seconds: float = 60.0):
+        self.store = open_store(db)
+        self.clock = make_clock(clock)
+        self.account_id = account_id
+        self.region = region
+        self.resources = Resources(handlers, region, account_id)
+        self.interpreter = Interpreter()
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = lease_seconds
+        self.max_workers = max_workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._machines: dict[str, CompiledMachine] = {}
+        self._runs: dict[str, Run] = {}
+        self._cache_runs = isinstance(self.store, MemoryStore)
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self.state_machines = dict(state_machines or {})
+        self.listeners: list = []   # callables(execution_row) on every status change
+        self.integrations: dict[str, Any] = {}  # resource prefix -> callable(engine, run, spec) (nested executions, events)
+
+    # -- machines ---------------------------------------------------------------------------
+    def compiled(self, definition: str | dict) -> CompiledMachine:
+        text = definition if isinstance(definition, str) else json.dumps(definition, sort_keys=True)
+        key = hashlib.sha1(text.encode()).hexdigest()
+        m = self._machines.get(key)
+        if m is None:
+            from .definition import load_definition
+            m = self._machines[key] = CompiledMachine(load_definition(definition))
+        return m
+
+    # -- starting ---------------------------------------------------------------------------
+    def start(self, definition: str | dict, input: Any, *, arn: str, name: str, state_machine_arn: str,
+              role_arn: str = "", extra: dict | None = None) -> Run:
+        """Create an execution and commit its ExecutionStarted; the run itself is a message due now."""
+        machine = self.compiled(definition)
+        now = self.clock.now()
+        run = Run(machine, arn, name, state_machine_arn, input, now, role_arn, self.region, self.account_id)
+        self.interpreter.start(run, now)
+        commit = self._commit_of(run, [])
+        commit.add_messages.append(Message(arn, "run", now))
+        row = {"executionArn": arn, "stateMachineArn": state_machine_arn, "name": name,
+               "status": "RUNNING", "startDate": now, "input": json.dumps(input),
+               "definition": definition if isinstance(definition, str) else json.dumps(definition),
+               "roleArn": role_arn, "redriveCount": 0, "next_event_id": run.next_id, **(extra or {})}
+        self.store.create_execution(row, commit)
+        if self._cache_runs:
+            self._runs[arn] = run
+        self._wake.set()
+        return run
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run_until_idle(self, max_rounds: int | None = None) -> int:
+        """Run everything runnable now; on a virtual clock also jump to each next timer.
+        Returns the number of executions steps taken."""
+        steps = 0
+        while max_rounds is None or steps < max_rounds:
+            now = self.clock.now()
+            arns = self.store.claim(self.worker_id, now, self.lease_seconds, 64)
+            if arns:
+                for arn in arns:
+                    self.process(arn)
+                    steps += 1
+                continue
+            if self.clock.virtual:
+                due = self.store.next_due()
+                if due is not None:
+                    self.clock.set(due)
+                    continue
+            break
+        return steps
+
+    def serve_forever(self, poll_seconds: float = 1.0) -> None:
+        """The worker loop: run what is due, sleep until the next timer or a wake-up."""
+        self._stopping.clear()
+        while not self._stopping.is_set():
+            self.run_until_idle()
+            self._wake.clear()
+            due = self.store.next_due()
+            delay = poll_seconds
+            if due is not None:
+                delay = max(0.0, min(poll_seconds, (due - self.clock.now()).total_seconds()))
+            if self.clock.virtual and due is not None:
+                continue
+            self._wake.wait(delay)
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+
+    def wait(self, arn: str, timeout: float | None = None) -> dict:
+        """Block (real clock) or jump (virtual clock) until the execution is no longer RUNNING or
+        nothing more can happen to it; returns its row."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.run_until_idle()
+            row = self.store.get_execution(arn)
+            if row is None or row["status"] != "RUNNING":
+                return row
+            due = self.store.next_due()
+            if due is None or self.clock.virtual:
+                return row
+            if deadline is not None and time.monotonic() >= deadline:
+                return row
+            self.clock.sleep_until(due, self._wake)
+
+    # -- one execution ----------------------------------------------------------------------
+    def process(self, arn: str) -> None:
+        with self._lock:
+            run = self._load(arn)
+            now = self.clock.now()
+            msgs = self.store.due_messages(arn, now)
+            if run is None or run.status != "RUNNING":
+                if msgs:
+                    self.store.apply(Commit(arn, consumed=[m.id for m in msgs]))
+                self.store.release(arn, self.worker_id)
+                return
+            consumed = []
+            for m in msgs:
+                consumed.append(m.id)
+                self._apply_message(run, m, now)
+            try:
+                self._drive(run, consumed)
+            finally:
+                self.store.release(arn, self.worker_id)
+                if not self._cache_runs or run.status != "RUNNING":
+                    self._runs.pop(arn, None)
+
+    def _load(self, arn: str) -> Run | None:
+        run = self._runs.get(arn)
+        if run is not None:
+            return run
+        row = self.store.get_execution(arn)
+        if row is None:
+            return None
+        machine = self.compiled(row["definition"])
+        run = Run(machine, arn, row["name"], row["stateMachineArn"], json.loads(row["input"]),
+                  row["startDate"], row.get("roleArn") or "", self.region, self.account_id,
+                  row.get("redriveCount") or 0)
+        run.next_id = row["next_event_id"]
+        run.status = row["status"]
+        for fid, fd in self.store.load_frames(arn).items():
+            frame = fd if isinstance(fd, Frame) else Frame.from_dict(fd)
+            run.frames[fid] = frame
+        self._recover(run)
+        if self._cache_runs:
+            self._runs[arn] = run
+        return run
+
+    def _recover(self, run: Run) -> None:
+        """Rebuild what was in flight: runnable frames, and task invocations never answered."""
+        for frame in sorted(run.frames.values(), key=lambda f: f.last_id):
+            if frame.phase in ("enter", RESUME):
+                run.runnable.append(frame.id)
+            elif frame.phase == TASK and frame.data.get("invoke"):
+                spec = dict(frame.data["invoke"])
+                run.commands.append(("invoke", frame.id, frame.seq, spec))
+
+    def _apply_message(self, run: Run, m: Message, now: datetime) -> None:
+        it = self.interpreter
+        k = m.kind
+        if k == "run":
+            return
+        if k in ("wait", "retry", "task_timeout", "heartbeat", "execution_timeout"):
+            if k == "heartbeat":
+                frame = run.frames.get(m.frame_id)
+                if frame is not None and frame.phase == TASK and frame.seq == m.seq:
+                    beat = frame.data.get("last_beat")
+                    hb = frame.data.get("heartbeat")
+                    if beat and hb:
+                        due = datetime.fromisoformat(beat).timestamp() + hb
+                        if due > now.timestamp():
+                            from datetime import UTC
+                            run.commands.append(("timer", frame.id, datetime.fromtimestamp(due, UTC),
+                                                 "heartbeat", frame.seq))
+                            return
+            it.timer_fired(run, m.frame_id, k, m.seq, now)
+        elif k == "token":
+            p = m.payload
+            if p.get("ok"):
+                it.task_result(run, m.frame_id, m.seq, True, p.get("output"), None, now)
+            else:
+                it.task_result(run, m.frame_id, m.seq, False, p.get("error") or "", p.get("cause"), now)
+        elif k == "beat":
+            frame = run.frames.get(m.frame_id)
+            if frame is not None and frame.phase == TASK and frame.seq == m.seq:
+                frame.data["last_beat"] = now.isoformat()
+                run.touch(frame)
+        elif k == "activity_started":
+            frame = run.frames.get(m.frame_id)
+            if frame is not None and frame.phase == TASK and frame.seq == m.seq:
+                run.emit(frame, "ActivityStarted", {"workerName": (m.payload or {}).get("workerName", "")}, now)
+                run.touch(frame)
+        elif k == "stop":
+            p = m.payload or {}
+            it.stop(run, p.get("error"), p.get("cause"), now)
+        elif k == "child_done":
+            p = m.payload
+            it.task_result(run, m.frame_id, m.seq, p["ok"], p.get("output") if p["ok"] else p.get("error"),
+                           p.get("cause"), now)
+
+    def _drive(self, run: Run, consumed: list[int]) -> None:
+        it = self.interpreter
+        while True:
+            it.advance(run, self.clock.now())
+            invokes = self._flush(run, consumed)
+            consumed = []
+            if not invokes:
+                return
+            outcomes = self._invoke_all(run, invokes)
+            now = self.clock.now()
+            for (_, fid, seq, spec), outcome in zip(invokes, outcomes, strict=True):
+                frame = run.frames.get(fid)
+                if frame is not None and frame.seq == seq:
+                    frame.data.pop("invoke", None)
+                    run.touch(frame)
+                if outcome is None:
+                    continue
+                if spec.get("wait_for_token") and outcome[0] == "ok":
+                    it.task_submitted(run, fid, seq, outcome[1], now)
+                elif outcome[0] == "ok":
+                    it.task_result(run, fid, seq, True, outcome[1], None, now)
+                else:
+                    it.task_result(run, fid, seq, False, outcome[1], outcome[2], now)
+            _fault("after_handler")
+
+    def _invoke_all(self, run: Run, invokes: list[tuple]) -> list:
+        calls = [(fid, seq, spec) for (_, fid, seq, spec) in invokes]
+        if len(calls) == 1 or self.max_workers <= 1:
+            return [self._invoke(run, *c) for c in calls]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="statelang-task")
+        return list(self._pool.map(lambda c: self._invoke(run, *c), calls))
+
+    def _invoke(self, run: Run, fid: str, seq: int, spec: dict):
+        kind = spec["kind"]
+        if kind == "activity":
+            return None  # a worker polls it with get_activity_task
+        resource = spec["resource"]
+        for prefix, integration in self.integrations.items():
+            if resource.startswith(prefix):
+                return integration(self, run, fid, seq, spec)
+        ctx = TaskContext(run.arn, run.name, run.state_machine_arn, spec["state"], spec["retry_count"],
+                          spec["idempotency_key"], spec.get("token"), spec.get("index"), resource)
+        _fault("in_handler")
+        started = time.monotonic()
+        outcome = self.resources.invoke(spec, ctx)
+        timeout = spec.get("timeout")
+        if timeout and not spec.get("wait_for_token") and time.monotonic() - started > timeout:
+            return ("err", "States.Timeout", None)
+        return outcome
+
+    # -- committing -------------------------------------------------------------------------
+    def _commit_of(self, run: Run, consumed: list[int]) -> Commit:
+        commit = Commit(run.arn, run.events, consumed=consumed)
+        if run.keep_history is not None:
+            run.keep_history.extend(run.events)
+        run.events = []
+        cmds, run.commands = run.commands, []
+        invokes = []
+        for c in cmds:
+            op = c[0]
+            if op == "timer":
+                _, fid, due, kind, seq = c
+                commit.add_messages.append(Message(run.arn, kind, due, fid, seq))
+            elif op == "invoke":
+                _, fid, seq, spec = c
+                frame = run.frames.get(fid)
+                if frame is not None and spec.get("kind") != "activity":
+                    frame.data["invoke"] = _jsonable_spec(spec)
+                    run.touch(frame)
+                if spec.get("token"):
+                    commit.add_tokens.append({
+                        "token": spec["token"], "execution_arn": run.arn, "frame_id": fid, "seq": seq,
+                        "activity_arn": spec["resource"] if spec["kind"] == "activity" else None,
+                        "input": json.dumps(spec["input"]), "state": spec["state"]})
+                invokes.append(c)
+            elif op == "cancel":
+                commit.cancel_frames.append((c[1], -1))
+                commit.close_frames_tokens.append(c[1])
+            elif op == "settle":
+                commit.cancel_frames.append((c[1], c[2]))
+                commit.close_frames_tokens.append(c[1])
+            elif op == "done":
+                commit.close_all = True
+        for fid in run.dirty:
+            f = run.frames.get(fid)
+            if f is not None:
+                commit.frames[fid] = f
+        for fid in run.removed:
+            commit.frames[fid] = None
+        run.dirty = set()
+        run.removed = set()
+        ex = {"next_event_id": run.next_id, "status": run.status}
+        if run.status != "RUNNING":
+            ex.update(stopDate=run.stop_time, output=None if run.output is None and run.status != "SUCCEEDED"
+                      else json.dumps(run.output), error=run.error, cause=run.cause)
+        commit.execution = ex
+        commit.invokes = invokes  # type: ignore[attr-defined]
+        return commit
+
+    def _flush(self, run: Run, consumed: list[int]) -> list[tuple]:
+        commit = self._commit_of(run, consumed)
+        _fault("before_commit")
+        self.store.apply(commit)
+        _fault("after_commit")
+        if run.status != "RUNNING" and commit.close_all:
+            self._notify(run)
+        return [c for c in commit.invokes if c[3].get("kind") != "activity"]  # type: ignore[attr-defined]
+
+    def _notify(self, run: Run) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(self.store.get_execution(run.arn))
+            except Exception:  # noqa: BLE001 - a listener must not break the engine
+                pass
+
+
+def _jsonable_spec(spec: dict) -> dict:
+    out = dict(spec)
+    t = out.get("entered_time")
+    if isinstance(t, datetime):
+        out["entered_time"] = t.isoformat()
+    return out

@@ -1,0 +1,724 @@
+"""The pure step: (compiled machine, execution state, input event) -> new events + commands.
+
+An execution is a set of *frames*: the top level, each running Parallel branch and each running
+Map iteration is one. A frame sits on one state of one states table and is in one phase:
+
+    enter     about to enter its state (runnable)
+    task      a task was scheduled; waits for its result, a token, or a timeout
+    timer     a Wait state waits for its timer
+    retry     a failed state waits for its retry delay
+    children  a Parallel/Map waits for its branches or iterations
+    resume    a result arrived; runnable, `pending` says which
+
+The interpreter never reads a clock, never does I/O and never calls a handler: the engine passes
+``now`` in and carries out the commands it leaves in ``run.commands``. Because everything it
+decides depends only on the events fed in, the same events always give the same history, which
+is what makes crash recovery and replay simple: fold the inputs again.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from . import errors as E
+from .compiler import CompiledMachine, CState
+from .env import Env
+from .errors import StatesError
+from .history import dump, dump_checked, resource_parts
+from .retry import decide_retry, find_catcher
+
+ENTER, TASK, TIMER, RETRY, CHILDREN, RESUME, DONE = "enter", "task", "timer", "retry", "children", "resume", "done"
+
+
+class Frame:
+    """One thread of control. Everything here is JSON-serialisable (see `to_dict`)."""
+
+    __slots__ = ("id", "parent", "table", "state", "input", "phase", "entered_id", "entered_time",
+                 "last_id", "retries", "data", "index", "variables", "pending", "seq")
+
+    def __init__(self, id: str, parent: str | None, table: str, state: str, input: Any,
+                 last_id: int, index: int | None = None):
+        self.id = id
+        self.parent = parent
+        self.table = table
+        self.state = state
+        self.input = input
+        self.phase = ENTER
+        self.entered_id = 0
+        self.entered_time: datetime | None = None
+        self.last_id = last_id
+        self.retries: list[int] = []
+        self.data: dict[str, Any] = {}
+        self.index = index
+        self.variables: dict[str, Any] | None = None
+        self.pending: tuple | None = None
+        self.seq = 0  # bumped whenever the frame starts waiting: stale results/timers are ignored
+
+    def to_dict(self) -> dict:
+        d = {s: getattr(self, s) for s in self.__slots__}
+        d["entered_time"] = self.entered_time.isoformat() if self.entered_time else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Frame:
+        f = cls.__new__(cls)
+        for s in cls.__slots__:
+            setattr(f, s, d.get(s))
+        if f.entered_time:
+            f.entered_time = datetime.fromisoformat(f.entered_time)
+        if f.pending is not None:
+            f.pending = tuple(f.pending)
+        f.retries = list(f.retries or [])
+        f.data = dict(f.data or {})
+        return f
+
+
+class Run:
+    """The live state of one execution: what a checkpoint stores, plus unflushed output."""
+
+    def __init__(self, machine: CompiledMachine, arn: str, name: str, state_machine_arn: str,
+                 input: Any, start: datetime, role_arn: str = "", region: str = "us-east-1",
+                 account: str = "123456789012", redrive_count: int = 0):
+        self.machine = machine
+        self.arn = arn
+        self.name = name
+        self.state_machine_arn = state_machine_arn
+        self.input = input
+        self.start = start
+        self.role_arn = role_arn
+        self.region = region
+        self.account = account
+        self.redrive_count = redrive_count
+        self.next_id = 1
+        self.status = "RUNNING"
+        self.output: Any = None
+        self.error: str | None = None
+        self.cause: str | None = None
+        self.stop_time: datetime | None = None
+        self.frames: dict[str, Frame] = {}
+        self.runnable: deque[str] = deque()
+        self.events: list[dict] = []      # produced since the last flush
+        self.dirty: set[str] = set()      # frames changed since the last flush
+        self.removed: set[str] = set()    # frames gone since the last flush
+        self.commands: list[tuple] = []   # left for the engine
+        self.keep_history: list[dict] | None = None
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def emit(self, frame: Frame | None, type_: str, details: dict | None, now: datetime,
+             key: str | None = None) -> int:
+        eid = self.next_id
+        self.next_id = eid + 1
+        ev = {"timestamp": now, "type": type_, "id": eid,
+              "previousEventId": frame.last_id if frame is not None else eid - 1}
+        if details is not None:
+            ev[key or _details_key(type_)] = details
+        self.events.append(ev)
+        if frame is not None:
+            frame.last_id = eid
+        return eid
+
+    def touch(self, frame: Frame) -> None:
+        self.dirty.add(frame.id)
+
+    def drop(self, frame: Frame) -> None:
+        self.frames.pop(frame.id, None)
+        self.dirty.discard(frame.id)
+        self.removed.add(frame.id)
+
+
+_KEYS: dict[str, str] = {}
+
+
+def _details_key(type_: str) -> str:
+    k = _KEYS.get(type_)
+    if k is None:
+        from .history import details_key
+        k = _KEYS[type_] = details_key(type_)
+    return k
+
+
+def _iso(t: datetime) -> str:
+    """AWS's context-object timestamps: ISO 8601, UTC, milliseconds, 'Z'."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    from .timestamps import parse_timestamp as parse
+    return parse(text)
+
+
+class Interpreter:
+    """Stateless: every method takes the `Run` it works on."""
+
+    # -- entry points -----------------------------------------------------------------------
+    def start(self, run: Run, now: datetime) -> None:
+        run.emit(None, "ExecutionStarted", {
+            "input": dump(run.input), "inputDetails": {"truncated": False},
+            "roleArn": run.role_arn, "stateMachineArn": run.state_machine_arn}, now)
+        root = Frame("0", None, "", run.machine.start_at[""], run.input, 1)
+        run.frames[root.id] = root
+        run.touch(root)
+        run.runnable.append(root.id)
+        timeout = run.machine.timeout_seconds
+        if timeout:
+            run.commands.append(("timer", "0", now + timedelta(seconds=timeout), "execution_timeout", 0))
+
+    def advance(self, run: Run, now: datetime) -> None:
+        """Run every runnable frame until each one waits on something outside."""
+        while run.runnable and run.status == "RUNNING":
+            fid = run.runnable.popleft()
+            frame = run.frames.get(fid)
+            if frame is None:
+                continue
+            try:
+                self._run_frame(run, frame, now)
+            except StatesError as exc:  # a terminal error escaped a state: the execution fails
+                self.fail_execution(run, exc.error, exc.cause, now)
+
+    def task_result(self, run: Run, frame_id: str, seq: int, ok: bool, value: Any,
+                    cause: str | None, now: datetime) -> bool:
+        """A task's outcome. Returns False (and changes nothing) when it is stale."""
+        frame = run.frames.get(frame_id)
+        if frame is None or frame.phase != TASK or frame.seq != seq or run.status != "RUNNING":
+            return False
+        frame.pending = ("ok", value) if ok else ("err", value, cause)
+        frame.phase = RESUME
+        run.touch(frame)
+        run.runnable.append(frame.id)
+        return True
+
+    def task_submitted(self, run: Run, frame_id: str, seq: int, output: Any, now: datetime) -> None:
+        """A .waitForTaskToken/.sync task's call was accepted; its outcome comes later."""
+        frame = run.frames.get(frame_id)
+        if frame is None or frame.phase != TASK or frame.seq != seq:
+            return
+        st = run.machine.state(frame.table, frame.state)
+        rtype, rname = resource_parts(st.resource)
+        run.emit(frame, "TaskSubmitted", {"resourceType": rtype, "resource": rname,
+                                          "output": dump(output), "outputDetails": {"truncated": False}}, now)
+        run.touch(frame)
+
+    def timer_fired(self, run: Run, frame_id: str, kind: str, seq: int, now: datetime) -> bool:
+        if run.status != "RUNNING":
+            return False
+        if kind == "execution_timeout":
+            self._end(run, "ExecutionTimedOut", now, error=E.TIMEOUT,
+                      cause="The execution has timed out.")  # AWS leaves cause empty; see tests
+            return True
+        frame = run.frames.get(frame_id)
+        if frame is None or frame.seq != seq:
+            return False
+        if kind == "wait" and frame.phase == TIMER:
+            frame.pending = ("waited",)
+        elif kind == "retry" and frame.phase == RETRY:
+            frame.pending = ("retry",)
+        elif kind in ("task_timeout", "heartbeat") and frame.phase == TASK:
+            frame.pending = ("timeout", E.HEARTBEAT_TIMEOUT if kind == "heartbeat" else E.TIMEOUT)
+        else:
+            return False
+        frame.phase = RESUME
+        run.touch(frame)
+        run.runnable.append(frame.id)
+        return True
+
+    def heartbeat(self, run: Run, frame_id: str, seq: int, now: datetime) -> bool:
+        frame = run.frames.get(frame_id)
+        if frame is None or frame.phase != TASK or frame.seq != seq:
+            return False
+        hb = frame.data.get("heartbeat")
+        if hb:
+            run.commands.append(("timer", frame.id, now + timedelta(seconds=hb), "heartbeat", frame.seq))
+        return True
+
+    def stop(self, run: Run, error: str | None, cause: str | None, now: datetime) -> None:
+        if run.status == "RUNNING":
+            self._end(run, "ExecutionAborted", now, error=error, cause=cause)
+
+    def fail_execution(self, run: Run, error: str, cause: str | None, now: datetime) -> None:
+        if run.status == "RUNNING":
+            self._end(run, "ExecutionFailed", now, error=error, cause=cause)
+
+    # -- the frame loop ---------------------------------------------------------------------
+    def _run_frame(self, run: Run, frame: Frame, now: datetime) -> None:
+        machine = run.machine
+        while True:
+            st = machine.tables[frame.table][frame.state]
+            if frame.phase == ENTER:
+                outcome = self._enter(run, frame, st, now)
+            elif frame.phase == RESUME:
+                outcome = self._resume(run, frame, st, now)
+            else:
+                return
+            if outcome is None:          # waiting on something outside
+                run.touch(frame)
+                return
+            kind = outcome[0]
+            if kind == "next":
+                frame.state = outcome[1]
+                frame.input = outcome[2]
+                frame.phase = ENTER
+                frame.retries = []
+                frame.data = {}
+                continue
+            if kind == "end":
+                self._frame_succeeded(run, frame, outcome[1], now)
+                return
+            if kind == "fail":
+                self._frame_failed(run, frame, outcome[1], outcome[2], now)
+                return
+
+    def _env(self, run: Run, frame: Frame, st: CState, now: datetime, extra: dict | None = None) -> Env:
+        ctx: dict[str, Any] = {}
+        if st.uses_context or extra:
+            ctx = {
+                "Execution": {"Id": run.arn, "Input": run.input, "Name": run.name,
+                              "RoleArn": run.role_arn, "StartTime": _iso(run.start),
+                              "RedriveCount": run.redrive_count},
+                "State": {"EnteredTime": _iso(frame.entered_time or now), "Name": st.name,
+                          "RetryCount": sum(frame.retries) if frame.retries else 0},
+                "StateMachine": {"Id": run.state_machine_arn,
+                                 "Name": run.state_machine_arn.rsplit(":", 1)[-1]},
+            }
+            if extra:
+                ctx.update(extra)
+        return Env(ctx, self._variables(run, frame), None, _seed(run, frame))
+
+    def _variables(self, run: Run, frame: Frame) -> dict:
+        return frame.variables or {}
+
+    def _runtime(self, frame: Frame, st: CState, exc: StatesError) -> StatesError:
+        if exc.error == E.RUNTIME and exc.cause and not exc.cause.startswith("An error occurred"):
+            return StatesError(exc.error, f"An error occurred while executing the state '{st.name}' "
+                                          f"(entered at the event id #{frame.entered_id}). {exc.cause}")
+        return exc
+
+    def _transition(self, st: CState, output: Any) -> tuple:
+        if st.end or st.next is None:
+            return ("end", output)
+        return ("next", st.next, output)
+
+    def _exit(self, run: Run, frame: Frame, st: CState, output: Any, now: datetime) -> tuple:
+        run.emit(frame, st.type + "StateExited", {
+            "name": st.name, "output": dump_checked(output, st.name),
+            "outputDetails": {"truncated": False}}, now)
+        return self._transition(st, output)
+
+    def _enter(self, run: Run, frame: Frame, st: CState, now: datetime) -> tuple | None:
+        t = st.type
+        frame.entered_time = now
+        frame.entered_id = run.emit(frame, t + "StateEntered", {
+            "name": st.name, "input": dump_checked(frame.input, st.name),
+            "inputDetails": {"truncated": False}}, now)
+        if st.retry and not frame.retries:
+            frame.retries = [0] * len(st.retry)
+        try:
+            if t == "Pass":
+                env = self._env(run, frame, st, now)
+                out = st.complete(frame.input, st.prepare(frame.input, env), env)
+                return self._exit(run, frame, st, out, now)
+            if t == "Task":
+                return self._schedule(run, frame, st, now, first=True)
+            if t == "Choice":
+                env = self._env(run, frame, st, now)
+                effective = st.prepare(frame.input, env)
+                nxt = st.choices(effective, env) or st.default
+                if nxt is None:
+                    return ("fail", E.NO_CHOICE_MATCHED,
+                            f"An error occurred while executing the state '{st.name}' (entered at the "
+                            f"event id #{frame.entered_id}). No Choice rule matched and there was no "
+                            f"Default rule.")  # text unconfirmed against AWS; error name is
+                out = st.complete(frame.input, effective, env)
+                run.emit(frame, "ChoiceStateExited", {"name": st.name, "output": dump(out),
+                                                      "outputDetails": {"truncated": False}}, now)
+                return ("next", nxt, out)
+            if t == "Wait":
+                return self._wait(run, frame, st, now)
+            if t == "Succeed":
+                env = self._env(run, frame, st, now)
+                out = st.complete(frame.input, st.prepare(frame.input, env), env)
+                run.emit(frame, "SucceedStateExited", {"name": st.name, "output": dump(out),
+                                                       "outputDetails": {"truncated": False}}, now)
+                return ("end", out)
+            if t == "Fail":
+                env = self._env(run, frame, st, now)
+                error = st.error(frame.input, env) if st.error else None
+                cause = st.cause(frame.input, env) if st.cause else None
+                return ("fail", error, cause)
+            if t in ("Parallel", "Map"):
+                return self._start_children(run, frame, st, now)
+        except StatesError as exc:
+            exc = self._runtime(frame, st, exc)
+            return self._state_error(run, frame, st, exc.error, exc.cause, now)
+        raise StatesError(E.RUNTIME, f"Unknown state type {t!r}")
+
+    def _resume(self, run: Run, frame: Frame, st: CState, now: datetime) -> tuple | None:
+        pending = frame.pending
+        frame.pending = None
+        kind = pending[0]
+        if kind in ("ok", "err", "timeout"):
+            run.commands.append(("settle", frame.id, frame.seq))
+        try:
+            if kind == "waited":
+                env = self._env(run, frame, st, now)
+                out = st.complete(frame.input, frame.data.pop("effective"), env)
+                run.emit(frame, "WaitStateExited", {"name": st.name, "output": dump(out),
+                                                    "outputDetails": {"truncated": False}}, now)
+                return self._transition(st, out)
+            if kind == "retry":
+                if st.type == "Task":
+                    return self._schedule(run, frame, st, now, first=False)
+                return self._start_children(run, frame, st, now)
+            if kind == "ok":
+                return self._task_succeeded(run, frame, st, pending[1], now)
+            if kind == "err":
+                self._task_event(run, frame, st, "Failed", now, error=pending[1], cause=pending[2])
+                return self._state_error(run, frame, st, pending[1], pending[2], now)
+            if kind == "timeout":
+                cause = None
+                self._task_event(run, frame, st, "TimedOut", now, error=pending[1], cause=cause)
+                return self._state_error(run, frame, st, pending[1], cause, now)
+            if kind == "children_ok":
+                return self._children_succeeded(run, frame, st, pending[1], now)
+            if kind == "children_err":
+                run.emit(frame, st.type + "StateFailed", {}, now)
+                return self._state_error(run, frame, st, pending[1], pending[2], now)
+        except StatesError as exc:
+            exc = self._runtime(frame, st, exc)
+            return self._state_error(run, frame, st, exc.error, exc.cause, now)
+        raise AssertionError(f"unknown pending result {kind}")
+
+    # -- errors -----------------------------------------------------------------------------
+    def _state_error(self, run: Run, frame: Frame, st: CState, error: str, cause: str | None,
+                     now: datetime) -> tuple | None:
+        if error in (E.RUNTIME,):
+            raise StatesError(error, cause)
+        if st.retry:
+            decision = decide_retry(st.retry, frame.retries, error, _rng(run, frame))
+            if decision is not None:
+                i, delay = decision
+                frame.retries[i] += 1
+                frame.seq += 1
+                frame.phase = RETRY
+                run.commands.append(("timer", frame.id, now + timedelta(seconds=delay), "retry", frame.seq))
+                return None
+        catcher = find_catcher(st.catch, error) if st.catch else None
+        if catcher is None:
+            return ("fail", error, cause)
+        from . import paths
+        err_obj = {"Error": error, "Cause": cause} if cause is not None else {"Error": error}
+        if "ResultPath" in catcher:
+            out = paths.compile_result_path(catcher["ResultPath"])(frame.input, err_obj)
+        else:
+            out = err_obj
+        run.emit(frame, st.type + "StateExited", {"name": st.name, "output": dump(out),
+                                                  "outputDetails": {"truncated": False}}, now)
+        return ("next", catcher["Next"], out)
+
+    def _frame_succeeded(self, run: Run, frame: Frame, output: Any, now: datetime) -> None:
+        if frame.parent is None:
+            self._end(run, "ExecutionSucceeded", now, output=output)
+            return
+        parent = run.frames[frame.parent]
+        pst = run.machine.tables[parent.table][parent.state]
+        parent.last_id = frame.last_id
+        if pst.type == "Map":
+            run.emit(parent, "MapIterationSucceeded", {"name": pst.name, "index": frame.index}, now)
+        results = parent.data["results"]
+        results[frame.index] = output
+        run.drop(frame)
+        self._child_finished(run, parent, pst, now)
+
+    def _frame_failed(self, run: Run, frame: Frame, error: str | None, cause: str | None,
+                      now: datetime) -> None:
+        if frame.parent is None:
+            self._end(run, "ExecutionFailed", now, error=error, cause=cause)
+            return
+        parent = run.frames[frame.parent]
+        pst = run.machine.tables[parent.table][parent.state]
+        run.drop(frame)
+        parent.last_id = frame.last_id
+        if pst.type == "Map":
+            run.emit(parent, "MapIterationFailed", {"name": pst.name, "index": frame.index}, now)
+            parent.data["failed"] += 1
+            parent.data["results"][frame.index] = (
+                {"Error": error, "Cause": cause} if cause is not None else {"Error": error})
+            if self._tolerated(parent):
+                self._child_finished(run, parent, pst, now)
+                return
+            error, cause = (E.EXCEED_TOLERATED_FAILURE_THRESHOLD,
+                            "The specified tolerated failure threshold was exceeded") \
+                if parent.data.get("tolerance") else (error, cause)
+        self._abort_children(run, parent, now)
+        parent.pending = ("children_err", error, cause)
+        parent.phase = RESUME
+        run.touch(parent)
+        run.runnable.append(parent.id)
+
+    def _tolerated(self, parent: Frame) -> bool:
+        tol = parent.data.get("tolerance")
+        if not tol:
+            return False
+        count, pct = tol
+        failed, total = parent.data["failed"], parent.data["total"]
+        if count is not None and failed > count:
+            return False
+        if pct is not None and total and failed * 100.0 / total > pct:
+            return False
+        return True
+
+    def _abort_children(self, run: Run, parent: Frame, now: datetime) -> None:
+        pst = run.machine.tables[parent.table][parent.state]
+        for child in [f for f in run.frames.values() if f.parent == parent.id]:
+            self._abort_children(run, child, now)
+            if pst.type == "Map":
+                run.emit(parent, "MapIterationAborted", {"name": pst.name, "index": child.index}, now)
+            run.commands.append(("cancel", child.id))
+            run.drop(child)
+        parent.data["queue"] = []
+
+    def _end(self, run: Run, type_: str, now: datetime, output: Any = None, error: str | None = None,
+             cause: str | None = None) -> None:
+        if type_ == "ExecutionSucceeded":
+            try:
+                text = dump_checked(output, "execution")
+            except StatesError as exc:
+                type_, error, cause = "ExecutionFailed", exc.error, exc.cause
+            else:
+                run.emit(None, type_, {"output": text, "outputDetails": {"truncated": False}}, now)
+                run.status, run.output = "SUCCEEDED", output
+        if type_ != "ExecutionSucceeded":
+            details: dict[str, Any] = {}
+            if error is not None:
+                details["error"] = error
+            if cause is not None:
+                details["cause"] = cause
+            run.emit(None, type_, details, now)
+            run.status = {"ExecutionFailed": "FAILED", "ExecutionTimedOut": "TIMED_OUT",
+                          "ExecutionAborted": "ABORTED"}[type_]
+            run.error, run.cause = error, cause
+        run.stop_time = now
+        for f in list(run.frames.values()):
+            run.commands.append(("cancel", f.id))
+            run.drop(f)
+        run.runnable.clear()
+        run.commands.append(("done",))
+
+    # -- Task -------------------------------------------------------------------------------
+    def _schedule(self, run: Run, frame: Frame, st: CState, now: datetime, first: bool) -> tuple | None:
+        rng = _rng(run, frame)
+        if first:
+            token = None
+            extra = None
+            if st.wait_for_token or st.kind == "activity":
+                token = _token(rng)
+                extra = {"Task": {"Token": token}}
+            env = self._env(run, frame, st, now, extra)
+            args = st.prepare(frame.input, env)
+            timeout = st.timeout(frame.input, env) if st.timeout else None
+            heartbeat = st.heartbeat(frame.input, env) if st.heartbeat else None
+            frame.data = {"args": args, "token": token, "timeout": timeout, "heartbeat": heartbeat}
+        args, token = frame.data["args"], frame.data["token"]
+        timeout, heartbeat = frame.data["timeout"], frame.data["heartbeat"]
+        if not first and token is not None:
+            token = frame.data["token"] = _token(rng)
+        frame.seq += 1
+        frame.phase = TASK
+        kind = st.kind
+        if kind == "lambda":
+            d = {"resource": st.resource, "input": dump(args), "inputDetails": {"truncated": False}}
+            if timeout:
+                d["timeoutInSeconds"] = timeout
+            run.emit(frame, "LambdaFunctionScheduled", d, now)
+            run.emit(frame, "LambdaFunctionStarted", None, now)
+        elif kind == "activity":
+            d = {"resource": st.resource, "input": dump(args), "inputDetails": {"truncated": False}}
+            if timeout:
+                d["timeoutInSeconds"] = timeout
+            if heartbeat:
+                d["heartbeatInSeconds"] = heartbeat
+            run.emit(frame, "ActivityScheduled", d, now)
+        else:
+            rtype, rname = resource_parts(st.resource)
+            d = {"resourceType": rtype, "resource": rname, "region": run.region,
+                 "parameters": dump(args)}
+            if timeout:
+                d["timeoutInSeconds"] = timeout
+            if heartbeat:
+                d["heartbeatInSeconds"] = heartbeat
+            run.emit(frame, "TaskScheduled", d, now)
+            run.emit(frame, "TaskStarted", {"resourceType": rtype, "resource": rname}, now)
+        if timeout:
+            run.commands.append(("timer", frame.id, now + timedelta(seconds=timeout), "task_timeout", frame.seq))
+        if heartbeat and (token is not None):
+            run.commands.append(("timer", frame.id, now + timedelta(seconds=heartbeat), "heartbeat", frame.seq))
+        retry_count = sum(frame.retries) if frame.retries else 0
+        run.commands.append(("invoke", frame.id, frame.seq, {
+            "resource": st.resource, "kind": kind, "input": args, "token": token,
+            "wait_for_token": bool(st.wait_for_token), "sync": bool(st.sync), "timeout": timeout,
+            "state": st.name, "retry_count": retry_count, "index": _map_path(run, frame),
+            "idempotency_key": f"{run.arn}/{frame.id}/{st.name}#{frame.entered_id}",
+            "entered_time": now}))
+        return None
+
+    def _task_event(self, run: Run, frame: Frame, st: CState, what: str, now: datetime,
+                    output: str | None = None, error: str | None = None, cause: str | None = None) -> None:
+        prefix = {"lambda": "LambdaFunction", "activity": "Activity"}.get(st.kind, "Task")
+        d: dict[str, Any] = {}
+        if prefix == "Task":
+            d["resourceType"], d["resource"] = resource_parts(st.resource)
+        if output is not None:
+            d["output"] = output
+            d["outputDetails"] = {"truncated": False}
+        if error is not None:
+            d["error"] = error
+        if cause is not None:
+            d["cause"] = cause
+        run.emit(frame, prefix + what, d, now)
+
+    def _task_succeeded(self, run: Run, frame: Frame, st: CState, result: Any, now: datetime) -> tuple:
+        if st.kind == "lambda_invoke" and not st.wait_for_token:
+            result = {"ExecutedVersion": "$LATEST", "Payload": result,
+                      "SdkHttpMetadata": {"HttpStatusCode": 200},
+                      "SdkResponseMetadata": {"RequestId": str(_token(_rng(run, frame)))},
+                      "StatusCode": 200}
+        self._task_event(run, frame, st, "Succeeded", now, output=dump_checked(result, st.name))
+        env = self._env(run, frame, st, now)
+        out = st.complete(frame.input, result, env)
+        frame.data = {}
+        return self._exit(run, frame, st, out, now)
+
+    # -- Wait -------------------------------------------------------------------------------
+    def _wait(self, run: Run, frame: Frame, st: CState, now: datetime) -> None:
+        env = self._env(run, frame, st, now)
+        effective = st.prepare(frame.input, env)
+        how, fn = st.wait_until
+        value = fn(effective, env)
+        if how == "seconds":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise StatesError(E.RUNTIME, f"The SecondsPath parameter does not reference a valid "
+                                             f"positive integer: {dump(value)}")
+            due = now + timedelta(seconds=value)
+        else:
+            due = parse_timestamp(value) if isinstance(value, str) else None
+            if due is None:
+                raise StatesError(E.RUNTIME, f"The TimestampPath parameter does not reference a valid "
+                                             f"ISO-8601 extended offset date-time format string: {dump(value)}")
+        frame.data = {"effective": effective}
+        frame.seq += 1
+        frame.phase = TIMER
+        run.commands.append(("timer", frame.id, due, "wait", frame.seq))
+        return None
+
+    # -- Parallel and Map -------------------------------------------------------------------
+    def _start_children(self, run: Run, frame: Frame, st: CState, now: datetime) -> tuple | None:
+        env = self._env(run, frame, st, now)
+        if st.type == "Parallel":
+            effective = st.prepare(frame.input, env)
+            run.emit(frame, "ParallelStateStarted", None, now)
+            frame.data = {"results": [None] * st.branches, "remaining": st.branches, "failed": 0,
+                          "queue": [], "running": st.branches}
+            frame.phase = CHILDREN
+            frame.seq += 1
+            for i in range(st.branches):
+                table = _join(frame.table, f"{st.name}/{i}")
+                child = Frame(f"{frame.id}.{i}", frame.id, table, run.machine.start_at[table], effective,
+                              frame.last_id, i)
+                child.variables = frame.variables
+                run.frames[child.id] = child
+                run.touch(child)
+                run.runnable.append(child.id)
+            return None
+        # Map
+        effective = st.prepare(frame.input, env)
+        items = st.items(effective, env)
+        if not isinstance(items, list):
+            raise StatesError(E.RUNTIME, f"Invalid path '{st.definition.get('ItemsPath', '$')}': "
+                                         f"The Map state's ItemsPath must resolve to a JSON array.")
+        mc = st.max_concurrency(effective, env) if st.max_concurrency else 0
+        tol = None
+        if st.tolerated_count or st.tolerated_percentage:
+            tol = (st.tolerated_count(effective, env) if st.tolerated_count else None,
+                   st.tolerated_percentage(effective, env) if st.tolerated_percentage else None)
+        run.emit(frame, "MapStateStarted", {"length": len(items)}, now)
+        n = len(items)
+        frame.data = {"results": [None] * n, "remaining": n, "failed": 0, "total": n,
+                      "tolerance": tol, "effective": effective, "items": items,
+                      "next": 0, "running": 0, "limit": int(mc or 0)}
+        frame.phase = CHILDREN
+        frame.seq += 1
+        if n == 0:
+            frame.pending = ("children_ok", [])
+            frame.phase = RESUME
+            run.runnable.append(frame.id)
+            return None
+        self._launch_items(run, frame, st, now)
+        return None
+
+    def _launch_items(self, run: Run, frame: Frame, st: CState, now: datetime) -> None:
+        data = frame.data
+        items, limit = data["items"], data["limit"]
+        table = _join(frame.table, st.name)
+        start_at = run.machine.start_at[table]
+        while data["next"] < len(items) and (not limit or data["running"] < limit):
+            i = data["next"]
+            data["next"] = i + 1
+            data["running"] += 1
+            item = items[i]
+            if st.item_selector is not None:
+                env = self._env(run, frame, st, now, {"Map": {"Item": {"Index": i, "Value": item}}})
+                item = st.item_selector(data["effective"], env)
+            run.emit(frame, "MapIterationStarted", {"name": st.name, "index": i}, now)
+            child = Frame(f"{frame.id}.{i}", frame.id, table, start_at, item, frame.last_id, i)
+            child.variables = frame.variables
+            run.frames[child.id] = child
+            run.touch(child)
+            run.runnable.append(child.id)
+
+    def _child_finished(self, run: Run, parent: Frame, pst: CState, now: datetime) -> None:
+        data = parent.data
+        data["remaining"] -= 1
+        data["running"] -= 1
+        run.touch(parent)
+        if pst.type == "Map" and data["next"] < len(data["items"]):
+            self._launch_items(run, parent, pst, now)
+        if data["remaining"] == 0:
+            parent.pending = ("children_ok", data["results"])
+            parent.phase = RESUME
+            run.runnable.append(parent.id)
+
+    def _children_succeeded(self, run: Run, frame: Frame, st: CState, results: list, now: datetime) -> tuple:
+        run.emit(frame, st.type + "StateSucceeded", None, now)
+        env = self._env(run, frame, st, now)
+        frame.data = {}
+        out = st.complete(frame.input, results, env)
+        return self._exit(run, frame, st, out, now)
+
+
+def _join(parent: str, child: str) -> str:
+    return f"{parent}/{child}" if parent else child
+
+
+def _map_path(run: Run, frame: Frame) -> list[int] | None:
+    idx = []
+    f: Frame | None = frame
+    while f is not None and f.parent is not None:
+        idx.append(f.index)
+        f = run.frames.get(f.parent)
+    return idx[::-1] or None
+
+
+def _seed(run: Run, frame: Frame) -> str:
+    return f"{run.arn}#{frame.id}#{frame.last_id}"
+
+
+def _rng(run: Run, frame: Frame) -> random.Random:
+    """A random source fixed by (execution, event): a re-run draws the same numbers."""
+    return random.Random(_seed(run, frame))
+
+
+def _token(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))

@@ -1,0 +1,67 @@
+"""`statelang.run`: one execution, start to finish, in memory — the entry point for tests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .clock import Clock
+from .engine import Engine
+
+
+@dataclass
+class Execution:
+    """The outcome of `run`: status, output, error and cause exactly as AWS reports them."""
+
+    execution_arn: str
+    status: str
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    history: list[dict] = field(default_factory=list)
+    start_date: Any = None
+    stop_date: Any = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+    def __repr__(self) -> str:
+        tail = f" output={self.output!r}" if self.status == "SUCCEEDED" else \
+            f" error={self.error!r} cause={self.cause!r}"
+        return f"<Execution {self.status}{tail}>"
+
+
+def run(definition: str | dict, input: Any = None, handlers: dict | None = None,
+        state_machines: dict | None = None, clock: str | Clock = "real",
+        account_id: str = "123456789012", region: str = "us-east-1", *,
+        name: str = "execution", state_machine_name: str = "statemachine",
+        engine: Engine | None = None, timeout: float | None = None) -> Execution:
+    """Run `definition` on `input` to the end (or until nothing more can happen) in memory."""
+    if input is None:
+        input = {}
+    from .definition import load_definition
+    from .errors import DefinitionError
+    from .validation import validate
+    doc = load_definition(definition)
+    problems = [d for d in validate(doc) if d.severity == "ERROR"]
+    if problems:
+        raise DefinitionError(problems)
+    eng = engine or Engine(db="memory", handlers=handlers, clock=clock, state_machines=state_machines,
+                           account_id=account_id, region=region, max_workers=8)
+    sm_arn = f"arn:aws:states:{region}:{account_id}:stateMachine:{state_machine_name}"
+    arn = f"arn:aws:states:{region}:{account_id}:execution:{state_machine_name}:{name}"
+    if engine is not None:
+        import uuid
+        arn = f"{arn}-{uuid.uuid4().hex[:8]}"
+    from .nested import install as install_nested
+    install_nested(eng)
+    live = eng.start(doc, input, arn=arn, name=arn.rsplit(":", 1)[-1], state_machine_arn=sm_arn,
+                     role_arn=f"arn:aws:iam::{account_id}:role/statelang")
+    live.keep_history = list(eng.store.history(arn))
+    row = eng.wait(arn, timeout)
+    history = eng.store.history(arn)
+    return Execution(arn, row["status"],
+                     json.loads(row["output"]) if row.get("output") is not None and row["status"] == "SUCCEEDED" else None,
+                     row.get("error"), row.get("cause"), list(history), row.get("startDate"), row.get("stopDate"))
