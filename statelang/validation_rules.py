@@ -91,8 +91,9 @@ def check_path_field(obj: dict, field: str, loc: str, r: Report, *, reference: b
         return
     if field in ("ErrorPath", "CausePath") and value.startswith("States."):
         # These two may also hold an intrinsic function call; the template checker knows those.
-        for _suffix, message in paths.check_template({f"{field}.$": value}):
-            r.schema(message, where)
+        if paths.check_template({f"{field}.$": value}):
+            r.schema(f"The value for the field '{field}' must be a valid ReferencePath "
+                     "or a valid intrinsic function call", where)
         return
     if paths.check_path(value, reference) is not None:
         kind = "ReferencePath" if reference else "JSONPath"
