@@ -69,7 +69,9 @@ class CState:
         self.next = d.get("Next")
         self.end = bool(d.get("End", False))
         self.retry = d.get("Retry") or []
-        self.catch = d.get("Catch") or []
+        self.catch = [dict(c, _result_path=paths.compile_result_path(c["ResultPath"] if "ResultPath" in c
+                                                                       else paths.MISSING))
+                      for c in d.get("Catch") or []]
         self.uses_context = "$$" in json.dumps(d)
 
 

@@ -83,6 +83,11 @@ class Engine:
         self.listeners: list = []   # callables(execution_row) on every status change
         self.integrations: dict[str, Any] = {}  # resource prefix -> callable(engine, run, spec) (nested executions, events)
 
+    def client(self):
+        """A client with boto3's ``stepfunctions`` methods, arguments, responses and exceptions."""
+        from .api import Client
+        return Client(self)
+
     # -- machines ---------------------------------------------------------------------------
     def compiled(self, definition: str | dict) -> CompiledMachine:
         text = definition if isinstance(definition, str) else json.dumps(definition, sort_keys=True)
@@ -169,6 +174,37 @@ class Engine:
             if deadline is not None and time.monotonic() >= deadline:
                 return row
             self.clock.sleep_until(due, self._wake)
+
+    # -- inputs from outside ----------------------------------------------------------------
+    def stop_execution(self, arn: str, error: str | None = None, cause: str | None = None) -> dict | None:
+        """Abort a RUNNING execution now (ExecutionAborted); returns its row."""
+        self.store.add_message(Message(arn, "stop", self.clock.now(), payload={"error": error, "cause": cause}))
+        self.process(arn)
+        return self.store.get_execution(arn)
+
+    def send_task_result(self, token: str, ok: bool, output: Any = None, error: str | None = None,
+                         cause: str | None = None) -> str:
+        """Answer a task token. Returns "ok", "unknown" (no such token) or "closed" (its task is
+        over: answered, timed out, or its execution ended). The execution moves on at the next
+        `run_until_idle` or worker pass."""
+        payload = {"ok": True, "output": output} if ok else {"ok": False, "error": error, "cause": cause}
+        status = self.store.resolve_token(token, Message("", "token", self.clock.now(), payload=payload))
+        if status == "ok":
+            self._wake.set()
+        return status
+
+    def send_task_heartbeat(self, token: str) -> str:
+        status = self.store.resolve_token(token, Message("", "beat", self.clock.now()))
+        if status == "ok":
+            self._wake.set()
+        return status
+
+    def get_activity_task(self, activity_arn: str, worker_name: str = "") -> dict | None:
+        """Hand the oldest scheduled task of an activity to a worker: {token, input} or None."""
+        row = self.store.claim_activity_task(activity_arn, worker_name, self.clock.now())
+        if row is not None:
+            self._wake.set()
+        return row
 
     # -- one execution ----------------------------------------------------------------------
     def process(self, arn: str) -> None:

@@ -408,12 +408,8 @@ class Interpreter:
         catcher = find_catcher(st.catch, error) if st.catch else None
         if catcher is None:
             return ("fail", error, cause)
-        from . import paths
         err_obj = {"Error": error, "Cause": cause} if cause is not None else {"Error": error}
-        if "ResultPath" in catcher:
-            out = paths.compile_result_path(catcher["ResultPath"])(frame.input, err_obj)
-        else:
-            out = err_obj
+        out = catcher["_result_path"](frame.input, err_obj)
         run.emit(frame, st.type + "StateExited", {"name": st.name, "output": dump(out),
                                                   "outputDetails": {"truncated": False}}, now)
         return ("next", catcher["Next"], out)
