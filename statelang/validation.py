@@ -29,6 +29,7 @@ MACHINE_FIELDS = {
     "ItemProcessor": frozenset({"Comment", "StartAt", "States", "ProcessorConfig"}),
     "Iterator": frozenset({"Comment", "StartAt", "States", "ProcessorConfig"}),
 }
+MAX_NESTING = 100  # Parallel/Map levels; deeper is refused rather than risking the interpreter's stack
 _ARRAY_FIELDS = re.compile(r"/(Branches|Choices|Catch|Retry|ErrorEquals|And|Or)/(\d+)(?=/|$)")
 
 
@@ -61,7 +62,10 @@ def to_aws_location(pointer: str) -> str:
     return out.replace("~1", "/").replace("~0", "~")
 
 
-def _machine(m: Any, loc: str, kind: str, top: str, r: Report) -> None:
+def _machine(m: Any, loc: str, kind: str, top: str, r: Report, depth: int = 0) -> None:
+    if depth > MAX_NESTING:
+        r.add("TOO_DEEPLY_NESTED", "The states are too deeply nested", loc)
+        return
     if not isinstance(m, dict):
         r.wrong_type(dict, loc)
         return
@@ -90,7 +94,7 @@ def _machine(m: Any, loc: str, kind: str, top: str, r: Report) -> None:
     def nested(sub: Any, sub_loc: str, sub_kind: str) -> None:
         # States inside a Parallel or Map take the language of the whole machine, not the
         # Parallel's or Map's own QueryLanguage.
-        _machine(sub, sub_loc, sub_kind, top, r)
+        _machine(sub, sub_loc, sub_kind, top, r, depth + 1)
 
     for name, state in states.items():
         check_state(name, state, ptr(loc, "States", name), top, r, nested)

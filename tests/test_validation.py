@@ -264,3 +264,12 @@ def test_to_aws_location():
     assert to_aws_location("/States/C/Choices/0/Next") == "/States/C/Choices[0]/Next"
     assert to_aws_location("/States/P/Branches/1/States/a~1b") == "/States/P/Branches[1]/States/a/b"
     assert to_aws_location("/States/0/Next") == "/States/0/Next"
+
+
+def test_too_deeply_nested():
+    # TOO_DEEPLY_NESTED: "The states are too deeply nested"; never a RecursionError.
+    d: dict = {"StartAt": "A", "States": {"A": {"Type": "Succeed"}}}
+    for _ in range(150):
+        d = {"StartAt": "P", "States": {"P": {"Type": "Parallel", "Branches": [d], "End": True}}}
+    codes = {x.code for x in validate(json.dumps(d))}
+    assert codes == {"TOO_DEEPLY_NESTED"}
