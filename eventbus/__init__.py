@@ -1,0 +1,37 @@
+"""An EventBridge-style event bus; this package's core is event-pattern matching."""
+
+from __future__ import annotations
+
+import json
+
+from eventbus.matcher import PatternIndex
+from eventbus.patterns import CompiledPattern, InvalidEventPattern, compile_pattern
+
+__all__ = [
+    "CompiledPattern",
+    "InvalidEventPattern",
+    "PatternIndex",
+    "compile_pattern",
+    "test_event_pattern",
+]
+
+
+def test_event_pattern(pattern: dict | str, event: dict | str) -> bool:
+    """AWS TestEventPattern: does ``pattern`` match ``event`` (the full event envelope)?
+
+    The pattern is validated first, so an invalid pattern raises `InvalidEventPattern` even
+    when the event is irrelevant, as the API does.
+    """
+    compiled = compile_pattern(pattern)
+    if isinstance(event, (str, bytes, bytearray)):
+        try:
+            event = json.loads(event)
+        except ValueError:
+            raise ValueError("Parameter Event is not valid.") from None
+    if not isinstance(event, dict):
+        raise ValueError("Parameter Event is not valid.")
+    return compiled.matches(event)
+
+
+# pytest collects module-level callables named test_*; this one is API, not a test.
+test_event_pattern.__test__ = False  # type: ignore[attr-defined]
