@@ -273,3 +273,29 @@ def test_too_deeply_nested():
         d = {"StartAt": "P", "States": {"P": {"Type": "Parallel", "Branches": [d], "End": True}}}
     codes = {x.code for x in validate(json.dumps(d))}
     assert codes == {"TOO_DEEPLY_NESTED"}
+
+
+def test_jsonpath_rules_go_to_the_choice_checker(monkeypatch):
+    # Each JSONPath rule is handed to statelang.choice.check_choice_rule(rule, location) and its
+    # diagnostics are reported as they come; JSONata rules (Condition) are never handed over.
+    import sys
+    import types
+
+    from statelang.diagnostics import Diagnostic
+
+    seen = []
+
+    def check_choice_rule(rule, location):
+        seen.append((rule.get("Variable"), location))
+        return [Diagnostic("SCHEMA_VALIDATION_FAILED", "stand-in", location + "/Variable")]
+
+    monkeypatch.setitem(sys.modules, "statelang.choice", types.SimpleNamespace(check_choice_rule=check_choice_rule))
+    rules = [{"Variable": "$.a", "IsPresent": True, "Next": "B"}, {"Variable": "$.b", "IsNull": True, "Next": "B"}]
+    d = {"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": rules}, "B": {"Type": "Succeed"}}}
+    got = [(x.location, x.message) for x in validate(d)]
+    assert seen == [("$.a", "/States/C/Choices/0"), ("$.b", "/States/C/Choices/1")]
+    assert got == [("/States/C/Choices/0/Variable", "stand-in"), ("/States/C/Choices/1/Variable", "stand-in")]
+    seen.clear()
+    d["QueryLanguage"] = "JSONata"
+    d["States"]["C"]["Choices"] = [{"Condition": "{% true %}", "Next": "B"}]
+    assert validate(d) == [] and seen == []
