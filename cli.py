@@ -1,0 +1,364 @@
+"""The `statelang` command: click commands over the library, the store and the server.
+
+Every command turns our own errors (an invalid definition, malformed JSON, an unknown execution,
+an unreachable database) into one clear line on stderr and a non-zero exit status — never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+EXIT_FAILED = 1   # the execution did not succeed / replay diverged
+EXIT_INVALID = 2  # bad input: definition, JSON, arguments
+
+
+class UserError(click.ClickException):
+    exit_code = EXIT_INVALID
+
+
+def read_json_arg(value: str | None, what: str, default: Any = None) -> Any:
+    """'@file.json', '-' (stdin) or inline JSON text -> value; errors name line and column."""
+    if value is None:
+        return default
+    if value == "-":
+        text, where = sys.stdin.read(), "standard input"
+    elif value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise UserError(f"cannot read {what} file {path}: {exc.strerror}") from None
+        where = str(path)
+    else:
+        text, where = value, what
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{what} is not valid JSON ({where}): {exc.msg} at line {exc.lineno}, "
+                        f"column {exc.colno}") from None
+
+
+def read_definition(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read definition {path}: {exc.strerror}") from None
+
+
+def load_handlers(specs: tuple[str, ...]) -> dict:
+    """'pkg.module' -> its HANDLERS dict if it has one, else every public function by name;
+    'pkg.module:NAME' -> that attribute (a dict, or a callable registered under NAME)."""
+    handlers: dict = {}
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    for spec in specs:
+        mod_name, _, attr = spec.partition(":")
+        try:
+            module = importlib.import_module(mod_name)
+        except ImportError as exc:
+            raise UserError(f"cannot import handlers module {mod_name!r}: {exc}") from None
+        if attr:
+            obj = getattr(module, attr, None)
+            if obj is None:
+                raise UserError(f"module {mod_name!r} has no attribute {attr!r}")
+            handlers.update(obj if isinstance(obj, dict) else {attr: obj})
+        elif isinstance(getattr(module, "HANDLERS", None), dict):
+            handlers.update(module.HANDLERS)
+        else:
+            for name, obj in vars(module).items():
+                if not name.startswith("_") and inspect.isfunction(obj) and obj.__module__ == module.__name__:
+                    handlers[name] = obj
+    return handlers
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, datetime):
+        return o.isoformat()
+    raise TypeError(type(o).__name__)
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=_json_default, ensure_ascii=False))
+
+
+def open_engine(db: str | None, handlers: tuple[str, ...] = (), clock: str = "real"):
+    import statelang
+    try:
+        return statelang.Engine(db=db, handlers=load_handlers(handlers), clock=clock)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a store that cannot open is a user-facing error
+        raise UserError(f"cannot open the database {db or 'default'}: {exc}") from None
+
+
+@click.group()
+@click.version_option(package_name="statelang")
+def main() -> None:
+    """Run Amazon States Language state machines offline."""
+
+
+@main.command()
+@click.argument("definition")
+@click.option("--input", "input_", help="Execution input: JSON text, @file.json or - for stdin.")
+@click.option("--handlers", multiple=True, help="Python module (or module:NAME) holding the task handlers.")
+@click.option("--time", "time_", type=click.Choice(["real", "virtual"]), default="real",
+              help="virtual: waits, retries and timeouts jump instantly.")
+@click.option("--history", is_flag=True, help="Print the execution's history as a timeline.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@click.option("--mock-config", help="AWS Step Functions Local MockConfigFile to answer tasks.")
+@click.option("--test-case", help="Test case of the mock config to use.")
+@click.option("--state-machine-name", default=None, help="Name used in ARNs and for the mock config.")
+def run(definition, input_, handlers, time_, history, as_json, mock_config, test_case, state_machine_name):
+    """Run DEFINITION (a .asl.json file) once, in memory, and print its output."""
+    import statelang
+    from statelang.errors import DefinitionError
+    text = read_definition(definition)
+    value = read_json_arg(input_, "input", {})
+    hs = load_handlers(handlers)
+    name = state_machine_name or Path(definition).name.split(".")[0] or "statemachine"
+    if mock_config:
+        try:
+            from statelang.mocks import handlers_from_mock_config
+        except ImportError:
+            raise UserError("--mock-config is not supported by this build") from None
+        hs.update(handlers_from_mock_config(read_json_arg("@" + mock_config, "mock config"), name, test_case))
+    try:
+        ex = statelang.run(text, value, handlers=hs, clock=time_, state_machine_name=name)
+    except DefinitionError as exc:
+        for d in exc.diagnostics:
+            click.echo(f"{d.severity} {d.code} {d.location or '/'}: {d.message}", err=True)
+        sys.exit(EXIT_INVALID)
+    if as_json:
+        echo_json({"executionArn": ex.execution_arn, "status": ex.status, "output": ex.output,
+                   "error": ex.error, "cause": ex.cause,
+                   **({"history": ex.history} if history else {})})
+    else:
+        if history:
+            from statelang.timeline import render_timeline
+            click.echo(render_timeline(ex.history))
+        if ex.status == "SUCCEEDED":
+            echo_json(ex.output)
+        else:
+            click.echo(f"{ex.status}: {ex.error or ''}" + (f": {ex.cause}" if ex.cause else ""), err=True)
+    sys.exit(0 if ex.status == "SUCCEEDED" else EXIT_FAILED)
+
+
+@main.command()
+@click.argument("definition")
+@click.option("--json", "as_json", is_flag=True, help="Print AWS's ValidateStateMachineDefinition shape.")
+def validate(definition, as_json):
+    """Check DEFINITION and report every problem with its location. Exit 2 if invalid."""
+    from statelang.errors import DefinitionError
+    from statelang.validation import validate as _validate
+    text = read_definition(definition)
+    try:
+        diags = _validate(text)
+    except DefinitionError as exc:
+        diags = exc.diagnostics
+    errors = [d for d in diags if d.severity == "ERROR"]
+    if as_json:
+        echo_json({"result": "FAIL" if errors else "OK", "diagnostics": [d.as_aws() for d in diags],
+                   "truncated": False})
+    else:
+        for d in diags:
+            click.echo(f"{definition}: {d.severity} {d.code} at {d.location or '/'}: {d.message}",
+                       err=bool(errors))
+        if not errors:
+            click.echo(f"{definition}: OK")
+    sys.exit(EXIT_INVALID if errors else 0)
+
+
+DB_OPTION = click.option("--db", envvar="STATELANG_DB", default=None,
+                         help="Database URL (sqlite:///file.db or postgresql+psycopg://...); "
+                              "default ./.statelang/statelang.db")
+
+
+def _fmt_time(t: Any) -> str:
+    return t.strftime("%Y-%m-%d %H:%M:%S") if isinstance(t, datetime) else (t or "")
+
+
+def _execution_or_fail(engine, arn: str) -> dict:
+    row = engine.store.get_execution(arn)
+    if row is None:
+        raise UserError(f"no execution {arn} in this database")
+    return row
+
+
+@main.group()
+def executions() -> None:
+    """List, describe and stop executions stored in the database."""
+
+
+@executions.command("list")
+@DB_OPTION
+@click.option("--status", type=click.Choice(["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED",
+                                             "PENDING_REDRIVE"]))
+@click.option("--state-machine", help="State machine ARN or name.")
+@click.option("--json", "as_json", is_flag=True)
+def executions_list(db, status, state_machine, as_json):
+    """Executions, newest first."""
+    engine = open_engine(db)
+    sm = state_machine
+    if sm and not sm.startswith("arn:"):
+        sm = f"arn:aws:states:{engine.region}:{engine.account_id}:stateMachine:{sm}"
+    rows = sorted(engine.store.list_executions(sm, status), key=lambda r: r["startDate"], reverse=True)
+    if as_json:
+        echo_json([{k: r.get(k) for k in ("executionArn", "stateMachineArn", "name", "status",
+                                           "startDate", "stopDate")} for r in rows])
+        return
+    click.echo(f"{'STATUS':<10} {'STARTED':<19} {'STOPPED':<19} EXECUTION")
+    for r in rows:
+        click.echo(f"{r['status']:<10} {_fmt_time(r['startDate']):<19} {_fmt_time(r.get('stopDate')):<19} "
+                   f"{r['executionArn']}")
+
+
+@executions.command("describe")
+@click.argument("execution_arn")
+@DB_OPTION
+@click.option("--json", "as_json", is_flag=True)
+def executions_describe(execution_arn, db, as_json):
+    """Status, input, output, error and cause of one execution."""
+    engine = open_engine(db)
+    row = _execution_or_fail(engine, execution_arn)
+    out = {k: row.get(k) for k in ("executionArn", "stateMachineArn", "name", "status", "startDate",
+                                    "stopDate", "input", "output", "error", "cause", "redriveCount")}
+    if as_json:
+        echo_json(out)
+        return
+    for k, v in out.items():
+        if v is not None:
+            click.echo(f"{k:>16}: {_fmt_time(v) if isinstance(v, datetime) else v}")
+
+
+@executions.command("stop")
+@click.argument("execution_arn")
+@DB_OPTION
+@click.option("--error", default=None)
+@click.option("--cause", default=None)
+def executions_stop(execution_arn, db, error, cause):
+    """Abort a running execution."""
+    engine = open_engine(db)
+    row = _execution_or_fail(engine, execution_arn)
+    if row["status"] != "RUNNING":
+        raise UserError(f"execution {execution_arn} is {row['status']}, not RUNNING")
+    row = engine.stop_execution(execution_arn, error, cause)
+    click.echo(f"{row['status']} {_fmt_time(row.get('stopDate'))}")
+
+
+@executions.command("history")
+@click.argument("execution_arn")
+@DB_OPTION
+@click.option("--json", "as_json", is_flag=True)
+def executions_history(execution_arn, db, as_json):
+    """The execution's history events."""
+    _print_history(execution_arn, db, as_json)
+
+
+def _print_history(execution_arn, db, as_json):
+    from statelang.timeline import render_timeline
+    engine = open_engine(db)
+    _execution_or_fail(engine, execution_arn)
+    events = engine.store.history(execution_arn)
+    if as_json:
+        echo_json(events)
+    else:
+        click.echo(render_timeline(events, color=sys.stdout.isatty()))
+
+
+@main.group()
+def task() -> None:
+    """Answer a waiting task token: success, failure or heartbeat."""
+
+
+def _token_answer(status: str, token: str) -> None:
+    if status == "unknown":
+        raise UserError(f"TaskDoesNotExist: no task is waiting on token {token}")
+    if status == "closed":
+        raise UserError(f"TaskTimedOut: the task of token {token} is already over")
+
+
+@task.command("success")
+@click.argument("token")
+@click.option("--output", default="{}", help="JSON text, @file.json or -.")
+@DB_OPTION
+def task_success(token, output, db):
+    engine = open_engine(db)
+    _token_answer(engine.send_task_result(token, True, output=read_json_arg(output, "output")), token)
+    engine.run_until_idle()
+    click.echo("ok")
+
+
+@task.command("failure")
+@click.argument("token")
+@click.option("--error", default=None)
+@click.option("--cause", default=None)
+@DB_OPTION
+def task_failure(token, error, cause, db):
+    engine = open_engine(db)
+    _token_answer(engine.send_task_result(token, False, error=error, cause=cause), token)
+    engine.run_until_idle()
+    click.echo("ok")
+
+
+@task.command("heartbeat")
+@click.argument("token")
+@DB_OPTION
+def task_heartbeat(token, db):
+    engine = open_engine(db)
+    _token_answer(engine.send_task_heartbeat(token), token)
+    click.echo("ok")
+
+
+@main.command()
+@DB_OPTION
+@click.option("--handlers", multiple=True, help="Python module (or module:NAME) holding the task handlers.")
+@click.option("--poll", default=1.0, show_default=True, help="Seconds between polls of the database.")
+@click.option("--once", is_flag=True, help="Run what is runnable now, then exit.")
+def worker(db, handlers, poll, once):
+    """Run executions and fire due timers until stopped (Ctrl-C)."""
+    engine = open_engine(db, handlers)
+    if once:
+        n = engine.run_until_idle()
+        click.echo(f"{n} execution steps")
+        return
+    click.echo(f"worker {engine.worker_id} on {db or 'default database'}; Ctrl-C to stop", err=True)
+    try:
+        engine.serve_forever(poll)
+    except KeyboardInterrupt:
+        engine.shutdown()
+
+
+def _register_groups() -> None:
+    """Attach the command groups that live beside their subsystems."""
+    for mod, names in (("statelang_cli_more", ("history", "replay", "redrive", "fork", "graph", "test_state")),
+                       ("eventbus.cli", ("events", "rules")),
+                       ("workflows.cli", ("workflows", "demo")),
+                       ("server.cli", ("serve",))):
+        try:
+            module = importlib.import_module(mod)
+        except ImportError as exc:
+            if exc.name and mod.startswith(exc.name):
+                continue
+            raise
+        for n in names:
+            cmd = getattr(module, n, None)
+            if cmd is not None:
+                main.add_command(cmd)
+
+
+_register_groups()
+
+
+if __name__ == "__main__":
+    main()

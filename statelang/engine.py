@@ -45,6 +45,27 @@ def _fault(point: str) -> None:
 _fault_counts: dict[str, int] = {}
 
 
+_COMPILED: dict[str, CompiledMachine] = {}
+
+
+def definition_key(definition: str | dict) -> str:
+    text = definition if isinstance(definition, str) else json.dumps(definition, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def compiled(definition: str | dict) -> CompiledMachine:
+    """Compile once per distinct definition text, shared by every engine of the process: the
+    compiled machine is immutable, so sharing it is safe."""
+    key = definition_key(definition)
+    m = _COMPILED.get(key)
+    if m is None:
+        from .definition import load_definition
+        if len(_COMPILED) > 512:
+            _COMPILED.clear()
+        m = _COMPILED[key] = CompiledMachine(load_definition(definition))
+    return m
+
+
 def open_store(db: str | Store | None) -> Store:
     if db is None:
         db = DEFAULT_DB
@@ -90,13 +111,7 @@ class Engine:
 
     # -- machines ---------------------------------------------------------------------------
     def compiled(self, definition: str | dict) -> CompiledMachine:
-        text = definition if isinstance(definition, str) else json.dumps(definition, sort_keys=True)
-        key = hashlib.sha1(text.encode()).hexdigest()
-        m = self._machines.get(key)
-        if m is None:
-            from .definition import load_definition
-            m = self._machines[key] = CompiledMachine(load_definition(definition))
-        return m
+        return compiled(definition)
 
     # -- starting ---------------------------------------------------------------------------
     def start(self, definition: str | dict, input: Any, *, arn: str, name: str, state_machine_arn: str,

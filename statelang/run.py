@@ -9,6 +9,27 @@ from typing import Any
 from .clock import Clock
 from .engine import Engine
 
+_VALID: dict[str, dict] = {}
+
+
+def _checked(definition: str | dict) -> dict:
+    """Load and validate once per distinct definition text; raise DefinitionError if invalid."""
+    from .definition import load_definition
+    from .engine import definition_key
+    from .errors import DefinitionError
+    from .validation import validate
+    key = definition_key(definition)
+    doc = _VALID.get(key)
+    if doc is None:
+        doc = load_definition(definition)
+        problems = [d for d in validate(doc) if d.severity == "ERROR"]
+        if problems:
+            raise DefinitionError(problems)
+        if len(_VALID) > 512:
+            _VALID.clear()
+        _VALID[key] = doc
+    return doc
+
 
 @dataclass
 class Execution:
@@ -41,13 +62,7 @@ def run(definition: str | dict, input: Any = None, handlers: dict | None = None,
     """Run `definition` on `input` to the end (or until nothing more can happen) in memory."""
     if input is None:
         input = {}
-    from .definition import load_definition
-    from .errors import DefinitionError
-    from .validation import validate
-    doc = load_definition(definition)
-    problems = [d for d in validate(doc) if d.severity == "ERROR"]
-    if problems:
-        raise DefinitionError(problems)
+    doc = _checked(definition)
     eng = engine or Engine(db="memory", handlers=handlers, clock=clock, state_machines=state_machines,
                            account_id=account_id, region=region, max_workers=8)
     sm_arn = f"arn:aws:states:{region}:{account_id}:stateMachine:{state_machine_name}"
