@@ -152,7 +152,8 @@ def compile_jsonpath_state(machine: CompiledMachine, table: str, name: str, d: d
     params = paths.compile_template(d["Parameters"], "Parameters") if "Parameters" in d else None
     selector = paths.compile_template(d["ResultSelector"], "ResultSelector") if "ResultSelector" in d else None
     if "Assign" in d:
-        st.assign = paths.compile_template(d["Assign"], "Assign")
+        from .variables import compile_jsonpath_assign
+        st.assign = compile_jsonpath_assign(d["Assign"], t)
 
     if t == "Pass" and "Result" in d:
         result = _const(d["Result"])

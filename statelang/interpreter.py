@@ -301,10 +301,23 @@ class Interpreter:
             return ("end", output)
         return ("next", st.next, output)
 
-    def _exit(self, run: Run, frame: Frame, st: CState, output: Any, now: datetime) -> tuple:
-        run.emit(frame, st.type + "StateExited", {
-            "name": st.name, "output": dump_checked(output, st.name),
-            "outputDetails": {"truncated": False}}, now)
+    def _exit(self, run: Run, frame: Frame, st: CState, output: Any, now: datetime,
+              result: Any = None, env: Env | None = None, assign: Any = None, nxt: str | None = None) -> tuple:
+        """Emit <Type>StateExited and move on. Assign is evaluated here, after the output, with the
+        variables as they were at state entry (AWS evaluates Assign and Output side by side)."""
+        details = {"name": st.name, "output": dump_checked(output, st.name),
+                   "outputDetails": {"truncated": False}}
+        assign = assign if assign is not None else st.assign
+        if assign is not None:
+            assigned = assign(frame.input, result, env or self._env(run, frame, st, now))
+            if assigned:
+                _check_variables(assigned, st.name)
+                frame.variables = {**(frame.variables or {}), **assigned}
+                details["assignedVariables"] = {k: dump(v) for k, v in assigned.items()}
+                details["assignedVariablesDetails"] = {"truncated": False}
+        run.emit(frame, st.type + "StateExited", details, now)
+        if nxt is not None:
+            return ("next", nxt, output)
         return self._transition(st, output)
 
     def _enter(self, run: Run, frame: Frame, st: CState, now: datetime) -> tuple | None:
@@ -318,23 +331,29 @@ class Interpreter:
         try:
             if t == "Pass":
                 env = self._env(run, frame, st, now)
-                out = st.complete(frame.input, st.prepare(frame.input, env), env)
-                return self._exit(run, frame, st, out, now)
+                result = st.prepare(frame.input, env)
+                out = st.complete(frame.input, result, env)
+                return self._exit(run, frame, st, out, now, result, env)
             if t == "Task":
                 return self._schedule(run, frame, st, now, first=True)
             if t == "Choice":
                 env = self._env(run, frame, st, now)
                 effective = st.prepare(frame.input, env)
-                nxt = st.choices(effective, env) or st.default
+                chosen = st.choices(effective, env)
+                rule_assign = None
+                if isinstance(chosen, tuple):   # JSONata: (Next, the rule's Output fn, its Assign fn)
+                    chosen, rule_output, rule_assign = chosen
+                    if rule_output is not None:
+                        out = rule_output(frame.input, effective, env)
+                        return self._exit(run, frame, st, out, now, effective, env, rule_assign, chosen)
+                nxt = chosen or st.default
                 if nxt is None:
                     return ("fail", E.NO_CHOICE_MATCHED,
                             f"An error occurred while executing the state '{st.name}' (entered at the "
                             f"event id #{frame.entered_id}). No Choice rule matched and there was no "
                             f"Default rule.")  # text unconfirmed against AWS; error name is
                 out = st.complete(frame.input, effective, env)
-                run.emit(frame, "ChoiceStateExited", {"name": st.name, "output": dump(out),
-                                                      "outputDetails": {"truncated": False}}, now)
-                return ("next", nxt, out)
+                return self._exit(run, frame, st, out, now, effective, env, rule_assign, nxt)
             if t == "Wait":
                 return self._wait(run, frame, st, now)
             if t == "Succeed":
@@ -364,10 +383,9 @@ class Interpreter:
         try:
             if kind == "waited":
                 env = self._env(run, frame, st, now)
-                out = st.complete(frame.input, frame.data.pop("effective"), env)
-                run.emit(frame, "WaitStateExited", {"name": st.name, "output": dump(out),
-                                                    "outputDetails": {"truncated": False}}, now)
-                return self._transition(st, out)
+                effective = frame.data.pop("effective")
+                out = st.complete(frame.input, effective, env)
+                return self._exit(run, frame, st, out, now, effective, env)
             if kind == "retry":
                 if st.type == "Task":
                     return self._schedule(run, frame, st, now, first=False)
@@ -409,10 +427,13 @@ class Interpreter:
         if catcher is None:
             return ("fail", error, cause)
         err_obj = {"Error": error, "Cause": cause} if cause is not None else {"Error": error}
-        out = catcher["_result_path"](frame.input, err_obj)
-        run.emit(frame, st.type + "StateExited", {"name": st.name, "output": dump(out),
-                                                  "outputDetails": {"truncated": False}}, now)
-        return ("next", catcher["Next"], out)
+        env = self._env(run, frame, st, now)
+        if "_output" in catcher:   # JSONata: Output/Assign see $states.errorOutput
+            out = catcher["_output"](frame.input, err_obj, env)
+        else:
+            out = catcher["_result_path"](frame.input, err_obj)
+        return self._exit(run, frame, st, out, now, err_obj, env, catcher.get("_assign") or _NO_ASSIGN,
+                          catcher["Next"])
 
     def _frame_succeeded(self, run: Run, frame: Frame, output: Any, now: datetime) -> None:
         if frame.parent is None:
@@ -585,7 +606,7 @@ class Interpreter:
         env = self._env(run, frame, st, now)
         out = st.complete(frame.input, result, env)
         frame.data = {}
-        return self._exit(run, frame, st, out, now)
+        return self._exit(run, frame, st, out, now, result, env)
 
     # -- Wait -------------------------------------------------------------------------------
     def _wait(self, run: Run, frame: Frame, st: CState, now: datetime) -> None:
@@ -691,11 +712,32 @@ class Interpreter:
         env = self._env(run, frame, st, now)
         frame.data = {}
         out = st.complete(frame.input, results, env)
-        return self._exit(run, frame, st, out, now)
+        return self._exit(run, frame, st, out, now, results, env)
 
 
 def _join(parent: str, child: str) -> str:
     return f"{parent}/{child}" if parent else child
+
+
+def _NO_ASSIGN(data: Any, result: Any, env: Env) -> dict:
+    return {}
+
+
+MAX_VARIABLE_BYTES = 262144       # one variable's serialized size (AWS)
+MAX_ASSIGN_BYTES = 262144         # all variables assigned by one Assign field (AWS)
+
+
+def _check_variables(assigned: dict, state: str) -> None:
+    total = 0
+    for name, value in assigned.items():
+        size = len(dump(value).encode())
+        total += size
+        if size > MAX_VARIABLE_BYTES:
+            raise StatesError(E.DATA_LIMIT_EXCEEDED, f"The variable '{name}' assigned in state '{state}' "
+                                                     f"exceeds the maximum size of 256 KiB.")
+    if total > MAX_ASSIGN_BYTES:
+        raise StatesError(E.DATA_LIMIT_EXCEEDED, f"The variables assigned in state '{state}' exceed the "
+                                                 f"maximum combined size of 256 KiB.")
 
 
 def _map_path(run: Run, frame: Frame) -> list[int] | None:
