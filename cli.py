@@ -256,7 +256,7 @@ def executions_stop(execution_arn, db, error, cause):
     click.echo(f"{row['status']} {_fmt_time(row.get('stopDate'))}")
 
 
-@executions.command("history")
+@executions.command("history")  # also: statelang history show
 @click.argument("execution_arn")
 @DB_OPTION
 @click.option("--json", "as_json", is_flag=True)
@@ -341,7 +341,8 @@ def worker(db, handlers, poll, once):
 
 def _register_groups() -> None:
     """Attach the command groups that live beside their subsystems."""
-    for mod, names in (("statelang_cli_more", ("history", "replay", "redrive", "fork", "graph", "test_state")),
+    for mod, names in (("cli_history", ("history", "replay", "redrive", "fork")),
+                       ("cli_tools", ("graph", "test_state")),
                        ("eventbus.cli", ("events", "rules")),
                        ("workflows.cli", ("workflows", "demo")),
                        ("server.cli", ("serve",))):

@@ -109,6 +109,44 @@ class Engine:
         from .api import Client
         return Client(self)
 
+    def replay(self, arn: str, definition: str | dict | None = None, handlers: dict | None = None):
+        """Re-run a stored execution against its recorded results; see `statelang.replay`."""
+        from .replay import export_document, replay
+        row = self.store.get_execution(arn)
+        if row is None:
+            raise KeyError(arn)
+        return replay(export_document(row, self.store.history(arn)), definition, handlers,
+                      account_id=self.account_id, region=self.region)
+
+    def redrive(self, arn: str) -> dict:
+        from .redrive import redrive
+        return redrive(self, arn)
+
+    def export_history(self, arn: str) -> dict:
+        from .replay import export_document
+        row = self.store.get_execution(arn)
+        if row is None:
+            raise KeyError(arn)
+        return export_document(row, self.store.history(arn))
+
+    def import_history(self, document: dict | str) -> str:
+        """Recreate an exported execution in this engine's database; returns its ARN."""
+        from .replay import load_document
+        doc = load_document(document)
+        ex = doc.get("execution") or {}
+        arn = ex["executionArn"]
+        events = doc["events"]
+        row = {"executionArn": arn, "stateMachineArn": ex.get("stateMachineArn"), "name": ex.get("name"),
+               "status": ex.get("status") or "FAILED", "startDate": events[0]["timestamp"],
+               "stopDate": events[-1]["timestamp"] if ex.get("status") != "RUNNING" else None,
+               "input": json.dumps(doc.get("input")), "output": ex.get("output"), "error": ex.get("error"),
+               "cause": ex.get("cause"), "redriveCount": ex.get("redriveCount") or 0,
+               "definition": doc["definition"] if isinstance(doc["definition"], str) else json.dumps(doc["definition"]),
+               "roleArn": "", "next_event_id": events[-1]["id"] + 1, "imported": True}
+        from .store import Commit
+        self.store.create_execution(row, Commit(arn, events))
+        return arn
+
     # -- machines ---------------------------------------------------------------------------
     def compiled(self, definition: str | dict) -> CompiledMachine:
         return compiled(definition)
@@ -327,13 +365,15 @@ class Engine:
             outcomes = self._invoke_all(run, invokes)
             now = self.clock.now()
             for (_, fid, seq, spec), outcome in zip(invokes, outcomes, strict=True):
+                if outcome is None:
+                    continue
                 frame = run.frames.get(fid)
                 if frame is not None and frame.seq == seq:
                     frame.data.pop("invoke", None)
                     run.touch(frame)
-                if outcome is None:
-                    continue
-                if spec.get("wait_for_token") and outcome[0] == "ok":
+                if outcome[0] == "timeout":
+                    it.timer_fired(run, fid, "task_timeout", seq, now)
+                elif spec.get("wait_for_token") and outcome[0] == "ok":
                     it.task_submitted(run, fid, seq, outcome[1], now)
                 elif outcome[0] == "ok":
                     it.task_result(run, fid, seq, True, outcome[1], None, now)
@@ -364,7 +404,7 @@ class Engine:
         outcome = self.resources.invoke(spec, ctx)
         timeout = spec.get("timeout")
         if timeout and not spec.get("wait_for_token") and time.monotonic() - started > timeout:
-            return ("err", "States.Timeout", None)
+            return ("timeout",)
         return outcome
 
     # -- committing -------------------------------------------------------------------------

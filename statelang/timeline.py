@@ -54,3 +54,39 @@ def _fmt_elapsed(seconds: float) -> str:
     if seconds < 86400:
         return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
     return f"{int(seconds // 86400)}d{int(seconds % 86400 // 3600):02d}h"
+
+
+def state_at(events: list[dict], event_id: int) -> dict:
+    """What the execution looked like at `event_id`: the state running in that event's thread,
+    the input it entered with, the last output seen in the thread, and the variables assigned
+    so far. Follows previousEventId links, which stay within one thread of control."""
+    import json
+    by_id = {e["id"]: e for e in events}
+    event = by_id[event_id]
+    chain = []
+    cur: dict | None = event
+    while cur is not None:
+        chain.append(cur)
+        cur = by_id.get(cur.get("previousEventId"))
+    state = entered = None
+    inp: Any = None
+    output: Any = None
+    for ev in chain:  # newest first
+        d = ev.get("stateEnteredEventDetails")
+        if d is not None and state is None:
+            state, entered = d.get("name"), ev["id"]
+            inp = json.loads(d["input"]) if d.get("input") else None
+        x = ev.get("stateExitedEventDetails") or ev.get("taskSucceededEventDetails") or \
+            ev.get("lambdaFunctionSucceededEventDetails")
+        if x is not None and output is None and x.get("output") is not None:
+            output = json.loads(x["output"])
+    variables: dict[str, Any] = {}
+    for ev in reversed(chain):
+        d = ev.get("stateExitedEventDetails") or {}
+        for k, v in (d.get("assignedVariables") or {}).items():
+            variables[k] = json.loads(v)
+    if state is None:
+        started = by_id.get(1, {}).get("executionStartedEventDetails") or {}
+        inp = json.loads(started["input"]) if started.get("input") else None
+    return {"event": event, "state": state, "entered_event": entered, "input": inp, "output": output,
+            "variables": variables}
