@@ -1,0 +1,506 @@
+"""The in-process client against boto3's documented behaviour: machines, versions, aliases,
+executions, history, activities, tags, validation and the exceptions each raises.
+
+Every case runs on the in-memory store and on a real SQLite file (skipped while the SQL store
+package is not importable)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+from botocore.exceptions import ClientError, ParamValidationError
+
+from statelang import Engine
+from statelang.api import Client
+
+ROLE = "arn:aws:iam::123456789012:role/statelang"
+PASS = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+PASS2 = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"v": 2}, "End": True}}})
+WAIT = json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}})
+FAIL = json.dumps({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Boom", "Cause": "bad"}}})
+
+
+def _sql_store_missing() -> str | None:
+    try:
+        import store
+    except ImportError as exc:
+        return f"the SQL store package cannot be imported: {exc}"
+    if not hasattr(store, "open_store"):
+        return "the SQL store package has no open_store yet"
+    return None
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def engine(request, tmp_path):
+    if request.param == "sqlite":
+        reason = _sql_store_missing()
+        if reason:
+            pytest.skip(reason)
+        return Engine(db=f"sqlite:///{tmp_path}/x.db", clock="virtual")
+    return Engine(db="memory", clock="virtual")
+
+
+@pytest.fixture
+def client(engine) -> Client:
+    return engine.client()
+
+
+def code(exc: pytest.ExceptionInfo) -> str:
+    return exc.value.response["Error"]["Code"]
+
+
+def make(client, name="m", definition=PASS, **kw):
+    return client.create_state_machine(name=name, definition=definition, roleArn=ROLE, **kw)["stateMachineArn"]
+
+
+def run(client, engine, sm_arn, input="{}", name=None):
+    kw = {"name": name} if name else {}
+    arn = client.start_execution(stateMachineArn=sm_arn, input=input, **kw)["executionArn"]
+    engine.run_until_idle()
+    return arn
+
+
+# -- exceptions and parameters -----------------------------------------------------------------
+def test_every_modelled_exception_is_a_client_error_on_client_exceptions(client):
+    import gzip
+    from pathlib import Path
+
+    import botocore
+    path = next(Path(botocore.__file__).parent.glob("data/stepfunctions/*/service-2.json.gz"))
+    model = json.loads(gzip.open(path).read())
+    names = [n for n, s in model["shapes"].items() if s.get("exception")]
+    assert len(names) > 20
+    for name in names:
+        cls = getattr(client.exceptions, name)
+        assert issubclass(cls, ClientError)
+    assert client.exceptions.ClientError is ClientError
+
+
+def test_missing_required_parameter_is_param_validation_error(client):
+    with pytest.raises(ParamValidationError, match="stateMachineArn"):
+        client.start_execution(name="x")
+    with pytest.raises(ParamValidationError, match="roleArn"):
+        client.create_state_machine(name="x", definition=PASS)
+    with pytest.raises(ParamValidationError, match="Unknown parameter"):
+        client.list_state_machines(bogus=1)
+    with pytest.raises(TypeError):
+        client.list_state_machines(10)
+
+
+def test_client_error_names_the_operation(client):
+    with pytest.raises(ClientError) as e:
+        client.describe_state_machine(stateMachineArn="arn:aws:states:us-east-1:123456789012:stateMachine:nope")
+    assert code(e) == "StateMachineDoesNotExist"
+    assert e.value.operation_name == "DescribeStateMachine"
+    assert "StateMachineDoesNotExist" in str(e.value) and "DescribeStateMachine" in str(e.value)
+    assert isinstance(e.value, e.value.__class__) and isinstance(e.value, ClientError)
+
+
+# -- state machines ----------------------------------------------------------------------------
+def test_state_machine_lifecycle(client):
+    resp = client.create_state_machine(name="orders", definition=PASS, roleArn=ROLE,
+                                       loggingConfiguration={"level": "OFF"})
+    arn = resp["stateMachineArn"]
+    assert arn == "arn:aws:states:us-east-1:123456789012:stateMachine:orders"
+    assert isinstance(resp["creationDate"], datetime) and resp["creationDate"].tzinfo is not None
+    assert resp["ResponseMetadata"]["HTTPStatusCode"] == 200
+    d = client.describe_state_machine(stateMachineArn=arn)
+    assert (d["name"], d["definition"], d["roleArn"], d["type"], d["status"]) == \
+        ("orders", PASS, ROLE, "STANDARD", "ACTIVE")
+    assert d["loggingConfiguration"]["level"] == "OFF"
+    before = d.get("revisionId")
+    u = client.update_state_machine(stateMachineArn=arn, definition=PASS2)
+    assert u["revisionId"] and u["revisionId"] != before
+    assert client.describe_state_machine(stateMachineArn=arn)["definition"] == PASS2
+    client.delete_state_machine(stateMachineArn=arn)
+    with pytest.raises(client.exceptions.StateMachineDoesNotExist):
+        client.describe_state_machine(stateMachineArn=arn)
+
+
+def test_create_is_idempotent_for_the_same_definition_only(client):
+    first = client.create_state_machine(name="m", definition=PASS, roleArn=ROLE)
+    again = client.create_state_machine(name="m", definition=PASS, roleArn=ROLE)
+    assert again["stateMachineArn"] == first["stateMachineArn"]
+    assert again["creationDate"] == first["creationDate"]
+    with pytest.raises(client.exceptions.StateMachineAlreadyExists) as e:
+        client.create_state_machine(name="m", definition=PASS2, roleArn=ROLE)
+    assert first["stateMachineArn"] in e.value.response["Error"]["Message"]
+
+
+def test_invalid_definition_message_lists_the_diagnostics(client):
+    bad = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nowhere"}}})
+    with pytest.raises(client.exceptions.InvalidDefinition) as e:
+        make(client, definition=bad)
+    msg = e.value.response["Error"]["Message"]
+    assert msg.startswith("Invalid State Machine Definition: '") and msg.endswith("'")
+    assert "MISSING_TRANSITION_TARGET" in msg and "/States/A/Next" in msg
+    with pytest.raises(client.exceptions.InvalidDefinition):
+        make(client, definition="{not json")
+
+
+@pytest.mark.parametrize("name", ["has space", "a/b", "x:y", "q?", "tab\tname", "br{ace}", "ctl\x01"])
+def test_invalid_names(client, name):
+    with pytest.raises(client.exceptions.InvalidName):
+        make(client, name=name)
+
+
+def test_name_longer_than_80_is_refused(client):
+    with pytest.raises(ClientError) as e:
+        make(client, name="a" * 81)
+    assert code(e) == "ValidationException"
+    make(client, name="a" * 80)
+
+
+def test_bad_role_and_bad_type(client):
+    with pytest.raises(client.exceptions.InvalidArn):
+        client.create_state_machine(name="m", definition=PASS, roleArn="not-an-arn")
+    with pytest.raises(client.exceptions.ValidationException):
+        make(client, type="LIGHTNING")
+    with pytest.raises(client.exceptions.InvalidLoggingConfiguration):
+        make(client, loggingConfiguration={"level": "ALL"})
+
+
+def test_update_needs_something_to_change(client):
+    arn = make(client)
+    with pytest.raises(client.exceptions.MissingRequiredParameter):
+        client.update_state_machine(stateMachineArn=arn)
+    with pytest.raises(client.exceptions.StateMachineDoesNotExist):
+        client.update_state_machine(stateMachineArn=arn + "x", definition=PASS)
+
+
+def test_malformed_arns(client):
+    with pytest.raises(client.exceptions.InvalidArn):
+        client.describe_state_machine(stateMachineArn="garbage")
+    with pytest.raises(client.exceptions.InvalidArn):
+        client.describe_execution(executionArn="arn:aws:states:us-east-1:123456789012:stateMachine:m")
+    with pytest.raises(client.exceptions.InvalidArn):
+        client.describe_activity(activityArn="arn:aws:states:us-east-1:123456789012:execution:a:b")
+
+
+def test_list_state_machines_pages(client):
+    names = [f"m{i:02d}" for i in range(7)]
+    for n in names:
+        make(client, name=n)
+    seen, token, pages = [], None, 0
+    while True:
+        kw = {"nextToken": token} if token else {}
+        resp = client.list_state_machines(maxResults=3, **kw)
+        pages += 1
+        assert len(resp["stateMachines"]) <= 3
+        seen += [m["name"] for m in resp["stateMachines"]]
+        token = resp.get("nextToken")
+        if not token:
+            break
+    assert pages == 3 and sorted(seen) == names and len(set(seen)) == 7
+    assert set(client.list_state_machines()["stateMachines"][0]) >= {"stateMachineArn", "name", "type", "creationDate"}
+    with pytest.raises(client.exceptions.InvalidToken):
+        client.list_state_machines(nextToken="not-a-token")
+    paged = [m["name"] for p in client.get_paginator("list_state_machines").paginate(PaginationConfig={"PageSize": 2})
+             for m in p["stateMachines"]]
+    assert sorted(paged) == names
+
+
+# -- versions and aliases ----------------------------------------------------------------------
+def test_versions(client):
+    resp = client.create_state_machine(name="v", definition=PASS, roleArn=ROLE, publish=True,
+                                       versionDescription="first")
+    arn, v1 = resp["stateMachineArn"], resp["stateMachineVersionArn"]
+    assert v1 == arn + ":1"
+    again = client.publish_state_machine_version(stateMachineArn=arn)
+    assert again["stateMachineVersionArn"] == v1  # same revision: no new version
+    u = client.update_state_machine(stateMachineArn=arn, definition=PASS2, publish=True, versionDescription="2nd")
+    assert u["stateMachineVersionArn"] == arn + ":2"
+    d1 = client.describe_state_machine(stateMachineArn=v1)
+    assert d1["stateMachineArn"] == v1 and d1["definition"] == PASS and d1["description"] == "first"
+    assert client.describe_state_machine(stateMachineArn=arn + ":2")["definition"] == PASS2
+    listed = client.list_state_machine_versions(stateMachineArn=arn)["stateMachineVersions"]
+    assert [v["stateMachineVersionArn"] for v in listed] == [arn + ":2", v1]
+    with pytest.raises(client.exceptions.ConflictException):
+        client.publish_state_machine_version(stateMachineArn=arn, revisionId="stale")
+    client.delete_state_machine_version(stateMachineVersionArn=v1)
+    with pytest.raises(client.exceptions.StateMachineDoesNotExist):
+        client.describe_state_machine(stateMachineArn=v1)
+    client.update_state_machine(stateMachineArn=arn, definition=PASS)
+    v3 = client.publish_state_machine_version(stateMachineArn=arn)["stateMachineVersionArn"]
+    assert v3 == arn + ":3"  # numbers are never reused
+    with pytest.raises(client.exceptions.ValidationException):
+        client.update_state_machine(stateMachineArn=arn, definition=PASS2, versionDescription="no publish")
+
+
+def test_execution_runs_the_definition_it_started_with(client, engine):
+    arn = make(client, definition=WAIT)
+    ex = client.start_execution(stateMachineArn=arn, input='{"k": 1}')["executionArn"]
+    engine.run_until_idle(max_rounds=1)
+    client.update_state_machine(stateMachineArn=arn, definition=PASS2)
+    engine.run_until_idle()
+    d = client.describe_execution(executionArn=ex)
+    assert d["status"] == "SUCCEEDED" and json.loads(d["output"]) == {"k": 1}
+    assert client.describe_state_machine_for_execution(executionArn=ex)["definition"] == WAIT
+    ex2 = run(client, engine, arn)
+    assert json.loads(client.describe_execution(executionArn=ex2)["output"]) == {"v": 2}
+
+
+def test_aliases_route_by_weight_and_record_the_version(client, engine):
+    arn = make(client, publish=True)
+    client.update_state_machine(stateMachineArn=arn, definition=PASS2, publish=True)
+    v1, v2 = arn + ":1", arn + ":2"
+    a = client.create_state_machine_alias(name="PROD", description="live", routingConfiguration=[
+        {"stateMachineVersionArn": v1, "weight": 100}])
+    alias = a["stateMachineAliasArn"]
+    assert alias == arn + ":PROD"
+    same = client.create_state_machine_alias(name="PROD", description="live", routingConfiguration=[
+        {"stateMachineVersionArn": v1, "weight": 100}])
+    assert same["stateMachineAliasArn"] == alias
+    d = client.describe_state_machine_alias(stateMachineAliasArn=alias)
+    assert d["name"] == "PROD" and d["description"] == "live" and d["routingConfiguration"][0]["weight"] == 100
+    ex = run(client, engine, alias, name="via-alias")
+    de = client.describe_execution(executionArn=ex)
+    assert de["stateMachineAliasArn"] == alias and de["stateMachineVersionArn"] == v1
+    assert de["stateMachineArn"] == arn and json.loads(de["output"]) == {}
+    client.update_state_machine_alias(stateMachineAliasArn=alias, routingConfiguration=[
+        {"stateMachineVersionArn": v1, "weight": 30}, {"stateMachineVersionArn": v2, "weight": 70}])
+    picked = []
+    for i in range(60):
+        e = client.start_execution(stateMachineArn=alias, name=f"split-{i}")["executionArn"]
+        picked.append(client.describe_execution(executionArn=e)["stateMachineVersionArn"])
+    assert 8 <= picked.count(v1) <= 30 and picked.count(v1) + picked.count(v2) == 60
+    only_v1 = client.list_executions(stateMachineArn=v1, maxResults=1000)["executions"]
+    assert {e["stateMachineVersionArn"] for e in only_v1} == {v1}
+    by_alias = client.list_executions(stateMachineArn=alias, maxResults=1000)["executions"]
+    assert len(by_alias) == 61
+    with pytest.raises(client.exceptions.ConflictException):
+        client.delete_state_machine_version(stateMachineVersionArn=v2)
+    listed = client.list_state_machine_aliases(stateMachineArn=arn)["stateMachineAliases"]
+    assert [x["stateMachineAliasArn"] for x in listed] == [alias]
+    client.delete_state_machine_alias(stateMachineAliasArn=alias)
+    with pytest.raises(client.exceptions.ResourceNotFound):
+        client.describe_state_machine_alias(stateMachineAliasArn=alias)
+    client.delete_state_machine_version(stateMachineVersionArn=v2)
+
+
+def test_alias_routing_rules(client):
+    arn = make(client, publish=True)
+    v1 = arn + ":1"
+    with pytest.raises(client.exceptions.ValidationException):
+        client.create_state_machine_alias(name="A", routingConfiguration=[{"stateMachineVersionArn": v1, "weight": 50}])
+    with pytest.raises(client.exceptions.ResourceNotFound):
+        client.create_state_machine_alias(name="A", routingConfiguration=[
+            {"stateMachineVersionArn": arn + ":9", "weight": 100}])
+    with pytest.raises(client.exceptions.InvalidName):
+        client.create_state_machine_alias(name="123", routingConfiguration=[{"stateMachineVersionArn": v1, "weight": 100}])
+    client.create_state_machine_alias(name="A", routingConfiguration=[{"stateMachineVersionArn": v1, "weight": 100}])
+    with pytest.raises(client.exceptions.ConflictException):
+        client.create_state_machine_alias(name="A", description="other",
+                                          routingConfiguration=[{"stateMachineVersionArn": v1, "weight": 100}])
+
+
+def test_deleting_a_machine_deletes_its_versions_and_aliases(client):
+    arn = make(client, publish=True)
+    alias = client.create_state_machine_alias(name="A", routingConfiguration=[
+        {"stateMachineVersionArn": arn + ":1", "weight": 100}])["stateMachineAliasArn"]
+    client.delete_state_machine(stateMachineArn=arn)
+    with pytest.raises(client.exceptions.StateMachineDoesNotExist):
+        client.describe_state_machine(stateMachineArn=arn + ":1")
+    with pytest.raises(client.exceptions.ResourceNotFound):
+        client.describe_state_machine_alias(stateMachineAliasArn=alias)
+    client.delete_state_machine(stateMachineArn=arn)  # deleting again is not an error
+
+
+# -- executions --------------------------------------------------------------------------------
+def test_start_describe_and_the_arn_format(client, engine):
+    arn = make(client, name="shop")
+    resp = client.start_execution(stateMachineArn=arn, name="order-1", input='{"id": 7}')
+    assert resp["executionArn"] == "arn:aws:states:us-east-1:123456789012:execution:shop:order-1"
+    d = client.describe_execution(executionArn=resp["executionArn"])
+    assert d["status"] == "RUNNING" and "stopDate" not in d and "output" not in d
+    assert d["input"] == '{"id": 7}' and d["inputDetails"] == {"included": True}
+    assert "stateMachineVersionArn" not in d and "stateMachineAliasArn" not in d
+    engine.run_until_idle()
+    d = client.describe_execution(executionArn=resp["executionArn"])
+    assert d["status"] == "SUCCEEDED" and d["output"] == '{"id":7}' and d["outputDetails"] == {"included": True}
+    assert d["stopDate"] >= d["startDate"] and d["redriveCount"] == 0
+    meta = client.describe_execution(executionArn=resp["executionArn"], includedData="METADATA_ONLY")
+    assert "input" not in meta and "output" not in meta
+
+
+def test_start_without_name_or_input(client, engine):
+    arn = make(client)
+    ex = client.start_execution(stateMachineArn=arn)["executionArn"]
+    import uuid
+    uuid.UUID(ex.rsplit(":", 1)[1])
+    assert client.describe_execution(executionArn=ex)["input"] == "{}"
+
+
+def test_failed_execution_reports_error_and_cause(client, engine):
+    ex = run(client, engine, make(client, definition=FAIL))
+    d = client.describe_execution(executionArn=ex)
+    assert (d["status"], d["error"], d["cause"]) == ("FAILED", "Boom", "bad")
+    assert "output" not in d
+
+
+def test_name_idempotency(client, engine):
+    arn = make(client, definition=WAIT)
+    first = client.start_execution(stateMachineArn=arn, name="n", input='{"a": 1}')
+    again = client.start_execution(stateMachineArn=arn, name="n", input='{"a": 1}')
+    assert again["executionArn"] == first["executionArn"] and again["startDate"] == first["startDate"]
+    with pytest.raises(client.exceptions.ExecutionAlreadyExists) as e:
+        client.start_execution(stateMachineArn=arn, name="n", input='{"a": 2}')
+    assert first["executionArn"] in e.value.response["Error"]["Message"]
+    client.stop_execution(executionArn=first["executionArn"])
+    with pytest.raises(client.exceptions.ExecutionAlreadyExists):
+        client.start_execution(stateMachineArn=arn, name="n", input='{"a": 1}')
+
+
+def test_input_rules(client):
+    arn = make(client)
+    with pytest.raises(client.exceptions.InvalidExecutionInput):
+        client.start_execution(stateMachineArn=arn, input="{nope")
+    with pytest.raises(ClientError) as e:
+        client.start_execution(stateMachineArn=arn, input=json.dumps({"x": "a" * 262144}))
+    assert code(e) == "ValidationException"
+    client.start_execution(stateMachineArn=arn, input=json.dumps({"x": "a" * 200000}))
+    with pytest.raises(client.exceptions.InvalidName):
+        client.start_execution(stateMachineArn=arn, name="bad name")
+    with pytest.raises(client.exceptions.StateMachineDoesNotExist):
+        client.start_execution(stateMachineArn=arn + "-gone")
+    with pytest.raises(client.exceptions.StateMachineDoesNotExist):
+        client.start_execution(stateMachineArn=arn + ":4")
+
+
+def test_stop_execution(client, engine):
+    arn = make(client, definition=WAIT)
+    ex = client.start_execution(stateMachineArn=arn)["executionArn"]
+    engine.run_until_idle(max_rounds=1)
+    stop = client.stop_execution(executionArn=ex, error="Manual", cause="operator")
+    d = client.describe_execution(executionArn=ex)
+    assert d["status"] == "ABORTED" and d["stopDate"] == stop["stopDate"]
+    assert (d["error"], d["cause"]) == ("Manual", "operator")
+    types = [e["type"] for e in client.get_execution_history(executionArn=ex)["events"]]
+    assert types[-1] == "ExecutionAborted"
+    with pytest.raises(client.exceptions.ExecutionDoesNotExist):
+        client.stop_execution(executionArn=ex + "x")
+
+
+def test_list_executions_filters_pages_newest_first(client, engine):
+    arn = make(client, definition=WAIT)
+    other = make(client, name="other")
+    arns = []
+    for i in range(5):
+        arns.append(client.start_execution(stateMachineArn=arn, name=f"e{i}")["executionArn"])
+        engine.clock.advance(1)
+    client.start_execution(stateMachineArn=other)
+    client.stop_execution(executionArn=arns[0])
+    running = client.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]
+    assert [e["executionArn"] for e in running] == arns[:0:-1]
+    assert client.list_executions(stateMachineArn=arn, statusFilter="ABORTED")["executions"][0]["executionArn"] == arns[0]
+    pages, token, seen = 0, None, []
+    while True:
+        kw = {"nextToken": token} if token else {}
+        resp = client.list_executions(stateMachineArn=arn, maxResults=2, **kw)
+        seen += [e["executionArn"] for e in resp["executions"]]
+        pages += 1
+        token = resp.get("nextToken")
+        if not token:
+            break
+    assert pages == 3 and seen[0] == arns[0] and sorted(seen) == sorted(arns)  # the stopped one is newest
+    item = running[0]
+    assert set(item) >= {"executionArn", "stateMachineArn", "name", "status", "startDate"}
+    with pytest.raises(client.exceptions.StateMachineDoesNotExist):
+        client.list_executions(stateMachineArn=arn + "zz")
+    with pytest.raises(client.exceptions.InvalidToken):
+        client.list_executions(stateMachineArn=arn, nextToken=client.list_state_machines(maxResults=1)["nextToken"])
+
+
+def test_express_executions(client, engine):
+    arn = make(client, name="fast", type="EXPRESS")
+    ex = client.start_execution(stateMachineArn=arn, name="x")["executionArn"]
+    assert ex.startswith("arn:aws:states:us-east-1:123456789012:express:fast:x:")
+    assert client.start_execution(stateMachineArn=arn, name="x")["executionArn"] != ex
+    with pytest.raises(client.exceptions.StateMachineTypeNotSupported):
+        client.list_executions(stateMachineArn=arn)
+
+
+def test_history_options(client, engine):
+    ex = run(client, engine, make(client), input='{"secret": 1}')
+    full = client.get_execution_history(executionArn=ex)["events"]
+    assert [e["id"] for e in full] == list(range(1, len(full) + 1))
+    assert full[0]["type"] == "ExecutionStarted" and full[-1]["type"] == "ExecutionSucceeded"
+    assert json.loads(full[0]["executionStartedEventDetails"]["input"]) == {"secret": 1}
+    assert all(isinstance(e["timestamp"], datetime) for e in full)
+    rev = client.get_execution_history(executionArn=ex, reverseOrder=True)["events"]
+    assert [e["id"] for e in rev] == [e["id"] for e in reversed(full)]
+    bare = client.get_execution_history(executionArn=ex, includeExecutionData=False)["events"]
+    assert "input" not in bare[0]["executionStartedEventDetails"]
+    assert "output" not in bare[-1]["executionSucceededEventDetails"]
+    assert "input" in client.get_execution_history(executionArn=ex)["events"][0]["executionStartedEventDetails"]
+    p1 = client.get_execution_history(executionArn=ex, maxResults=2, reverseOrder=True)
+    p2 = client.get_execution_history(executionArn=ex, maxResults=2, reverseOrder=True, nextToken=p1["nextToken"])
+    assert [e["id"] for e in p1["events"] + p2["events"]] == [e["id"] for e in rev]
+    assert "nextToken" not in p2
+    with pytest.raises(client.exceptions.ExecutionDoesNotExist):
+        client.get_execution_history(executionArn=ex + "x")
+
+
+def test_describe_state_machine_for_execution(client, engine):
+    arn = make(client, name="sm")
+    ex = run(client, engine, arn)
+    d = client.describe_state_machine_for_execution(executionArn=ex)
+    assert (d["stateMachineArn"], d["name"], d["definition"], d["roleArn"]) == (arn, "sm", PASS, ROLE)
+    assert isinstance(d["updateDate"], datetime)
+
+
+# -- activities, tags, validation --------------------------------------------------------------
+def test_activities(client):
+    resp = client.create_activity(name="worker")
+    arn = resp["activityArn"]
+    assert arn == "arn:aws:states:us-east-1:123456789012:activity:worker"
+    assert client.create_activity(name="worker")["activityArn"] == arn
+    d = client.describe_activity(activityArn=arn)
+    assert d["name"] == "worker" and d["creationDate"] == resp["creationDate"]
+    for i in range(3):
+        client.create_activity(name=f"w{i}")
+    first = client.list_activities(maxResults=2)
+    rest = client.list_activities(maxResults=2, nextToken=first["nextToken"])
+    assert len(first["activities"]) + len(rest["activities"]) == 4
+    client.delete_activity(activityArn=arn)
+    with pytest.raises(client.exceptions.ActivityDoesNotExist):
+        client.describe_activity(activityArn=arn)
+    with pytest.raises(client.exceptions.ActivityDoesNotExist):
+        client.get_activity_task(activityArn=arn)
+    with pytest.raises(client.exceptions.InvalidName):
+        client.create_activity(name="no#hash")
+
+
+def test_tags(client):
+    arn = client.create_state_machine(name="t", definition=PASS, roleArn=ROLE,
+                                      tags=[{"key": "team", "value": "a"}])["stateMachineArn"]
+    assert client.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "team", "value": "a"}]
+    client.tag_resource(resourceArn=arn, tags=[{"key": "team", "value": "b"}, {"key": "env", "value": "dev"}])
+    tags = {t["key"]: t["value"] for t in client.list_tags_for_resource(resourceArn=arn)["tags"]}
+    assert tags == {"team": "b", "env": "dev"}
+    client.untag_resource(resourceArn=arn, tagKeys=["team"])
+    assert client.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "env", "value": "dev"}]
+    act = client.create_activity(name="a", tags=[{"key": "k", "value": "v"}])["activityArn"]
+    assert client.list_tags_for_resource(resourceArn=act)["tags"] == [{"key": "k", "value": "v"}]
+    with pytest.raises(client.exceptions.ResourceNotFound):
+        client.tag_resource(resourceArn=arn + "x", tags=[{"key": "a", "value": "b"}])
+    with pytest.raises(client.exceptions.TooManyTags):
+        client.tag_resource(resourceArn=arn, tags=[{"key": f"k{i}", "value": ""} for i in range(50)])
+
+
+def test_validate_state_machine_definition(client):
+    ok = client.validate_state_machine_definition(definition=PASS)
+    assert ok["result"] == "OK" and ok["diagnostics"] == [] and ok["truncated"] is False
+    bad = json.dumps({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [
+        {"Variable": "$.x", "NumericEquals": 1, "Next": "Missing"}], "Default": "D"},
+        "D": {"Type": "Succeed"}}})
+    resp = client.validate_state_machine_definition(definition=bad)
+    assert resp["result"] == "FAIL"
+    diag = resp["diagnostics"][0]
+    assert diag["severity"] == "ERROR" and diag["code"] == "MISSING_TRANSITION_TARGET"
+    assert diag["location"] == "/States/C/Choices[0]/Next"
+    many = json.dumps({"StartAt": "A", "States": {f"S{i}": {"Type": "Pass", "Next": f"X{i}"} for i in range(5)}})
+    cut = client.validate_state_machine_definition(definition=many, maxResults=2)
+    assert cut["result"] == "FAIL" and len(cut["diagnostics"]) == 2 and cut["truncated"] is True
