@@ -102,7 +102,10 @@ class Engine:
         self._stopping = threading.Event()
         self.state_machines = dict(state_machines or {})
         self.listeners: list = []   # callables(execution_row) on every status change
-        self.integrations: dict[str, Any] = {}  # resource prefix -> callable(engine, run, spec) (nested executions, events)
+        self.integrations: dict[str, Any] = {}  # resource prefix -> callable(engine, run, fid, seq, spec)
+        self.end_hooks: list = []   # callables(engine, run, commit) inside an execution's end commit
+        from .nested import install
+        install(self)
 
     def client(self):
         """A client with boto3's ``stepfunctions`` methods, arguments, responses and exceptions."""
@@ -158,6 +161,7 @@ class Engine:
         machine = self.compiled(definition)
         now = self.clock.now()
         run = Run(machine, arn, name, state_machine_arn, input, now, role_arn, self.region, self.account_id)
+        run.parent = (extra or {}).get("parent")
         self.interpreter.start(run, now)
         commit = self._commit_of(run, [])
         commit.add_messages.append(Message(arn, "run", now))
@@ -294,6 +298,7 @@ class Engine:
                   row.get("redriveCount") or 0)
         run.next_id = row["next_event_id"]
         run.status = row["status"]
+        run.parent = row.get("parent")
         for fid, fd in self.store.load_frames(arn).items():
             frame = fd if isinstance(fd, Frame) else Frame.from_dict(fd)
             run.frames[fid] = frame
@@ -373,7 +378,7 @@ class Engine:
                     run.touch(frame)
                 if outcome[0] == "timeout":
                     it.timer_fired(run, fid, "task_timeout", seq, now)
-                elif spec.get("wait_for_token") and outcome[0] == "ok":
+                elif outcome[0] == "submitted" or (spec.get("wait_for_token") and outcome[0] == "ok"):
                     it.task_submitted(run, fid, seq, outcome[1], now)
                 elif outcome[0] == "ok":
                     it.task_result(run, fid, seq, True, outcome[1], None, now)
@@ -453,6 +458,9 @@ class Engine:
             ex.update(stopDate=run.stop_time, output=None if run.output is None and run.status != "SUCCEEDED"
                       else json.dumps(run.output), error=run.error, cause=run.cause)
         commit.execution = ex
+        if commit.close_all:
+            for hook in self.end_hooks:
+                hook(self, run, commit)
         commit.invokes = invokes  # type: ignore[attr-defined]
         return commit
 

@@ -106,6 +106,7 @@ class Run:
         self.removed: set[str] = set()    # frames gone since the last flush
         self.commands: list[tuple] = []   # left for the engine
         self.keep_history: list[dict] | None = None
+        self.parent: dict | None = None   # {executionArn, frame, seq, mode} of a nested execution
 
     # -- bookkeeping -----------------------------------------------------------------------
     def emit(self, frame: Frame | None, type_: str, details: dict | None, now: datetime,

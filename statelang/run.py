@@ -70,8 +70,6 @@ def run(definition: str | dict, input: Any = None, handlers: dict | None = None,
     if engine is not None:
         import uuid
         arn = f"{arn}-{uuid.uuid4().hex[:8]}"
-    from .nested import install as install_nested
-    install_nested(eng)
     live = eng.start(doc, input, arn=arn, name=arn.rsplit(":", 1)[-1], state_machine_arn=sm_arn,
                      role_arn=f"arn:aws:iam::{account_id}:role/statelang")
     live.keep_history = list(eng.store.history(arn))
