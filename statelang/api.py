@@ -83,6 +83,8 @@ for _param, _ops in _ONE_ARN.items():
     for _op in _ops:
         _REQUIRED[_op] = (_param,)
 
+_BY_NAME = {op: method for method, op in OPERATIONS.items()}
+
 _PAGINATED = {"get_execution_history": "events", "list_activities": "activities", "list_executions": "executions",
               "list_state_machines": "stateMachines", "list_state_machine_versions": "stateMachineVersions",
               "list_state_machine_aliases": "stateMachineAliases"}
@@ -186,6 +188,14 @@ class Client(MachinesMixin):
 
     def close(self) -> None:
         """boto3 clients have it; nothing is held open here."""
+
+    def call(self, operation: str, params: dict | None = None) -> dict:
+        """Serve an operation by its API name ("StartExecution"), as the JSON protocol names it in
+        ``X-Amz-Target``: the HTTP face needs no table of its own."""
+        method = _BY_NAME.get(operation)
+        if method is None:
+            raise error("ValidationException", f"Unknown operation: {operation}")
+        return getattr(self, method)(**(params or {}))
 
     # -- executions -----------------------------------------------------------------------------
     def _target(self, arn: str, name: str) -> tuple[dict, str | None, str | None]:

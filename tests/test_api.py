@@ -504,3 +504,34 @@ def test_validate_state_machine_definition(client):
     many = json.dumps({"StartAt": "A", "States": {f"S{i}": {"Type": "Pass", "Next": f"X{i}"} for i in range(5)}})
     cut = client.validate_state_machine_definition(definition=many, maxResults=2)
     assert cut["result"] == "FAIL" and len(cut["diagnostics"]) == 2 and cut["truncated"] is True
+
+
+def test_call_by_operation_name(client):
+    arn = client.call("CreateStateMachine", {"name": "byname", "definition": PASS, "roleArn": ROLE})["stateMachineArn"]
+    assert client.call("DescribeStateMachine", {"stateMachineArn": arn})["name"] == "byname"
+    with pytest.raises(client.exceptions.ValidationException):
+        client.call("NoSuchOperation", {})
+
+
+def test_machines_and_executions_survive_a_new_engine_on_the_same_file(tmp_path):
+    reason = _sql_store_missing()
+    if reason:
+        pytest.skip(reason)
+    db = f"sqlite:///{tmp_path}/durable.db"
+    first = Engine(db=db, clock="virtual")
+    c1 = first.client()
+    arn = c1.create_state_machine(name="keep", definition=WAIT, roleArn=ROLE, publish=True)["stateMachineArn"]
+    c1.create_activity(name="act", tags=[{"key": "k", "value": "v"}])
+    ex = c1.start_execution(stateMachineArn=arn + ":1", name="survivor", input='{"x": 1}')["executionArn"]
+    second = Engine(db=db, clock="virtual")
+    c2 = second.client()
+    assert c2.describe_state_machine(stateMachineArn=arn)["definition"] == WAIT
+    assert [v["stateMachineVersionArn"] for v in c2.list_state_machine_versions(stateMachineArn=arn)
+            ["stateMachineVersions"]] == [arn + ":1"]
+    assert c2.list_tags_for_resource(resourceArn=c2.list_activities()["activities"][0]["activityArn"])["tags"] == \
+        [{"key": "k", "value": "v"}]
+    second.run_until_idle()
+    d = c2.describe_execution(executionArn=ex)
+    assert d["status"] == "SUCCEEDED" and d["stateMachineVersionArn"] == arn + ":1" and d["input"] == '{"x": 1}'
+    with pytest.raises(c2.exceptions.ExecutionAlreadyExists):
+        c2.start_execution(stateMachineArn=arn, name="survivor", input='{"x": 1}')
