@@ -117,6 +117,19 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _shaped(value: Any, shape) -> Any:
+    """Keep only the members the service model defines, as botocore's parser does: a field the
+    engine records for itself never reaches a caller that expects boto3's responses."""
+    kind = getattr(shape, "type_name", None)
+    if kind == "structure" and isinstance(value, dict):
+        return {k: _shaped(v, shape.members[k]) for k, v in value.items() if k in shape.members}
+    if kind == "list" and isinstance(value, list):
+        return [_shaped(v, shape.member) for v in value]
+    if kind == "map" and isinstance(value, dict):
+        return {k: _shaped(v, shape.value) for k, v in value.items()}
+    return value
+
+
 def _compact(text: str | None) -> str | None:
     """AWS hands JSON data back without insignificant white space."""
     if text is None:
@@ -135,6 +148,8 @@ def _operation(method: str, op: str):
         finally:
             current_operation.reset(token)
         out = _clean(result)
+        if HAVE_BOTOCORE:
+            out = _shaped(out, _service_model().operation_model(op).output_shape)
         out["ResponseMetadata"] = {"RequestId": str(uuid.uuid4()), "HTTPStatusCode": 200,
                                    "HTTPHeaders": {}, "RetryAttempts": 0}
         return out
