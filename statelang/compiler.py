@@ -69,10 +69,16 @@ class CState:
         self.next = d.get("Next")
         self.end = bool(d.get("End", False))
         self.retry = d.get("Retry") or []
-        self.catch = [dict(c, _result_path=paths.compile_result_path(c["ResultPath"] if "ResultPath" in c
-                                                                       else paths.MISSING))
-                      for c in d.get("Catch") or []]
+        self.catch = [_catcher(c) for c in d.get("Catch") or []]
         self.uses_context = "$$" in json.dumps(d)
+
+
+def _catcher(c: dict) -> dict:
+    out = dict(c, _result_path=paths.compile_result_path(c["ResultPath"] if "ResultPath" in c else paths.MISSING))
+    if "Assign" in c:
+        from .variables import compile_jsonpath_assign
+        out["_assign"] = compile_jsonpath_assign(c["Assign"], "Catch")
+    return out
 
 
 class CompiledMachine:
@@ -153,12 +159,12 @@ def compile_jsonpath_state(machine: CompiledMachine, table: str, name: str, d: d
     selector = paths.compile_template(d["ResultSelector"], "ResultSelector") if "ResultSelector" in d else None
     if "Assign" in d:
         from .variables import compile_jsonpath_assign
-        st.assign = compile_jsonpath_assign(d["Assign"], t)
+        st.assign = compile_jsonpath_assign(d["Assign"], t, selector)
 
     if t == "Pass" and "Result" in d:
         result = _const(d["Result"])
         st.prepare = lambda data, env: result(None, env)
-    elif params is not None:
+    elif params is not None and t != "Map":   # a Map's Parameters is its per-item selector
         st.prepare = lambda data, env: params(input_path(data, env), env)
     else:
         st.prepare = input_path
@@ -220,5 +226,9 @@ def _fail_field(d: dict, field: str) -> Fn | None:
         v = d[field]
         return lambda data, env: v
     if field + "Path" in d:
-        return paths.compile_path(d[field + "Path"])
+        expr = d[field + "Path"]
+        if expr.startswith("States."):   # ErrorPath/CausePath may be an intrinsic function call
+            from .intrinsics import compile_intrinsic
+            return compile_intrinsic(expr)
+        return paths.compile_path(expr)
     return None

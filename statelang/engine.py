@@ -162,6 +162,8 @@ class Engine:
         now = self.clock.now()
         run = Run(machine, arn, name, state_machine_arn, input, now, role_arn, self.region, self.account_id)
         run.parent = (extra or {}).get("parent")
+        run.started_with = {k: (extra or {}).get(k) for k in ("stateMachineVersionArn", "stateMachineAliasArn")
+                            if (extra or {}).get(k)}
         self.interpreter.start(run, now)
         commit = self._commit_of(run, [])
         commit.add_messages.append(Message(arn, "run", now))

@@ -106,6 +106,7 @@ class Run:
         self.removed: set[str] = set()    # frames gone since the last flush
         self.commands: list[tuple] = []   # left for the engine
         self.keep_history: list[dict] | None = None
+        self.started_with: dict = {}      # stateMachineVersionArn / stateMachineAliasArn, if any
         self.parent: dict | None = None   # {executionArn, frame, seq, mode} of a nested execution
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -157,10 +158,12 @@ class Interpreter:
 
     # -- entry points -----------------------------------------------------------------------
     def start(self, run: Run, now: datetime) -> None:
-        run.emit(None, "ExecutionStarted", {
-            "input": dump(run.input), "inputDetails": {"truncated": False},
-            "roleArn": run.role_arn, "stateMachineArn": run.state_machine_arn}, now)
-        root = Frame("0", None, "", run.machine.start_at[""], run.input, 1)
+        details = {"input": dump(run.input), "inputDetails": {"truncated": False}, "roleArn": run.role_arn}
+        for key in ("stateMachineVersionArn", "stateMachineAliasArn"):
+            if run.started_with.get(key):
+                details[key] = run.started_with[key]
+        run.emit(None, "ExecutionStarted", details, now)
+        root = Frame("0", None, "", run.machine.start_at[""], run.input, 0)  # AWS: first state's previousEventId is 0
         run.frames[root.id] = root
         run.touch(root)
         run.runnable.append(root.id)
@@ -292,7 +295,8 @@ class Interpreter:
         return frame.variables or {}
 
     def _runtime(self, frame: Frame, st: CState, exc: StatesError) -> StatesError:
-        if exc.error == E.RUNTIME and exc.cause and not exc.cause.startswith("An error occurred"):
+        if exc.error in (E.RUNTIME, E.QUERY_EVALUATION_ERROR) and exc.cause \
+                and not exc.cause.startswith("An error occurred"):
             return StatesError(exc.error, f"An error occurred while executing the state '{st.name}' "
                                           f"(entered at the event id #{frame.entered_id}). {exc.cause}")
         return exc
@@ -528,21 +532,17 @@ class Interpreter:
     # -- Task -------------------------------------------------------------------------------
     def _schedule(self, run: Run, frame: Frame, st: CState, now: datetime, first: bool) -> tuple | None:
         rng = _rng(run, frame)
-        if first:
-            token = None
-            extra = None
-            if st.wait_for_token or st.kind == "activity":
-                token = _token(rng)
-                extra = {"Task": {"Token": token}}
-            env = self._env(run, frame, st, now, extra)
-            args = st.prepare(frame.input, env)
-            timeout = st.timeout(frame.input, env) if st.timeout else None
-            heartbeat = st.heartbeat(frame.input, env) if st.heartbeat else None
-            frame.data = {"args": args, "token": token, "timeout": timeout, "heartbeat": heartbeat}
-        args, token = frame.data["args"], frame.data["token"]
-        timeout, heartbeat = frame.data["timeout"], frame.data["heartbeat"]
-        if not first and token is not None:
-            token = frame.data["token"] = _token(rng)
+        token = None
+        extra = None
+        if st.wait_for_token or st.kind == "activity":
+            token = _token(rng)
+            extra = {"Task": {"Token": token}}
+        # Parameters are evaluated for every attempt: $$.State.RetryCount differs between them.
+        env = self._env(run, frame, st, now, extra)
+        args = st.prepare(frame.input, env)
+        timeout = st.timeout(frame.input, env) if st.timeout else None
+        heartbeat = st.heartbeat(frame.input, env) if st.heartbeat else None
+        frame.data = {"args": args, "token": token, "timeout": timeout, "heartbeat": heartbeat}
         frame.seq += 1
         frame.phase = TASK
         kind = st.kind
@@ -600,10 +600,29 @@ class Interpreter:
     def _task_succeeded(self, run: Run, frame: Frame, st: CState, result: Any, now: datetime) -> tuple:
         if st.kind == "lambda_invoke" and not st.wait_for_token:
             result = {"ExecutedVersion": "$LATEST", "Payload": result,
-                      "SdkHttpMetadata": {"HttpStatusCode": 200},
+                      "SdkHttpMetadata": {
+                          "AllHttpHeaders": {"X-Amz-Executed-Version": ["$LATEST"], "Connection": ["keep-alive"],
+                                             "Content-Length": [str(len(dump(result)))],
+                                             "Date": [now.strftime("%a, %d %b %Y %H:%M:%S GMT")],
+                                             "X-Amzn-Trace-Id": [""], "Content-Type": ["application/json"],
+                                             "x-amzn-RequestId": [""]},
+                          "HttpHeaders": {"Connection": "keep-alive", "Content-Length": str(len(dump(result))),
+                                          "Content-Type": "application/json",
+                                          "Date": now.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+                                          "X-Amz-Executed-Version": "$LATEST", "x-amzn-RequestId": "",
+                                          "X-Amzn-Trace-Id": ""},
+                          "HttpStatusCode": 200},
                       "SdkResponseMetadata": {"RequestId": str(_token(_rng(run, frame)))},
                       "StatusCode": 200}
-        self._task_event(run, frame, st, "Succeeded", now, output=dump_checked(result, st.name))
+        try:
+            text = dump_checked(result, st.name)
+        except StatesError as exc:
+            who = st.resource if st.kind in ("lambda", "activity") else resource_parts(st.resource)[0]
+            cause = (f"The state/task '{who}' returned a result with a size exceeding the maximum "
+                     f"number of bytes service limit.")
+            self._task_event(run, frame, st, "Failed", now, error=exc.error, cause=cause)
+            return self._state_error(run, frame, st, exc.error, cause, now)
+        self._task_event(run, frame, st, "Succeeded", now, output=text)
         env = self._env(run, frame, st, now)
         out = st.complete(frame.input, result, env)
         frame.data = {}

@@ -544,8 +544,6 @@ def test_history_details_hold_only_modelled_members(client, engine):
     assert started["roleArn"] == ROLE
 
 
-@pytest.mark.xfail(strict=True, reason="the engine's ExecutionStarted event does not carry the version and "
-                                       "alias ARNs the execution was started with")
 def test_execution_started_event_names_the_version_and_alias(client, engine):
     arn = make(client, publish=True)
     alias = client.create_state_machine_alias(name="LIVE", routingConfiguration=[

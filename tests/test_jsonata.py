@@ -98,8 +98,6 @@ def test_json_null_is_a_value_and_undefined_fails_naming_the_field():
                               "'Output/a/b[1]' returned nothing (undefined).")
 
 
-@pytest.mark.xfail(strict=True, reason="Interpreter._runtime prefixes only States.Runtime causes; "
-                   "AWS prefixes States.QueryEvaluationError causes too")
 def test_undefined_output_cause_has_the_state_prefix():
     # LS BASE_UNDEFINED_OUTPUT; AWS prefixes the cause as for States.Runtime:
     # "An error occurred while executing the state 'State0' (entered at the event id #2). The

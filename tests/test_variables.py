@@ -143,8 +143,6 @@ def test_map_assign_sees_results():
     assert run(defn).output == 6
 
 
-@pytest.mark.xfail(strict=True, reason="JSONPath catchers get no '_assign' in CState.__init__, so the "
-                                       "interpreter ignores a JSONPath Catch's Assign")
 def test_jsonpath_catch_assign_reads_the_error_output():
     # PV: in a Catch, Assign reads the error output ({"Error", "Cause"}).
     defn = {"StartAt": "T", "States": {
@@ -156,8 +154,6 @@ def test_jsonpath_catch_assign_reads_the_error_output():
     assert ex.output == {"e": "ZeroDivisionError"}
 
 
-@pytest.mark.xfail(strict=True, reason="compile_jsonpath_state passes no ResultSelector to "
-                                       "compile_jsonpath_assign, so Assign reads the raw result")
 def test_jsonpath_task_assign_after_result_selector_end_to_end():
     defn = {"StartAt": "T", "States": {
         "T": {"Type": "Task", "Resource": FN + "f", "ResultSelector": {"v.$": "$.n"},
