@@ -56,7 +56,7 @@ class CState:
         # Parallel / Map
         "branches", "items", "item_selector", "max_concurrency", "tolerated_count",
         "tolerated_percentage", "processor", "distributed", "label", "item_reader", "item_batcher",
-        "result_writer", "execution_type",
+        "result_writer", "execution_type", "query_language",
     )
 
     def __init__(self, name: str, table: str, d: dict):
@@ -71,6 +71,7 @@ class CState:
         self.retry = d.get("Retry") or []
         self.catch = [_catcher(c) for c in d.get("Catch") or []]
         self.uses_context = "$$" in json.dumps(d)
+        self.query_language = "JSONPath"
 
 
 def _catcher(c: dict) -> dict:
@@ -108,6 +109,7 @@ class CompiledMachine:
             else:
                 table[name] = compile_jsonpath_state(self, key, name, d)
             st = table[name]
+            st.query_language = state_ql
             sub_ql = state_ql
             if st.type == "Parallel":
                 for i, branch in enumerate(d["Branches"]):

@@ -106,6 +106,13 @@ class Engine:
         self.end_hooks: list = []   # callables(engine, run, commit) inside an execution's end commit
         from .nested import install
         install(self)
+        self.map_runs = None   # the distributed Map runner (statelang.maprun), when available
+        try:
+            from .maprun import MapRuns
+        except ImportError:
+            pass
+        else:
+            self.map_runs = MapRuns(self)
 
     def client(self):
         """A client with boto3's ``stepfunctions`` methods, arguments, responses and exceptions."""
@@ -317,6 +324,8 @@ class Engine:
             elif frame.phase == TASK and frame.data.get("invoke"):
                 spec = dict(frame.data["invoke"])
                 run.commands.append(("invoke", frame.id, frame.seq, spec))
+            elif frame.data.get("map_run") and self.map_runs is not None:
+                self.map_runs.recover(run, frame)
 
     def _apply_message(self, run: Run, m: Message, now: datetime) -> None:
         it = self.interpreter
@@ -356,6 +365,9 @@ class Engine:
         elif k == "stop":
             p = m.payload or {}
             it.stop(run, p.get("error"), p.get("cause"), now)
+        elif k == "map_child_done":
+            if self.map_runs is not None:
+                self.map_runs.child_done(run, m, now)
         elif k == "child_done":
             p = m.payload
             it.task_result(run, m.frame_id, m.seq, p["ok"], p.get("output") if p["ok"] else p.get("error"),
@@ -368,6 +380,8 @@ class Engine:
             invokes = self._flush(run, consumed)
             consumed = []
             if not invokes:
+                if run.runnable and run.status == "RUNNING":
+                    continue   # something finished during the flush (e.g. a map run) and is runnable
                 return
             outcomes = self._invoke_all(run, invokes)
             now = self.clock.now()
@@ -417,6 +431,7 @@ class Engine:
     # -- committing -------------------------------------------------------------------------
     def _commit_of(self, run: Run, consumed: list[int]) -> Commit:
         commit = Commit(run.arn, run.events, consumed=consumed)
+        commit.map_runs = []  # type: ignore[attr-defined]
         if run.keep_history is not None:
             run.keep_history.extend(run.events)
         run.events = []
@@ -445,6 +460,8 @@ class Engine:
             elif op == "settle":
                 commit.cancel_frames.append((c[1], c[2]))
                 commit.close_frames_tokens.append(c[1])
+            elif op == "map_run":
+                commit.map_runs.append(c)  # type: ignore[attr-defined]
             elif op == "done":
                 commit.close_all = True
         for fid in run.dirty:
@@ -473,6 +490,13 @@ class Engine:
         _fault("after_commit")
         if run.status != "RUNNING" and commit.close_all:
             self._notify(run)
+        for _, fid, seq, spec in commit.map_runs:  # type: ignore[attr-defined]
+            if self.map_runs is None:
+                self.interpreter.map_run_finished(run, fid, seq, False, "States.Runtime",
+                                                  "Distributed Map is not available in this build.",
+                                                  self.clock.now())
+            else:
+                self.map_runs.start(run, fid, seq, spec)
         return [c for c in commit.invokes if c[3].get("kind") != "activity"]  # type: ignore[attr-defined]
 
     def _notify(self, run: Run) -> None:

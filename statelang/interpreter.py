@@ -406,6 +406,16 @@ class Interpreter:
                 return self._state_error(run, frame, st, pending[1], cause, now)
             if kind == "children_ok":
                 return self._children_succeeded(run, frame, st, pending[1], now)
+            if kind == "map_run_ok":
+                run.emit(frame, "MapRunSucceeded", None, now)
+                env = self._env(run, frame, st, now)
+                frame.data = {}
+                out = st.complete(frame.input, pending[1], env)
+                return self._exit(run, frame, st, out, now, pending[1], env)
+            if kind == "map_run_err":
+                d = {"error": pending[1]} if pending[2] is None else {"error": pending[1], "cause": pending[2]}
+                run.emit(frame, "MapRunFailed", d, now)
+                return self._state_error(run, frame, st, pending[1], pending[2], now)
             if kind == "children_err":
                 run.emit(frame, st.type + "StateFailed", {}, now)
                 return self._state_error(run, frame, st, pending[1], pending[2], now)
@@ -671,6 +681,8 @@ class Interpreter:
             return None
         # Map
         effective = st.prepare(frame.input, env)
+        if st.distributed:
+            return self._start_map_run(run, frame, st, effective, env, now)
         items = st.items(effective, env)
         if not isinstance(items, list):
             raise StatesError(E.RUNTIME, f"Invalid path '{st.definition.get('ItemsPath', '$')}': "
@@ -694,6 +706,79 @@ class Interpreter:
             return None
         self._launch_items(run, frame, st, now)
         return None
+
+    # -- distributed Map: the engine runs the map run; the interpreter starts and ends it ------
+    def _start_map_run(self, run: Run, frame: Frame, st: CState, effective: Any, env: Env,
+                       now: datetime) -> None:
+        from . import paths
+        d = st.definition
+        items = reader = None
+        if st.item_reader:
+            reader = dict(st.item_reader)
+            for key in ("Parameters", "ReaderConfig"):
+                if key in reader and st.query_language != "JSONata":
+                    reader[key] = paths.compile_template(reader[key], key)(effective, env)
+            cfg = reader.get("ReaderConfig") or {}
+            if "MaxItemsPath" in cfg:
+                cfg = dict(cfg, MaxItems=paths.compile_path(cfg.pop("MaxItemsPath"))(effective, env))
+                reader["ReaderConfig"] = cfg
+        else:
+            items = st.items(effective, env)
+            if not isinstance(items, list):
+                raise StatesError(E.RUNTIME, f"Invalid path '{d.get('ItemsPath', '$')}': "
+                                             f"The Map state's ItemsPath must resolve to a JSON array.")
+        batcher = None
+        if st.item_batcher:
+            batcher = {}
+            for key in ("MaxItemsPerBatch", "MaxInputBytesPerBatch"):
+                if key in st.item_batcher:
+                    batcher[key] = st.item_batcher[key]
+                elif key + "Path" in st.item_batcher:
+                    batcher[key] = paths.compile_path(st.item_batcher[key + "Path"])(effective, env)
+            if "BatchInput" in st.item_batcher:
+                batcher["BatchInput"] = paths.compile_template(st.item_batcher["BatchInput"], "BatchInput")(
+                    effective, env)
+        writer = None
+        if st.result_writer:
+            writer = dict(st.result_writer)
+            if "Parameters" in writer:
+                writer["Parameters"] = paths.compile_template(writer["Parameters"], "Parameters")(effective, env)
+        mc = st.max_concurrency(effective, env) if st.max_concurrency else 0
+        tol = (st.tolerated_count(effective, env) if st.tolerated_count else None,
+               st.tolerated_percentage(effective, env) if st.tolerated_percentage else None)
+        label = st.label or st.name
+        sm_name = run.state_machine_arn.rsplit(":", 1)[-1]
+        map_run_arn = (f"arn:aws:states:{run.region}:{run.account}:mapRun:{sm_name}/{label}:"
+                       f"{_token(_rng(run, frame))}")
+        run.emit(frame, "MapRunStarted", {"mapRunArn": map_run_arn}, now)
+        frame.phase = CHILDREN
+        frame.seq += 1
+        spec = {"mapRunArn": map_run_arn, "items": items, "reader": reader, "batcher": batcher,
+                "writer": writer, "maxConcurrency": int(mc or 0), "tolerance": tol,
+                "executionType": st.execution_type, "state": st.name, "label": label}
+        frame.data = {"map_run": map_run_arn, "effective": effective, "spec": spec}
+        run.commands.append(("map_run", frame.id, frame.seq, spec))
+        return None
+
+    def map_item_input(self, run: Run, frame_id: str, index: int, item: Any, now: datetime) -> Any:
+        """A distributed Map item's input: the ItemSelector (with $$.Map.Item) or the item."""
+        frame = run.frames[frame_id]
+        st = run.machine.tables[frame.table][frame.state]
+        if st.item_selector is None:
+            return item
+        env = self._env(run, frame, st, now, {"Map": {"Item": {"Index": index, "Value": item}}})
+        return st.item_selector(frame.data["effective"], env)
+
+    def map_run_finished(self, run: Run, frame_id: str, seq: int, ok: bool, value: Any,
+                         cause: str | None, now: datetime) -> bool:
+        frame = run.frames.get(frame_id)
+        if frame is None or frame.phase != CHILDREN or frame.seq != seq or run.status != "RUNNING":
+            return False
+        frame.pending = ("map_run_ok", value) if ok else ("map_run_err", value, cause)
+        frame.phase = RESUME
+        run.touch(frame)
+        run.runnable.append(frame.id)
+        return True
 
     def _launch_items(self, run: Run, frame: Frame, st: CState, now: datetime) -> None:
         data = frame.data
