@@ -94,6 +94,8 @@ class Engine:
         self.lease_seconds = lease_seconds
         self.max_workers = max_workers
         self._pool: ThreadPoolExecutor | None = None
+        self.max_defer_events = 2000      # group commit bounds (see _deferrable)
+        self.max_defer_seconds = 0.5
         self._machines: dict[str, CompiledMachine] = {}
         self._runs: dict[str, Run] = {}
         self._cache_runs = isinstance(self.store, MemoryStore)
@@ -375,10 +377,14 @@ class Engine:
 
     def _drive(self, run: Run, consumed: list[int]) -> None:
         it = self.interpreter
+        last_commit = time.monotonic()
         while True:
             it.advance(run, self.clock.now())
-            invokes = self._flush(run, consumed)
-            consumed = []
+            invokes = self._deferrable(run, last_commit)
+            if invokes is None:
+                invokes = self._flush(run, consumed)
+                consumed = []
+                last_commit = time.monotonic()
             if not invokes:
                 if run.runnable and run.status == "RUNNING":
                     continue   # something finished during the flush (e.g. a map run) and is runnable
@@ -401,6 +407,36 @@ class Engine:
                 else:
                     it.task_result(run, fid, seq, False, outcome[1], outcome[2], now)
             _fault("after_handler")
+
+    def _deferrable(self, run: Run, last_commit: float) -> list[tuple] | None:
+        """Group commit: the invocations of this step, taken without committing, when that is safe.
+
+        Committing before every handler call would cost one fsync per task. It is not needed for
+        correctness: a step that is lost in a crash is redone identically from the last checkpoint
+        and its handlers run again with the same idempotency key (at least once, as promised). It
+        IS needed when something outside may act on the step before the next commit — a task
+        token handed to a handler, an activity a worker may poll, a child execution — so those
+        steps commit first. Bounded by `max_defer_events` and `max_defer_seconds`."""
+        if self._cache_runs or run.status != "RUNNING" or not run.commands:
+            return None
+        if len(run.events) > self.max_defer_events or time.monotonic() - last_commit > self.max_defer_seconds:
+            return None
+        invokes, rest = [], []
+        for c in run.commands:
+            if c[0] == "invoke":
+                spec = c[3]
+                if spec.get("token") or spec["kind"] == "activity" or any(
+                        spec["resource"].startswith(p) for p in self.integrations):
+                    return None
+                invokes.append(c)
+            elif c[0] in ("map_run", "done"):
+                return None
+            else:
+                rest.append(c)
+        if not invokes:
+            return None
+        run.commands = rest
+        return invokes
 
     def _invoke_all(self, run: Run, invokes: list[tuple]) -> list:
         calls = [(fid, seq, spec) for (_, fid, seq, spec) in invokes]
