@@ -106,6 +106,7 @@ class Run:
         self.removed: set[str] = set()    # frames gone since the last flush
         self.commands: list[tuple] = []   # left for the engine
         self.keep_history: list[dict] | None = None
+        self.dumped: dict[str, tuple] = {}  # frame id -> (value, its JSON text): not persisted
         self.started_with: dict = {}      # stateMachineVersionArn / stateMachineAliasArn, if any
         self.parent: dict | None = None   # {executionArn, frame, seq, mode} of a nested execution
 
@@ -128,6 +129,7 @@ class Run:
 
     def drop(self, frame: Frame) -> None:
         self.frames.pop(frame.id, None)
+        self.dumped.pop(frame.id, None)
         self.dirty.discard(frame.id)
         self.removed.add(frame.id)
 
@@ -310,8 +312,9 @@ class Interpreter:
               result: Any = None, env: Env | None = None, assign: Any = None, nxt: str | None = None) -> tuple:
         """Emit <Type>StateExited and move on. Assign is evaluated here, after the output, with the
         variables as they were at state entry (AWS evaluates Assign and Output side by side)."""
-        details = {"name": st.name, "output": dump_checked(output, st.name),
-                   "outputDetails": {"truncated": False}}
+        text = dump_checked(output, st.name)
+        run.dumped[frame.id] = (output, text)   # the next state's input: dumped once, not twice
+        details = {"name": st.name, "output": text, "outputDetails": {"truncated": False}}
         assign = assign if assign is not None else st.assign
         if assign is not None:
             assigned = assign(frame.input, result, env or self._env(run, frame, st, now))
@@ -328,9 +331,10 @@ class Interpreter:
     def _enter(self, run: Run, frame: Frame, st: CState, now: datetime) -> tuple | None:
         t = st.type
         frame.entered_time = now
+        cached = run.dumped.get(frame.id)
+        text = cached[1] if cached is not None and cached[0] is frame.input else dump_checked(frame.input, st.name)
         frame.entered_id = run.emit(frame, t + "StateEntered", {
-            "name": st.name, "input": dump_checked(frame.input, st.name),
-            "inputDetails": {"truncated": False}}, now)
+            "name": st.name, "input": text, "inputDetails": {"truncated": False}}, now)
         if st.retry and not frame.retries:
             frame.retries = [0] * len(st.retry)
         try:
