@@ -18,131 +18,32 @@ is what makes crash recovery and replay simple: fold the inputs again.
 
 from __future__ import annotations
 
-import random
-import uuid
-from collections import deque
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import errors as E
-from .compiler import CompiledMachine, CState
+from .branches import Branches
+from .compiler import CState
 from .env import Env
 from .errors import StatesError
+from .frames import (  # noqa: F401
+    CHILDREN,
+    DONE,
+    ENTER,
+    RESUME,
+    RETRY,
+    TASK,
+    TIMER,
+    Frame,
+    Run,
+    _join,
+    _map_path,
+    _rng,
+    _seed,
+    _token,
+)
 from .history import dump, dump_checked, resource_parts
 from .retry import decide_retry, find_catcher
-
-ENTER, TASK, TIMER, RETRY, CHILDREN, RESUME, DONE = "enter", "task", "timer", "retry", "children", "resume", "done"
-
-
-class Frame:
-    """One thread of control. Everything here is JSON-serialisable (see `to_dict`)."""
-
-    __slots__ = ("id", "parent", "table", "state", "input", "phase", "entered_id", "entered_time",
-                 "last_id", "retries", "data", "index", "variables", "pending", "seq")
-
-    def __init__(self, id: str, parent: str | None, table: str, state: str, input: Any,
-                 last_id: int, index: int | None = None):
-        self.id = id
-        self.parent = parent
-        self.table = table
-        self.state = state
-        self.input = input
-        self.phase = ENTER
-        self.entered_id = 0
-        self.entered_time: datetime | None = None
-        self.last_id = last_id
-        self.retries: list[int] = []
-        self.data: dict[str, Any] = {}
-        self.index = index
-        self.variables: dict[str, Any] | None = None
-        self.pending: tuple | None = None
-        self.seq = 0  # bumped whenever the frame starts waiting: stale results/timers are ignored
-
-    def to_dict(self) -> dict:
-        d = {s: getattr(self, s) for s in self.__slots__}
-        d["entered_time"] = self.entered_time.isoformat() if self.entered_time else None
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Frame:
-        f = cls.__new__(cls)
-        for s in cls.__slots__:
-            setattr(f, s, d.get(s))
-        if f.entered_time:
-            f.entered_time = datetime.fromisoformat(f.entered_time)
-        if f.pending is not None:
-            f.pending = tuple(f.pending)
-        f.retries = list(f.retries or [])
-        f.data = dict(f.data or {})
-        return f
-
-
-class Run:
-    """The live state of one execution: what a checkpoint stores, plus unflushed output."""
-
-    def __init__(self, machine: CompiledMachine, arn: str, name: str, state_machine_arn: str,
-                 input: Any, start: datetime, role_arn: str = "", region: str = "us-east-1",
-                 account: str = "123456789012", redrive_count: int = 0):
-        self.machine = machine
-        self.arn = arn
-        self.name = name
-        self.state_machine_arn = state_machine_arn
-        self.input = input
-        self.start = start
-        self.role_arn = role_arn
-        self.region = region
-        self.account = account
-        self.redrive_count = redrive_count
-        self.next_id = 1
-        self.status = "RUNNING"
-        self.output: Any = None
-        self.error: str | None = None
-        self.cause: str | None = None
-        self.stop_time: datetime | None = None
-        self.frames: dict[str, Frame] = {}
-        self.runnable: deque[str] = deque()
-        self.events: list[dict] = []      # produced since the last flush
-        self.dirty: set[str] = set()      # frames changed since the last flush
-        self.removed: set[str] = set()    # frames gone since the last flush
-        self.commands: list[tuple] = []   # left for the engine
-        self.keep_history: list[dict] | None = None
-        self.dumped: dict[str, tuple] = {}  # frame id -> (value, its JSON text): not persisted
-        self.started_with: dict = {}      # stateMachineVersionArn / stateMachineAliasArn, if any
-        self.parent: dict | None = None   # {executionArn, frame, seq, mode} of a nested execution
-
-    # -- bookkeeping -----------------------------------------------------------------------
-    def emit(self, frame: Frame | None, type_: str, details: dict | None, now: datetime,
-             key: str | None = None) -> int:
-        eid = self.next_id
-        self.next_id = eid + 1
-        ev = {"timestamp": now, "type": type_, "id": eid,
-              "previousEventId": frame.last_id if frame is not None else eid - 1}
-        if details is not None:
-            ev[key or _details_key(type_)] = details
-        self.events.append(ev)
-        if frame is not None:
-            frame.last_id = eid
-        return eid
-
-    def touch(self, frame: Frame) -> None:
-        self.dirty.add(frame.id)
-
-    def drop(self, frame: Frame) -> None:
-        self.frames.pop(frame.id, None)
-        self.dumped.pop(frame.id, None)
-        self.dirty.discard(frame.id)
-        self.removed.add(frame.id)
-
-
-_KEYS: dict[str, str] = {}
-
-
-def _details_key(type_: str) -> str:
-    k = _KEYS.get(type_)
-    if k is None:
-        from .history import details_key
-        k = _KEYS[type_] = details_key(type_)
-    return k
 
 
 def _iso(t: datetime) -> str:
@@ -155,7 +56,7 @@ def parse_timestamp(text: str) -> datetime | None:
     return parse(text)
 
 
-class Interpreter:
+class Interpreter(Branches):
     """Stateless: every method takes the `Run` it works on."""
 
     # -- entry points -----------------------------------------------------------------------
@@ -454,68 +355,6 @@ class Interpreter:
         return self._exit(run, frame, st, out, now, err_obj, env, catcher.get("_assign") or _NO_ASSIGN,
                           catcher["Next"])
 
-    def _frame_succeeded(self, run: Run, frame: Frame, output: Any, now: datetime) -> None:
-        if frame.parent is None:
-            self._end(run, "ExecutionSucceeded", now, output=output)
-            return
-        parent = run.frames[frame.parent]
-        pst = run.machine.tables[parent.table][parent.state]
-        parent.last_id = frame.last_id
-        if pst.type == "Map":
-            run.emit(parent, "MapIterationSucceeded", {"name": pst.name, "index": frame.index}, now)
-        results = parent.data["results"]
-        results[frame.index] = output
-        run.drop(frame)
-        self._child_finished(run, parent, pst, now)
-
-    def _frame_failed(self, run: Run, frame: Frame, error: str | None, cause: str | None,
-                      now: datetime) -> None:
-        if frame.parent is None:
-            self._end(run, "ExecutionFailed", now, error=error, cause=cause)
-            return
-        parent = run.frames[frame.parent]
-        pst = run.machine.tables[parent.table][parent.state]
-        run.drop(frame)
-        parent.last_id = frame.last_id
-        if pst.type == "Map":
-            run.emit(parent, "MapIterationFailed", {"name": pst.name, "index": frame.index}, now)
-            parent.data["failed"] += 1
-            parent.data["results"][frame.index] = (
-                {"Error": error, "Cause": cause} if cause is not None else {"Error": error})
-            if self._tolerated(parent):
-                self._child_finished(run, parent, pst, now)
-                return
-            error, cause = (E.EXCEED_TOLERATED_FAILURE_THRESHOLD,
-                            "The specified tolerated failure threshold was exceeded") \
-                if parent.data.get("tolerance") else (error, cause)
-        self._abort_children(run, parent, now)
-        parent.pending = ("children_err", error, cause)
-        parent.phase = RESUME
-        run.touch(parent)
-        run.runnable.append(parent.id)
-
-    def _tolerated(self, parent: Frame) -> bool:
-        tol = parent.data.get("tolerance")
-        if not tol:
-            return False
-        count, pct = tol
-        failed, total = parent.data["failed"], parent.data["total"]
-        if count is not None and failed > count:
-            return False
-        if pct is not None and total and failed * 100.0 / total > pct:
-            return False
-        return True
-
-    def _abort_children(self, run: Run, parent: Frame, now: datetime) -> None:
-        pst = run.machine.tables[parent.table][parent.state]
-        for child in [f for f in run.frames.values() if f.parent == parent.id]:
-            self._abort_children(run, child, now)
-            if pst.type == "Map":
-                run.emit(parent, "MapIterationAborted", {"name": pst.name, "index": child.index}, now)
-            run.commands.append(("cancel", child.id))
-            run.drop(child)
-        parent.data["queue"] = []
-
     def _end(self, run: Run, type_: str, now: datetime, output: Any = None, error: str | None = None,
              cause: str | None = None) -> None:
         if type_ == "ExecutionSucceeded":
@@ -664,170 +503,6 @@ class Interpreter:
         run.commands.append(("timer", frame.id, due, "wait", frame.seq))
         return None
 
-    # -- Parallel and Map -------------------------------------------------------------------
-    def _start_children(self, run: Run, frame: Frame, st: CState, now: datetime) -> tuple | None:
-        env = self._env(run, frame, st, now)
-        if st.type == "Parallel":
-            effective = st.prepare(frame.input, env)
-            run.emit(frame, "ParallelStateStarted", None, now)
-            frame.data = {"results": [None] * st.branches, "remaining": st.branches, "failed": 0,
-                          "queue": [], "running": st.branches}
-            frame.phase = CHILDREN
-            frame.seq += 1
-            for i in range(st.branches):
-                table = _join(frame.table, f"{st.name}/{i}")
-                child = Frame(f"{frame.id}.{i}", frame.id, table, run.machine.start_at[table], effective,
-                              frame.last_id, i)
-                child.variables = frame.variables
-                run.frames[child.id] = child
-                run.touch(child)
-                run.runnable.append(child.id)
-            return None
-        # Map
-        effective = st.prepare(frame.input, env)
-        if st.distributed:
-            return self._start_map_run(run, frame, st, effective, env, now)
-        items = st.items(effective, env)
-        if not isinstance(items, list):
-            raise StatesError(E.RUNTIME, f"Invalid path '{st.definition.get('ItemsPath', '$')}': "
-                                         f"The Map state's ItemsPath must resolve to a JSON array.")
-        mc = st.max_concurrency(effective, env) if st.max_concurrency else 0
-        tol = None
-        if st.tolerated_count or st.tolerated_percentage:
-            tol = (st.tolerated_count(effective, env) if st.tolerated_count else None,
-                   st.tolerated_percentage(effective, env) if st.tolerated_percentage else None)
-        run.emit(frame, "MapStateStarted", {"length": len(items)}, now)
-        n = len(items)
-        frame.data = {"results": [None] * n, "remaining": n, "failed": 0, "total": n,
-                      "tolerance": tol, "effective": effective, "items": items,
-                      "next": 0, "running": 0, "limit": int(mc or 0)}
-        frame.phase = CHILDREN
-        frame.seq += 1
-        if n == 0:
-            frame.pending = ("children_ok", [])
-            frame.phase = RESUME
-            run.runnable.append(frame.id)
-            return None
-        self._launch_items(run, frame, st, now)
-        return None
-
-    # -- distributed Map: the engine runs the map run; the interpreter starts and ends it ------
-    def _start_map_run(self, run: Run, frame: Frame, st: CState, effective: Any, env: Env,
-                       now: datetime) -> None:
-        from . import paths
-        d = st.definition
-        items = reader = None
-        if st.item_reader:
-            reader = dict(st.item_reader)
-            for key in ("Parameters", "ReaderConfig"):
-                if key in reader and st.query_language != "JSONata":
-                    reader[key] = paths.compile_template(reader[key], key)(effective, env)
-            cfg = reader.get("ReaderConfig") or {}
-            if "MaxItemsPath" in cfg:
-                cfg = dict(cfg, MaxItems=paths.compile_path(cfg.pop("MaxItemsPath"))(effective, env))
-                reader["ReaderConfig"] = cfg
-        else:
-            items = st.items(effective, env)
-            if not isinstance(items, list):
-                raise StatesError(E.RUNTIME, f"Invalid path '{d.get('ItemsPath', '$')}': "
-                                             f"The Map state's ItemsPath must resolve to a JSON array.")
-        batcher = None
-        if st.item_batcher:
-            batcher = {}
-            for key in ("MaxItemsPerBatch", "MaxInputBytesPerBatch"):
-                if key in st.item_batcher:
-                    batcher[key] = st.item_batcher[key]
-                elif key + "Path" in st.item_batcher:
-                    batcher[key] = paths.compile_path(st.item_batcher[key + "Path"])(effective, env)
-            if "BatchInput" in st.item_batcher:
-                batcher["BatchInput"] = paths.compile_template(st.item_batcher["BatchInput"], "BatchInput")(
-                    effective, env)
-        writer = None
-        if st.result_writer:
-            writer = dict(st.result_writer)
-            if "Parameters" in writer:
-                writer["Parameters"] = paths.compile_template(writer["Parameters"], "Parameters")(effective, env)
-        mc = st.max_concurrency(effective, env) if st.max_concurrency else 0
-        tol = (st.tolerated_count(effective, env) if st.tolerated_count else None,
-               st.tolerated_percentage(effective, env) if st.tolerated_percentage else None)
-        label = st.label or st.name
-        sm_name = run.state_machine_arn.rsplit(":", 1)[-1]
-        map_run_arn = (f"arn:aws:states:{run.region}:{run.account}:mapRun:{sm_name}/{label}:"
-                       f"{_token(_rng(run, frame))}")
-        run.emit(frame, "MapRunStarted", {"mapRunArn": map_run_arn}, now)
-        frame.phase = CHILDREN
-        frame.seq += 1
-        spec = {"mapRunArn": map_run_arn, "items": items, "reader": reader, "batcher": batcher,
-                "writer": writer, "maxConcurrency": int(mc or 0), "tolerance": tol,
-                "executionType": st.execution_type, "state": st.name, "label": label}
-        frame.data = {"map_run": map_run_arn, "effective": effective, "spec": spec}
-        run.commands.append(("map_run", frame.id, frame.seq, spec))
-        return None
-
-    def map_item_input(self, run: Run, frame_id: str, index: int, item: Any, now: datetime) -> Any:
-        """A distributed Map item's input: the ItemSelector (with $$.Map.Item) or the item."""
-        frame = run.frames[frame_id]
-        st = run.machine.tables[frame.table][frame.state]
-        if st.item_selector is None:
-            return item
-        env = self._env(run, frame, st, now, {"Map": {"Item": {"Index": index, "Value": item}}})
-        return st.item_selector(frame.data["effective"], env)
-
-    def map_run_finished(self, run: Run, frame_id: str, seq: int, ok: bool, value: Any,
-                         cause: str | None, now: datetime) -> bool:
-        frame = run.frames.get(frame_id)
-        if frame is None or frame.phase != CHILDREN or frame.seq != seq or run.status != "RUNNING":
-            return False
-        frame.pending = ("map_run_ok", value) if ok else ("map_run_err", value, cause)
-        frame.phase = RESUME
-        run.touch(frame)
-        run.runnable.append(frame.id)
-        return True
-
-    def _launch_items(self, run: Run, frame: Frame, st: CState, now: datetime) -> None:
-        data = frame.data
-        items, limit = data["items"], data["limit"]
-        table = _join(frame.table, st.name)
-        start_at = run.machine.start_at[table]
-        while data["next"] < len(items) and (not limit or data["running"] < limit):
-            i = data["next"]
-            data["next"] = i + 1
-            data["running"] += 1
-            item = items[i]
-            if st.item_selector is not None:
-                env = self._env(run, frame, st, now, {"Map": {"Item": {"Index": i, "Value": item}}})
-                item = st.item_selector(data["effective"], env)
-            run.emit(frame, "MapIterationStarted", {"name": st.name, "index": i}, now)
-            child = Frame(f"{frame.id}.{i}", frame.id, table, start_at, item, frame.last_id, i)
-            child.variables = frame.variables
-            run.frames[child.id] = child
-            run.touch(child)
-            run.runnable.append(child.id)
-
-    def _child_finished(self, run: Run, parent: Frame, pst: CState, now: datetime) -> None:
-        data = parent.data
-        data["remaining"] -= 1
-        data["running"] -= 1
-        run.touch(parent)
-        if pst.type == "Map" and data["next"] < len(data["items"]):
-            self._launch_items(run, parent, pst, now)
-        if data["remaining"] == 0:
-            parent.pending = ("children_ok", data["results"])
-            parent.phase = RESUME
-            run.runnable.append(parent.id)
-
-    def _children_succeeded(self, run: Run, frame: Frame, st: CState, results: list, now: datetime) -> tuple:
-        run.emit(frame, st.type + "StateSucceeded", None, now)
-        env = self._env(run, frame, st, now)
-        frame.data = {}
-        out = st.complete(frame.input, results, env)
-        return self._exit(run, frame, st, out, now, results, env)
-
-
-def _join(parent: str, child: str) -> str:
-    return f"{parent}/{child}" if parent else child
-
-
 def _NO_ASSIGN(data: Any, result: Any, env: Env) -> dict:
     return {}
 
@@ -848,24 +523,3 @@ def _check_variables(assigned: dict, state: str) -> None:
         raise StatesError(E.DATA_LIMIT_EXCEEDED, f"The variables assigned in state '{state}' exceed the "
                                                  f"maximum combined size of 256 KiB.")
 
-
-def _map_path(run: Run, frame: Frame) -> list[int] | None:
-    idx = []
-    f: Frame | None = frame
-    while f is not None and f.parent is not None:
-        idx.append(f.index)
-        f = run.frames.get(f.parent)
-    return idx[::-1] or None
-
-
-def _seed(run: Run, frame: Frame) -> str:
-    return f"{run.arn}#{frame.id}#{frame.last_id}"
-
-
-def _rng(run: Run, frame: Frame) -> random.Random:
-    """A random source fixed by (execution, event): a re-run draws the same numbers."""
-    return random.Random(_seed(run, frame))
-
-
-def _token(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
