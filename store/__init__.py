@@ -1,0 +1,146 @@
+"""The SQL implementation of `statelang.store.Store`: `open_store(url)` on SQLite or PostgreSQL.
+
+``open_store`` connects, checks the connection works, and brings the schema to Alembic's head
+before returning, so callers never see a half-migrated database: a fresh file or database gets
+every table, an older one its missing revisions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from alembic import command, util
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, make_url, pool, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Engine
+
+from .sql import SqlStore, StoreError, describe, json_dumps, json_loads
+
+__all__ = ["open_store", "SqlStore", "StoreError"]
+
+HERE = Path(__file__).resolve().parent
+# Store-specific query parameters, removed from the URL before the driver sees it.
+_SQLITE_OPTIONS = {"busy_timeout": "10000", "synchronous": "FULL"}
+_SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
+_MIGRATION_LOCK = 0x5157_4154   # pg_advisory_xact_lock key held while the schema is upgraded
+
+
+def open_store(url: str) -> SqlStore:
+    """``sqlite:///path/to.db`` (the directory is created) or ``postgresql://user@host/db``.
+
+    SQLite options as URL query parameters: ``busy_timeout`` (milliseconds a writer waits for the
+    lock before `StoreError`, default 10000) and ``synchronous`` (default FULL: see
+    `_sqlite_engine`). Raises `StoreError` naming the database when it cannot be used."""
+    engine, name = make_engine(url)
+    try:
+        _upgrade(engine, name)
+    except (sa_exc.DBAPIError, sqlite3.Error) as e:
+        engine.dispose()
+        raise StoreError(describe(e, name)) from e
+    except StoreError:
+        engine.dispose()
+        raise
+    return SqlStore(engine, name)
+
+
+def make_engine(url: str) -> tuple[Engine, str]:
+    """The configured SQLAlchemy engine for `url` and the URL without its password; the schema is
+    left as it is (Alembic run by hand uses this)."""
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError as e:
+        raise StoreError(f"{url!r} is not a database URL: {e}") from e
+    name = parsed.render_as_string(hide_password=True)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed), name
+    if backend in ("postgresql", "postgres"):
+        return _postgres_engine(parsed), name
+    raise StoreError(f"{name}: statelang stores run on sqlite:/// or postgresql:// URLs, not {backend}")
+
+
+def alembic_config(connection=None) -> Config:
+    """Alembic's configuration for our migrations, wherever the package is installed; with a
+    connection, the migrations run on it (inside its transaction) instead of opening their own."""
+    cfg = Config(str(HERE / "alembic.ini"))
+    cfg.set_main_option("script_location", str(HERE / "migrations"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _upgrade(engine: Engine, name: str) -> None:
+    """Bring the schema to head in one transaction. Two processes opening a fresh database at once
+    must not both create it: PostgreSQL serialises them on an advisory lock, SQLite on the write
+    lock that BEGIN IMMEDIATE takes. Both then read the revision inside that lock."""
+    cfg = alembic_config()
+    script = ScriptDirectory.from_config(cfg)
+    heads = set(script.get_heads())
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        current = set(MigrationContext.configure(conn).get_current_heads())
+        if current == heads:
+            return
+        for rev in current:
+            try:
+                script.get_revision(rev)
+            except util.CommandError as e:
+                raise StoreError(f"{name}: the schema is at revision {rev!r}, which this statelang does not "
+                                 "know (a newer version wrote it)") from e
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    """WAL lets readers run beside the one writer; every write transaction begins IMMEDIATE so
+    that lock waits happen at BEGIN, under busy_timeout, never half-way through a commit.
+
+    synchronous=FULL by default: in WAL mode NORMAL survives a crash of the process but may lose
+    the last commits on power loss, and a commit here is a promise (a task result acknowledged,
+    a token answered). ``?synchronous=normal`` trades that for speed where it does not matter."""
+    opts = {k: url.query.get(k, v) for k, v in _SQLITE_OPTIONS.items()}
+    sync = str(opts["synchronous"]).upper()
+    if sync not in _SYNCHRONOUS:
+        raise StoreError(f"{url}: synchronous must be one of {sorted(_SYNCHRONOUS)}, not {sync!r}")
+    try:
+        busy = int(opts["busy_timeout"])
+    except ValueError as e:
+        raise StoreError(f"{url}: busy_timeout must be milliseconds, not {opts['busy_timeout']!r}") from e
+    url = url.difference_update_query(list(_SQLITE_OPTIONS))
+    path = url.database
+    kwargs: dict = {"connect_args": {"check_same_thread": False}}
+    if not path or path == ":memory:":
+        kwargs["poolclass"] = pool.StaticPool   # one in-memory database shared by every thread
+    else:
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, json_serializer=json_dumps, json_deserializer=json_loads, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None   # we issue BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {busy}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute(f"PRAGMA synchronous = {sync}")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        read = conn.get_execution_options().get("statelang_read")
+        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _postgres_engine(url: URL) -> Engine:
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")   # psycopg 3, not SQLAlchemy's psycopg2 default
+    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": 10}
+    return create_engine(url, json_serializer=json_dumps, json_deserializer=json_loads,
+                         pool_pre_ping=True, connect_args=connect_args)
