@@ -1,0 +1,144 @@
+"""Alembic's revisions build exactly `store.schema`, on SQLite and PostgreSQL, and `open_store`
+brings any database it is given to head (or refuses one it cannot).
+
+The schema check is Alembic's own autogenerate comparison: a column, type, index or constraint
+added to `store/schema.py` without a revision shows up as a diff and fails here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
+
+from statelang.store import Commit
+from store import StoreError, alembic_config, make_engine, open_store
+from store.schema import metadata
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLES = {"records", "executions", "events", "frames", "messages", "tokens"}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request) -> str:
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+def _diffs(url: str) -> list:
+    engine, _ = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            return compare_metadata(ctx, metadata)
+    finally:
+        engine.dispose()
+
+
+def _revision(url: str) -> set[str]:
+    engine, _ = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(MigrationContext.configure(conn).get_current_heads())
+    finally:
+        engine.dispose()
+
+
+def _tables(url: str) -> set[str]:
+    engine, _ = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def _head() -> set[str]:
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def test_upgrade_head_builds_exactly_the_schema_module(url, monkeypatch):
+    monkeypatch.setenv("STATELANG_DB", url)
+    assert _diffs(url) != []            # an empty database differs: the comparison can fail
+    command.upgrade(alembic_config(), "head")
+    assert _revision(url) == _head()
+    assert _diffs(url) == []
+    assert _tables(url) == TABLES
+
+
+def test_downgrade_to_base_removes_everything_and_upgrade_restores_it(url, monkeypatch):
+    monkeypatch.setenv("STATELANG_DB", url)
+    cfg = alembic_config()
+    command.upgrade(cfg, "head")
+    command.downgrade(cfg, "base")
+    assert _tables(url) == set() and _revision(url) == set()
+    command.upgrade(cfg, "head")
+    assert _diffs(url) == []
+
+
+def test_open_store_upgrades_a_fresh_database_and_keeps_an_existing_one(url):
+    s = open_store(url)
+    assert _revision(url) == _head() and _diffs(url) == []
+    s.put_record("stateMachine", "arn:sm", {"name": "sm"})
+    s.close()
+    again = open_store(url)
+    assert again.get_record("stateMachine", "arn:sm") == {"name": "sm"}
+    again.close()
+
+
+def test_open_store_upgrades_a_database_left_at_an_older_revision(url, monkeypatch):
+    monkeypatch.setenv("STATELANG_DB", url)
+    command.upgrade(alembic_config(), "head")
+    command.downgrade(alembic_config(), "base")   # the oldest state there is: version table, no tables
+    assert _tables(url) == set()
+    s = open_store(url)
+    s.create_execution({"executionArn": "arn:e", "stateMachineArn": "arn:sm", "name": "e", "status": "RUNNING",
+                        "startDate": datetime.now(UTC),
+                        "definition": "{}"}, Commit("arn:e"))
+    s.close()
+    assert _revision(url) == _head() and _diffs(url) == []
+
+
+def test_a_database_from_a_newer_version_is_refused(url):
+    open_store(url).close()
+    engine, _ = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'ffff_future'"))
+    engine.dispose()
+    with pytest.raises(StoreError, match="ffff_future"):
+        open_store(url)
+
+
+def test_concurrent_opens_of_a_fresh_database_migrate_once(url):
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def opener():
+        try:
+            start.wait(30)
+            open_store(url).close()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=opener) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert _revision(url) == _head() and _diffs(url) == []
+
+
+def test_the_alembic_command_line_runs_our_migrations(sqlite_url):
+    proc = subprocess.run([sys.executable, "-m", "alembic", "-c", str(ROOT / "store" / "alembic.ini"),
+                           "-x", f"url={sqlite_url}", "upgrade", "head"],
+                          capture_output=True, text=True, cwd=ROOT / "tests", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert _revision(sqlite_url) == _head() and _diffs(sqlite_url) == []
