@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, event, make_url, pool, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
 
-from .sql import SqlStore, StoreError, describe, json_dumps, json_loads
+from .sql import SqlStore, StoreError, describe, json_dumps
 
 __all__ = ["open_store", "SqlStore", "StoreError"]
 
@@ -118,7 +118,7 @@ def _sqlite_engine(url: URL) -> Engine:
         kwargs["poolclass"] = pool.StaticPool   # one in-memory database shared by every thread
     else:
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, json_serializer=json_dumps, json_deserializer=json_loads, **kwargs)
+    engine = create_engine(url, json_serializer=json_dumps, **kwargs)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):
@@ -142,5 +142,5 @@ def _postgres_engine(url: URL) -> Engine:
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")   # psycopg 3, not SQLAlchemy's psycopg2 default
     connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": 10}
-    return create_engine(url, json_serializer=json_dumps, json_deserializer=json_loads,
+    return create_engine(url, json_serializer=json_dumps,
                          pool_pre_ping=True, connect_args=connect_args)

@@ -45,13 +45,45 @@ _TIMER_KINDS = ("wait", "retry", "task_timeout", "heartbeat")
 _TOKEN_KEYS = ("token", "execution_arn", "frame_id", "seq", "activity_arn", "input", "state")
 
 
-# -- JSON that keeps datetimes ------------------------------------------------------------------
-# Records and execution extras carry datetimes (creationDate, redriveDate, ...). They are written
-# as {"$datetime": iso} so that what is read back compares equal to what was put.
+# -- JSON ---------------------------------------------------------------------------------------
+# Records and execution extras carry datetimes (creationDate, redriveDate, ...): they are stored
+# tagged as {"$datetime": iso} so that what is read back compares equal to what was put, and a
+# dict of the caller's that would read as a tag is wrapped in {"$literal": ...}. Frames, message
+# payloads and event details hold the execution's own JSON and are stored as they are.
 
-def _default(value: Any) -> Any:
+_TAGS = ("$datetime", "$literal")
+
+
+def tag(value: Any) -> Any:
     if isinstance(value, datetime):
         return {"$datetime": value.isoformat()}
+    if isinstance(value, dict):
+        out = {k: tag(v) for k, v in value.items()}
+        return {"$literal": out} if len(value) == 1 and next(iter(value)) in _TAGS else out
+    if isinstance(value, list | tuple):
+        return [tag(v) for v in value]
+    return value
+
+
+def untag(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1:
+            ((k, v),) = value.items()
+            if k == "$datetime" and isinstance(v, str):
+                return datetime.fromisoformat(v)
+            if k == "$literal" and isinstance(v, dict):
+                return {kk: untag(vv) for kk, vv in v.items()}
+        return {k: untag(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [untag(v) for v in value]
+    return value
+
+
+def _default(value: Any) -> Any:
+    """A datetime that strays into a frame or payload is written as ISO text rather than failing
+    the commit (the in-memory store would have kept it as is)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
     if isinstance(value, set | frozenset):
         return sorted(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
@@ -59,27 +91,6 @@ def _default(value: Any) -> Any:
 
 def json_dumps(value: Any) -> str:
     return json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False)
-
-
-def _hook(obj: dict) -> Any:
-    if len(obj) == 1 and "$datetime" in obj:
-        return datetime.fromisoformat(obj["$datetime"])
-    return obj
-
-
-def json_loads(text: str | bytes) -> Any:
-    return json.loads(text, object_hook=_hook)
-
-
-def _restore(value: Any) -> Any:
-    """psycopg may hand JSONB over already parsed; tagged datetimes still need restoring."""
-    if isinstance(value, dict):
-        if len(value) == 1 and "$datetime" in value:
-            return datetime.fromisoformat(value["$datetime"])
-        return {k: _restore(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_restore(v) for v in value]
-    return value
 
 
 class SqlStore:
@@ -119,7 +130,7 @@ class SqlStore:
 
     # -- records -------------------------------------------------------------------------------
     def put_record(self, kind: str, arn: str, record: dict) -> None:
-        stmt = self._insert(records).values(kind=kind, arn=arn, body=record, created=datetime.now(UTC))
+        stmt = self._insert(records).values(kind=kind, arn=arn, body=tag(record), created=datetime.now(UTC))
         stmt = stmt.on_conflict_do_update(index_elements=["kind", "arn"], set_={"body": stmt.excluded.body})
         with self._write() as conn:
             conn.execute(stmt)
@@ -127,12 +138,12 @@ class SqlStore:
     def get_record(self, kind: str, arn: str) -> dict | None:
         with self._read() as conn:
             body = conn.scalar(select(records.c.body).where(records.c.kind == kind, records.c.arn == arn))
-        return None if body is None else _restore(body)
+        return None if body is None else untag(body)
 
     def list_records(self, kind: str) -> list[dict]:
         with self._read() as conn:
             bodies = conn.scalars(select(records.c.body).where(records.c.kind == kind).order_by(records.c.id))
-            return [_restore(b) for b in bodies]
+            return [untag(b) for b in bodies]
 
     def delete_record(self, kind: str, arn: str) -> None:
         with self._write() as conn:
@@ -148,7 +159,7 @@ class SqlStore:
             if conn.scalar(select(executions.c.id).where(executions.c.execution_arn == arn)) is not None:
                 raise ExecutionAlreadyExistsError(arn)
             try:
-                conn.execute(insert(executions).values(**values, extra=extra or None))
+                conn.execute(insert(executions).values(**values, extra=tag(extra) if extra else None))
             except sa_exc.IntegrityError as e:   # a concurrent start of the same ARN won the race
                 raise ExecutionAlreadyExistsError(arn) from e
             self._apply(conn, commit)
@@ -170,7 +181,7 @@ class SqlStore:
     def load_frames(self, arn: str) -> dict[str, dict]:
         q = select(frames.c.frame_id, frames.c.body).where(frames.c.execution_arn == arn)
         with self._read() as conn:
-            return {fid: _restore(body) for fid, body in conn.execute(q)}
+            return {fid: body for fid, body in conn.execute(q)}
 
     def history(self, arn: str) -> list[dict]:
         q = (select(events.c.timestamp, events.c.type, events.c.event_id, events.c.previous_event_id,
@@ -182,7 +193,7 @@ class SqlStore:
         for ts, type_, eid, prev, details in rows:
             ev = {"timestamp": ts, "type": type_, "id": eid, "previousEventId": prev}
             if details:
-                ev.update(_restore(details))
+                ev.update(details)
             out.append(ev)
         return out
 
@@ -236,7 +247,7 @@ class SqlStore:
         where = executions.c.execution_arn == arn
         if extra:
             old = conn.scalar(select(executions.c.extra).where(where).with_for_update())
-            values["extra"] = {**(_restore(old) or {}), **extra}
+            values["extra"] = tag({**(untag(old) or {}), **extra})
         if values and conn.execute(update(executions).where(where).values(**values)).rowcount == 0:
             raise StoreError(f"{self.name}: no execution {arn}")
 
@@ -256,7 +267,7 @@ class SqlStore:
         q = (select(messages).where(messages.c.execution_arn == arn, messages.c.due <= now)
              .order_by(messages.c.due, messages.c.id))
         with self._read() as conn:
-            return [Message(r.execution_arn, r.kind, r.due, r.frame_id, r.seq, _restore(r.payload), r.id)
+            return [Message(r.execution_arn, r.kind, r.due, r.frame_id, r.seq, r.payload, r.id)
                     for r in conn.execute(q)]
 
     def next_due(self) -> datetime | None:
@@ -350,7 +361,7 @@ def _execution_row(r) -> dict:
     m = r._mapping
     out = {api: m[col] for api, col in COLUMNS.items()}
     if m["extra"]:
-        out.update(_restore(m["extra"]))
+        out.update(untag(m["extra"]))
     return out
 
 

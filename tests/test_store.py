@@ -81,6 +81,21 @@ def test_records_round_trip_keep_first_insertion_order(any_store):
     assert s.list_records("nothing") == []
 
 
+def test_documents_that_look_like_stored_tags_round_trip(any_store):
+    s = any_store
+    tricky = {"$datetime": "not a date"}
+    record = {"a": tricky, "b": {"$literal": 1}, "c": [{"$datetime": T0.isoformat()}], "when": T0}
+    s.put_record("tag", "arn:t", record)
+    assert s.get_record("tag", "arn:t") == record
+    s.create_execution(row_of("e1", meta=record), started("e1"))
+    assert s.get_execution(arn_of("e1"))["meta"] == record
+    f = frame("f1")
+    f.input = tricky
+    s.apply(Commit(arn_of("e1"), frames={"f1": f}, add_messages=[Message(arn_of("e1"), "token", at(1), payload=tricky)]))
+    assert s.load_frames(arn_of("e1"))["f1"]["input"] == tricky
+    assert s.due_messages(arn_of("e1"), at(1))[0].payload == tricky
+
+
 def test_create_execution_is_unique_and_keeps_extra_fields(any_store):
     s = any_store
     when = at(5)
