@@ -117,7 +117,12 @@ def _sqlite_engine(url: URL) -> Engine:
     if not path or path == ":memory:":
         kwargs["poolclass"] = pool.StaticPool   # one in-memory database shared by every thread
     else:
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        file = Path(path).expanduser()
+        url = url.set(database=str(file))
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"{url}: cannot create the directory {file.parent} ({e.strerror})") from e
     engine = create_engine(url, json_serializer=json_dumps, **kwargs)
 
     @event.listens_for(engine, "connect")

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import random
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -537,3 +542,48 @@ def test_a_second_engine_on_the_same_file_continues_and_sees_the_history(sqlite_
     assert third.store.get_execution(arn_of("pay-1"))["status"] == "SUCCEEDED"
     assert third.store.history(arn_of("pay-1")) == history == _run_flow("memory").store.history(arn_of("pay-1"))
     third.store.close()
+
+
+_WRITER = """
+import sys
+from datetime import UTC, datetime, timedelta
+from statelang.store import Commit, Message
+from store import open_store
+url, arn = sys.argv[1], sys.argv[2]
+s = open_store(url)
+t0 = datetime(2024, 1, 1, tzinfo=UTC)
+s.create_execution({"executionArn": arn, "stateMachineArn": "sm", "name": "n", "status": "RUNNING",
+                    "startDate": t0, "definition": "{}", "next_event_id": 1}, Commit(arn))
+eid = 1
+print("ready", flush=True)
+while True:
+    evs = [{"timestamp": t0 + timedelta(seconds=eid + i), "type": "PassStateEntered", "id": eid + i,
+            "previousEventId": eid + i - 1, "stateEnteredEventDetails": {"name": "S"}} for i in range(10)]
+    eid += 10
+    s.apply(Commit(arn, events=evs, execution={"next_event_id": eid},
+                   add_messages=[Message(arn, "wait", t0, "f", eid)]))
+"""
+
+
+def test_a_process_killed_while_committing_leaves_whole_commits(sql_url, tmp_path):
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    proc = subprocess.Popen([sys.executable, str(script), sql_url, arn_of("k")], stdout=subprocess.PIPE,
+                            cwd=str(Path(__file__).resolve().parents[1]), text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.7)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    s = open_store(sql_url)
+    try:
+        history = s.history(arn_of("k"))
+        row = s.get_execution(arn_of("k"))
+        msgs = s.due_messages(arn_of("k"), at(10 ** 6))
+    finally:
+        s.close()
+    assert len(history) >= 10 and len(history) % 10 == 0, "only whole commits survive"
+    assert [e["id"] for e in history] == list(range(1, len(history) + 1))
+    assert row["next_event_id"] == len(history) + 1
+    assert len(msgs) == len(history) // 10
