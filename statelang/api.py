@@ -259,34 +259,35 @@ class Client(MachinesMixin):
             arn = f"{self._arn('express', sm_name)}:{name}:{uuid.uuid4()}"
         else:
             arn = f"{self._arn('execution', sm_name)}:{name}"
-        row = self.engine.store.get_execution(arn)
-        if row is None:
-            extra = {"input": text, "stateMachineVersionArn": version_arn, "stateMachineAliasArn": alias_arn,
-                     "traceHeader": traceHeader}
-            try:
-                self.engine.start(target["definition"], value, arn=arn, name=name, state_machine_arn=base,
-                                  role_arn=target["roleArn"], extra={k: v for k, v in extra.items() if v is not None})
-            except ExecutionAlreadyExistsError:
-                row = self.engine.store.get_execution(arn)
-            else:
-                self._put(META, arn, {"stateMachineVersionArn": version_arn, "stateMachineAliasArn": alias_arn,
-                                      "input": text, "type": target["type"], "traceHeader": traceHeader,
-                                      "revisionId": target.get("revisionId"),
-                                      "updateDate": machine.get("updateDate") or target["creationDate"],
-                                      "loggingConfiguration": target.get("loggingConfiguration"),
-                                      "tracingConfiguration": target.get("tracingConfiguration")})
-                row = self.engine.store.get_execution(arn)
-                return {"executionArn": arn, "startDate": row["startDate"]}
+        meta = {"stateMachineVersionArn": version_arn, "stateMachineAliasArn": alias_arn,
+                "input": text, "type": target["type"], "traceHeader": traceHeader,
+                "revisionId": target.get("revisionId"),
+                "updateDate": machine.get("updateDate") or target["creationDate"],
+                "loggingConfiguration": target.get("loggingConfiguration"),
+                "tracingConfiguration": target.get("tracingConfiguration")}
+        extra = {k: v for k, v in meta.items() if v is not None and k in (
+            "input", "stateMachineVersionArn", "stateMachineAliasArn", "traceHeader")}
+        extra["meta"] = meta   # kept on the execution row itself: one write per start
+        try:
+            live = self.engine.start(target["definition"], value, arn=arn, name=name, state_machine_arn=base,
+                                     role_arn=target["roleArn"], extra=extra)
+        except ExecutionAlreadyExistsError:
+            row = self.engine.store.get_execution(arn)
+        else:
+            return {"executionArn": arn, "startDate": live.start}
         # The name is taken: the same input on a running execution is the same request again.
         if row is not None and row["status"] == "RUNNING" and self._input_text(row) == text:
             return {"executionArn": arn, "startDate": row["startDate"]}
         raise error("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'")
 
-    def _meta(self, arn: str) -> dict:
+    def _meta(self, arn: str, row: dict | None = None) -> dict:
+        row = row if row is not None else self.engine.store.get_execution(arn)
+        if row is not None and row.get("meta"):
+            return row["meta"]
         return self._get(META, arn) or {}
 
     def _input_text(self, row: dict) -> str:
-        return self._meta(row["executionArn"]).get("input") or row["input"]
+        return self._meta(row["executionArn"], row).get("input") or row["input"]
 
     def _execution(self, arn: str) -> dict:
         if not EXEC_ARN.match(arn):
@@ -298,7 +299,7 @@ class Client(MachinesMixin):
 
     def _describe_execution(self, *, executionArn: str, includedData: str | None = None) -> dict:
         row = self._execution(executionArn)
-        meta = self._meta(executionArn)
+        meta = self._meta(executionArn, row)
         status = row["status"]
         out = {"executionArn": executionArn, "stateMachineArn": row["stateMachineArn"], "name": row["name"],
                "status": status, "startDate": when(row["startDate"]),
@@ -336,7 +337,7 @@ class Client(MachinesMixin):
             raise error("StateMachineTypeNotSupported", "This operation is not supported by this type of state machine")
         rows = [dict(r) for r in self.engine.store.list_executions(base, statusFilter)]
         for r in rows:
-            meta = self._meta(r["executionArn"])
+            meta = self._meta(r["executionArn"], r)
             for k in ("stateMachineVersionArn", "stateMachineAliasArn"):
                 r[k] = r.get(k) or meta.get(k)
         if qualifier is not None:
@@ -390,7 +391,7 @@ class Client(MachinesMixin):
 
     def _describe_state_machine_for_execution(self, *, executionArn: str, includedData: str | None = None) -> dict:
         row = self._execution(executionArn)
-        meta = self._meta(executionArn)
+        meta = self._meta(executionArn, row)
         _, sm_name, _ = parse_sm_arn(row["stateMachineArn"])
         return {"stateMachineArn": row["stateMachineArn"], "name": sm_name, "definition": row["definition"],
                 "roleArn": row.get("roleArn") or "", "updateDate": when(meta.get("updateDate")) or when(row["startDate"]),

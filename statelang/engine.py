@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .clock import Clock, make_clock
@@ -83,7 +83,8 @@ class Engine:
     def __init__(self, db: str | Store | None = None, handlers: dict | None = None,
                  clock: str | Clock = "real", state_machines: dict | None = None,
                  account_id: str = "123456789012", region: str = "us-east-1",
-                 worker_id: str | None = None, max_workers: int = 8, lease_seconds: float = 60.0):
+                 worker_id: str | None = None, max_workers: int = 8, lease_seconds: float = 60.0,
+                 eager: bool | str = False):
         self.store = open_store(db)
         self.clock = make_clock(clock)
         self.account_id = account_id
@@ -92,6 +93,10 @@ class Engine:
         self.interpreter = Interpreter()
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
+        # eager=True: start_execution runs the execution in the calling thread until it waits or
+        # ends (as the AWS service starts it at once), saving a claim; "always" also on a virtual
+        # clock. Off by default so that a start returns before any handler runs.
+        self.eager = eager
         self.max_workers = max_workers
         self._pool: ThreadPoolExecutor | None = None
         self.max_defer_events = 2000      # group commit bounds (see _deferrable)
@@ -175,7 +180,11 @@ class Engine:
                             if (extra or {}).get(k)}
         self.interpreter.start(run, now)
         commit = self._commit_of(run, [])
-        commit.add_messages.append(Message(arn, "run", now))
+        eager = self.eager and not self.clock.virtual or self.eager == "always"
+        # Eager: this thread runs the execution right after creating it. Its "run" message is then
+        # a safety net due only when a lease would have expired, consumed by the first step's commit.
+        kick = Message(arn, "run", now + timedelta(seconds=self.lease_seconds) if eager else now)
+        commit.add_messages.append(kick)
         row = {"executionArn": arn, "stateMachineArn": state_machine_arn, "name": name,
                "status": "RUNNING", "startDate": now, "input": json.dumps(input),
                "definition": definition if isinstance(definition, str) else json.dumps(definition),
@@ -183,7 +192,12 @@ class Engine:
         self.store.create_execution(row, commit)
         if self._cache_runs:
             self._runs[arn] = run
-        self._wake.set()
+        if eager:
+            with self._lock:
+                run.released = True
+                self._drive(run, [kick.id])
+        else:
+            self._wake.set()
         return run
 
     # -- the loop ---------------------------------------------------------------------------
@@ -289,10 +303,12 @@ class Engine:
             for m in msgs:
                 consumed.append(m.id)
                 self._apply_message(run, m, now)
+            run.released = False
             try:
                 self._drive(run, consumed)
             finally:
-                self.store.release(arn, self.worker_id)
+                if not run.released:
+                    self.store.release(arn, self.worker_id)
                 if not self._cache_runs or run.status != "RUNNING":
                     self._runs.pop(arn, None)
 
@@ -521,6 +537,9 @@ class Engine:
 
     def _flush(self, run: Run, consumed: list[int]) -> list[tuple]:
         commit = self._commit_of(run, consumed)
+        if not commit.invokes and not commit.map_runs and not run.runnable:  # type: ignore[attr-defined]
+            commit.release = self.worker_id   # the last commit of this pass gives the lease back
+            run.released = True
         _fault("before_commit")
         self.store.apply(commit)
         _fault("after_commit")

@@ -289,7 +289,10 @@ class Interpreter(Branches):
         frame.pending = None
         kind = pending[0]
         if kind in ("ok", "err", "timeout"):
-            run.commands.append(("settle", frame.id, frame.seq))
+            data = frame.data
+            if data.get("timeout") or data.get("heartbeat") or data.get("token"):
+                # only then are there timers or a token of this wait to drop
+                run.commands.append(("settle", frame.id, frame.seq))
         try:
             if kind == "waited":
                 env = self._env(run, frame, st, now)

@@ -43,6 +43,7 @@ class Commit:
     add_tokens: list[dict] = field(default_factory=list)      # {token, execution_arn, frame_id, seq, activity_arn?, input?}
     close_frames_tokens: list[str] = field(default_factory=list)  # frame ids whose tokens close
     close_all: bool = False  # the execution ended: drop every message and token of it
+    release: str | None = None  # worker whose lease on the execution this commit gives up
 
 
 class ExecutionAlreadyExistsError(Exception):
@@ -167,6 +168,8 @@ class MemoryStore:
                         row["closed"] = True
             for m in commit.add_messages:
                 self.add_message(m)
+            if commit.release:
+                self.leases.pop(arn, None)
             for t in commit.add_tokens:
                 self.tokens[t["token"]] = dict(t, closed=False)
                 if t.get("activity_arn"):

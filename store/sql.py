@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -103,6 +103,44 @@ class SqlStore:
         # Reads need no write lock: on SQLite they begin DEFERRED (see `store.open_store`).
         self._reader = engine.execution_options(statelang_read=True)
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Build the hot statements once: constructing a SQLAlchemy statement costs more than
+        SQLite takes to run it, and these run several times per execution step."""
+        arn = bindparam("arn")
+        self._q_execution = select(executions).where(executions.c.execution_arn == arn)
+        self._q_exists = select(executions.c.id).where(executions.c.execution_arn == arn)
+        self._q_record = select(records.c.body).where(records.c.kind == bindparam("kind"),
+                                                      records.c.arn == bindparam("rarn"))
+        self._q_due = (select(messages).where(messages.c.execution_arn == arn, messages.c.due <= bindparam("now"))
+                       .order_by(messages.c.due, messages.c.id))
+        self._q_frames = select(frames.c.frame_id, frames.c.body).where(frames.c.execution_arn == arn)
+        self._i_events = insert(events)
+        self._i_executions = insert(executions)
+        up = self._insert(frames)
+        self._u_frames = up.on_conflict_do_update(index_elements=["execution_arn", "frame_id"],
+                                                  set_={"body": up.excluded.body})
+        self._d_frames = delete(frames).where(frames.c.execution_arn == arn,
+                                              frames.c.frame_id.in_(bindparam("fids", expanding=True)))
+        self._d_consumed = delete(messages).where(messages.c.id.in_(bindparam("ids", expanding=True)))
+        self._d_all_messages = delete(messages).where(messages.c.execution_arn == arn)
+        self._u_close_tokens = update(tokens).where(tokens.c.execution_arn == arn).values(closed=True, queued=False)
+        self._u_release = (update(executions).where(executions.c.execution_arn == arn,
+                                                    executions.c.lease_owner == bindparam("worker"))
+                           .values(lease_owner=None, lease_expires=None))
+        self._i_messages = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
+        # Executions with a due message and a free lease, by their earliest due message. Grouping
+        # by execution reads each due message once (a window over every message did not scale).
+        now = bindparam("now")
+        first = (select(messages.c.execution_arn.label("arn"), func.min(messages.c.due).label("due"),
+                        func.min(messages.c.id).label("mid"))
+                 .where(messages.c.due <= now).group_by(messages.c.execution_arn).subquery())
+        self._q_claim = (select(executions.c.execution_arn)
+                         .join(first, first.c.arn == executions.c.execution_arn)
+                         .where(or_(executions.c.lease_expires.is_(None), executions.c.lease_expires <= now))
+                         .order_by(first.c.due, first.c.mid).limit(bindparam("limit"))
+                         .with_for_update(of=executions, skip_locked=True))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -137,7 +175,7 @@ class SqlStore:
 
     def get_record(self, kind: str, arn: str) -> dict | None:
         with self._read() as conn:
-            body = conn.scalar(select(records.c.body).where(records.c.kind == kind, records.c.arn == arn))
+            body = conn.scalar(self._q_record, {"kind": kind, "rarn": arn})
         return None if body is None else untag(body)
 
     def list_records(self, kind: str) -> list[dict]:
@@ -156,17 +194,17 @@ class SqlStore:
         values.setdefault("next_event_id", 1)
         values.setdefault("redrive_count", 0)
         with self._write() as conn:
-            if conn.scalar(select(executions.c.id).where(executions.c.execution_arn == arn)) is not None:
+            if conn.scalar(self._q_exists, {"arn": arn}) is not None:
                 raise ExecutionAlreadyExistsError(arn)
             try:
-                conn.execute(insert(executions).values(**values, extra=tag(extra) if extra else None))
+                conn.execute(self._i_executions, [dict(values, extra=tag(extra) if extra else None)])
             except sa_exc.IntegrityError as e:   # a concurrent start of the same ARN won the race
                 raise ExecutionAlreadyExistsError(arn) from e
             self._apply(conn, commit)
 
     def get_execution(self, arn: str) -> dict | None:
         with self._read() as conn:
-            r = conn.execute(select(executions).where(executions.c.execution_arn == arn)).first()
+            r = conn.execute(self._q_execution, {"arn": arn}).first()
         return None if r is None else _execution_row(r)
 
     def list_executions(self, state_machine_arn: str | None = None, status: str | None = None) -> list[dict]:
@@ -179,9 +217,8 @@ class SqlStore:
             return [_execution_row(r) for r in conn.execute(q)]
 
     def load_frames(self, arn: str) -> dict[str, dict]:
-        q = select(frames.c.frame_id, frames.c.body).where(frames.c.execution_arn == arn)
         with self._read() as conn:
-            return {fid: body for fid, body in conn.execute(q)}
+            return {fid: body for fid, body in conn.execute(self._q_frames, {"arn": arn})}
 
     def history(self, arn: str) -> list[dict]:
         q = (select(events.c.timestamp, events.c.type, events.c.event_id, events.c.previous_event_id,
@@ -205,25 +242,24 @@ class SqlStore:
         """The steps run in `MemoryStore.apply`'s order: a message added by the commit that ends
         the execution survives its ``close_all``, as it does in memory."""
         arn = c.execution_arn
+        p = {"arn": arn}
         if c.events:
-            conn.execute(insert(events), [_event_row(arn, e) for e in c.events])
+            conn.execute(self._i_events, [_event_row(arn, e) for e in c.events])
         if c.execution:
             self._update_execution(conn, arn, c.execution)
         if c.frames:
             gone = [fid for fid, f in c.frames.items() if f is None]
             if gone:
-                conn.execute(delete(frames).where(frames.c.execution_arn == arn, frames.c.frame_id.in_(gone)))
+                conn.execute(self._d_frames, {"arn": arn, "fids": gone})
             kept = [{"execution_arn": arn, "frame_id": fid, "body": f if isinstance(f, dict) else f.to_dict()}
                     for fid, f in c.frames.items() if f is not None]
             if kept:
-                stmt = self._insert(frames)
-                conn.execute(stmt.on_conflict_do_update(index_elements=["execution_arn", "frame_id"],
-                                                        set_={"body": stmt.excluded.body}), kept)
+                conn.execute(self._u_frames, kept)
         if c.consumed:
-            conn.execute(delete(messages).where(messages.c.id.in_(c.consumed)))
+            conn.execute(self._d_consumed, {"ids": list(c.consumed)})
         if c.close_all:
-            conn.execute(delete(messages).where(messages.c.execution_arn == arn))
-            conn.execute(update(tokens).where(tokens.c.execution_arn == arn).values(closed=True, queued=False))
+            conn.execute(self._d_all_messages, p)
+            conn.execute(self._u_close_tokens, p)
         for fid, seq in c.cancel_frames:
             cond = [messages.c.execution_arn == arn, messages.c.frame_id == fid, messages.c.kind.in_(_TIMER_KINDS)]
             if seq >= 0:
@@ -241,6 +277,8 @@ class SqlStore:
             conn.execute(insert(tokens), [
                 {**{k: t.get(k) for k in _TOKEN_KEYS}, "closed": False, "queued": bool(t.get("activity_arn"))}
                 for t in c.add_tokens])
+        if getattr(c, "release", None):
+            conn.execute(self._u_release, {"arn": arn, "worker": c.release})
 
     def _update_execution(self, conn: Connection, arn: str, changes: dict) -> None:
         values, extra = _split(changes)
@@ -255,7 +293,7 @@ class SqlStore:
     def _add_messages(self, conn: Connection, batch: list[Message]) -> None:
         rows = [{"execution_arn": m.execution_arn, "kind": m.kind, "due": m.due, "frame_id": m.frame_id or "",
                  "seq": m.seq or 0, "payload": m.payload} for m in batch]
-        ids = conn.scalars(insert(messages).returning(messages.c.id, sort_by_parameter_order=True), rows).all()
+        ids = conn.scalars(self._i_messages, rows).all()
         for m, mid in zip(batch, ids, strict=True):
             m.id = mid
 
@@ -264,11 +302,9 @@ class SqlStore:
             self._add_messages(conn, [message])
 
     def due_messages(self, arn: str, now: datetime) -> list[Message]:
-        q = (select(messages).where(messages.c.execution_arn == arn, messages.c.due <= now)
-             .order_by(messages.c.due, messages.c.id))
         with self._read() as conn:
             return [Message(r.execution_arn, r.kind, r.due, r.frame_id, r.seq, r.payload, r.id)
-                    for r in conn.execute(q)]
+                    for r in conn.execute(self._q_due, {"arn": arn, "now": now})]
 
     def next_due(self) -> datetime | None:
         """The earliest message of an execution the store holds. A message naming no execution
@@ -288,18 +324,9 @@ class SqlStore:
         (due, id) message, as `MemoryStore` lists them. The select
         and the lease update share one transaction; on PostgreSQL rows another claimer has locked
         are skipped, and a row leased meanwhile fails the re-checked lease condition."""
-        ranked = (select(messages.c.execution_arn, messages.c.due, messages.c.id,
-                         func.row_number().over(partition_by=messages.c.execution_arn,
-                                                order_by=(messages.c.due, messages.c.id)).label("rank"))
-                  .where(messages.c.due <= now).subquery())
-        q = (select(executions.c.execution_arn)
-             .join(ranked, ranked.c.execution_arn == executions.c.execution_arn)
-             .where(ranked.c.rank == 1,
-                    or_(executions.c.lease_expires.is_(None), executions.c.lease_expires <= now))
-             .order_by(ranked.c.due, ranked.c.id).limit(limit)
-             .with_for_update(of=executions, skip_locked=True))
+        q = self._q_claim
         with self._write() as conn:
-            arns = list(conn.scalars(q))
+            arns = list(conn.scalars(q, {"now": now, "limit": limit}))
             if arns:
                 conn.execute(update(executions).where(executions.c.execution_arn.in_(arns))
                              .values(lease_owner=worker, lease_expires=now + timedelta(seconds=lease_seconds)))
@@ -307,9 +334,7 @@ class SqlStore:
 
     def release(self, arn: str, worker: str) -> None:
         with self._write() as conn:
-            conn.execute(update(executions)
-                         .where(executions.c.execution_arn == arn, executions.c.lease_owner == worker)
-                         .values(lease_owner=None, lease_expires=None))
+            conn.execute(self._u_release, {"arn": arn, "worker": worker})
 
     # -- tokens and activity tasks -------------------------------------------------------------
     def get_token(self, token: str) -> dict | None:
