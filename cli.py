@@ -99,10 +99,24 @@ def open_engine(db: str | None, handlers: tuple[str, ...] = (), clock: str = "re
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - a store that cannot open is a user-facing error
+        if type(exc).__name__ == "StoreError":
+            raise UserError(str(exc)) from None   # it already names the database
         raise UserError(f"cannot open the database {db or 'default'}: {exc}") from None
 
 
-@click.group()
+class StatelangGroup(click.Group):
+    """Turns a database failure in any command into one line and exit status 2, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if type(exc).__name__ == "StoreError":
+                raise UserError(str(exc)) from None
+            raise
+
+
+@click.group(cls=StatelangGroup)
 @click.version_option(package_name="statelang")
 def main() -> None:
     """Run Amazon States Language state machines offline."""
@@ -345,7 +359,7 @@ def _register_groups() -> None:
                        ("cli_tools", ("graph", "test_state")),
                        ("eventbus.cli", ("events", "rules")),
                        ("workflows.cli", ("workflows", "demo")),
-                       ("server.cli", ("serve",))):
+                       ("server.cli", ("serve", "graph"))):
         try:
             module = importlib.import_module(mod)
         except ImportError as exc:

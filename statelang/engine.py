@@ -235,6 +235,13 @@ class Engine:
                 continue
             self._wake.wait(delay)
 
+    def close(self) -> None:
+        """Stop the worker loop and release the store's connections."""
+        self.shutdown()
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
+
     def shutdown(self) -> None:
         self._stopping.set()
         self._wake.set()
