@@ -9,9 +9,14 @@ from eventbus.patterns import CompiledPattern, InvalidEventPattern, compile_patt
 
 __all__ = [
     "CompiledPattern",
+    "EventBridgeError",
+    "EventBus",
     "InvalidEventPattern",
     "PatternIndex",
     "compile_pattern",
+    "install",
+    "parse_schedule",
+    "run_until_idle",
     "test_event_pattern",
 ]
 
@@ -35,3 +40,10 @@ def test_event_pattern(pattern: dict | str, event: dict | str) -> bool:
 
 # pytest collects module-level callables named test_*; this one is API, not a test.
 test_event_pattern.__test__ = False  # type: ignore[attr-defined]
+
+
+# The bus sits on the pattern matcher above; imported last so that eventbus.bus can import it.
+from eventbus.bus import EventBus  # noqa: E402
+from eventbus.integration import install, run_until_idle  # noqa: E402
+from eventbus.schedules import parse_schedule  # noqa: E402
+from eventbus.targets import EventBridgeError  # noqa: E402
