@@ -512,7 +512,7 @@ def _entry_problem(entry: dict) -> tuple[str, str] | None:
     if not isinstance(entry, dict):
         return ("InvalidArgument", "Parameter Entry is not valid.")
     for key in ("Source", "DetailType", "Detail"):
-        if not entry.get(key):
+        if entry.get(key) is None or entry.get(key) == "":
             return ("InvalidArgument", f"Parameter {key} is not valid. Reason: {key} is a required argument.")
     detail = entry["Detail"]
     if isinstance(detail, str):
