@@ -207,3 +207,21 @@ def test_cli_put_rules_archives_replay(tmp_path):
               "--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z", "--name", "again"])
     assert r.exit_code == 0 and json.loads(r.output)["State"] == "COMPLETED"
     assert json.loads(r.output)["EventCount"] == 1
+
+
+def test_workflow_event_starts_another_workflow(engine):
+    """A chain through the bus from inside an execution: the publishing task's commit and the
+    child's creation share one store (and one SQLite file) without deadlock."""
+    market = EventBus(engine, "ecosystem-marketplace-events")
+    first = _machine(engine, "ecosystem-booking-lifecycle", BOOKING)
+    second = _machine(engine, "ecosystem-payment-processing",
+                      {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    market.put_rule("confirmed", {"detail-type": ["Booking Confirmed"]})
+    market.put_targets("confirmed", [{"Id": "pay", "Arn": second, "InputPath": "$.detail",
+                                      "ExecutionName": "payment-{bookingId}"}])
+    engine.client().start_execution(stateMachineArn=first, name="b1",
+                                    input=json.dumps({"bookingId": "booking-9", "amount": 5}))
+    run_until_idle(engine)
+    (row,) = engine.store.list_executions(second)
+    assert row["name"] == "payment-booking-9" and row["status"] == "SUCCEEDED"
+    assert json.loads(row["output"]) == {"bookingId": "booking-9", "amount": 5}

@@ -193,3 +193,25 @@ def test_engine_handlers_serve_lambda_targets():
                            "Input": '{"fixed": true}'}])
     bus.put_events([{"Source": "a", "DetailType": "d", "Detail": {}}])
     assert got == [{"fixed": True}]
+
+
+def test_pending_retry_survives_a_restart(tmp_path):
+    try:
+        import store  # noqa: F401
+    except ImportError as exc:  # pragma: no cover
+        pytest.skip(f"the SQL store cannot be imported: {exc}")
+    db = f"sqlite:///{tmp_path}/r.db"
+    first = EventBus(statelang.Engine(db=db, clock="virtual"))
+    first.register_handler("h", lambda p: 1 / 0)
+    first.put_rule("r", {"source": ["a"]})
+    first.put_targets("r", [{"Id": "t", "Arn": "h"}])
+    first.put_events([{"Source": "a", "DetailType": "d", "Detail": {"n": 1}}])
+    assert len(first.pending_deliveries()) == 1
+    engine = statelang.Engine(db=db, clock="virtual")
+    engine.clock.set(first.engine.clock.now())
+    second = EventBus(engine)
+    got = []
+    second.register_handler("h", got.append)
+    run_until_idle(engine)
+    assert [e["detail"] for e in got] == [{"n": 1}]
+    assert second.pending_deliveries() == [] and second.dead_letters() == []
