@@ -111,6 +111,8 @@ class Engine:
         self.listeners: list = []   # callables(execution_row) on every status change
         self.integrations: dict[str, Any] = {}  # resource prefix -> callable(engine, run, fid, seq, spec)
         self.end_hooks: list = []   # callables(engine, run, commit) inside an execution's end commit
+        self.tickers: list = []     # callables(now) -> int: other due work (bus schedules, retries)
+        self.timer_sources: list = []  # callables() -> datetime | None: when that work is next due
         from .nested import install
         install(self)
         self.map_runs = None   # the distributed Map runner (statelang.maprun), when available
@@ -192,6 +194,8 @@ class Engine:
         self.store.create_execution(row, commit)
         if self._cache_runs:
             self._runs[arn] = run
+        if self.listeners:
+            self._notify(run)   # AWS publishes a RUNNING status change too
         if eager:
             with self._lock:
                 run.released = True
@@ -213,10 +217,15 @@ class Engine:
                     self.process(arn)
                     steps += 1
                 continue
+            if any([tick(now) for tick in self.tickers]):
+                continue   # a schedule or a delivery retry fired and may have started executions
             if self.clock.virtual:
                 due = self.store.next_due()
                 if due is not None:
-                    self.clock.set(due)
+                    # Other timer sources (schedules) fire interleaved with the engine's timers but
+                    # do not keep a virtual run going on their own: a cron rule never ends.
+                    others = [d for d in (src() for src in self.timer_sources) if d is not None and d < due]
+                    self.clock.set(min(others, default=due))
                     continue
             break
         return steps
@@ -227,7 +236,8 @@ class Engine:
         while not self._stopping.is_set():
             self.run_until_idle()
             self._wake.clear()
-            due = self.store.next_due()
+            dues = [d for d in [self.store.next_due(), *(src() for src in self.timer_sources)] if d is not None]
+            due = min(dues, default=None)
             delay = poll_seconds
             if due is not None:
                 delay = max(0.0, min(poll_seconds, (due - self.clock.now()).total_seconds()))
