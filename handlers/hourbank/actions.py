@@ -8,6 +8,8 @@ be delivered: the loser gets `ActionRejected`.
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import select, update
 
 from .db import Database
@@ -70,7 +72,7 @@ class HourBankActions:
     def raise_dispute(self, request_id: str, user_id: str, reason: str) -> str:
         """Open a dispute. If the workflow waits for anyone, that wait ends with
         HourBank.DisputeRaised now; otherwise its next wait does."""
-        did = f"dsp-{request_id}-{int(self.engine.clock.now().timestamp() * 1000)}"
+        did = "dsp-" + uuid.uuid4().hex[:20]   # a dismissed dispute may be followed by another
         with self.db.session() as s:
             req = s.get(ServiceRequest, request_id)
             if req is None or req.status in ("PAID", "REJECTED", "EXPIRED", "REFUNDED", "DISPUTED"):
