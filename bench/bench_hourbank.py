@@ -34,9 +34,8 @@ def run(n: int, directory: Path) -> dict:
     t0 = time.perf_counter()
     reqs = []
     for k in range(n):
-        requester, provider = f"m{k % MEMBERS}", f"m{(k * 7 + 1) % MEMBERS}"
-        if requester == provider:
-            provider = f"m{(k + 1) % MEMBERS}"
+        # a different provider each round, so no request duplicates a pending one
+        requester, provider = f"m{k % MEMBERS}", f"m{(k % MEMBERS + 1 + k // MEMBERS) % MEMBERS}"
         _, rid = sb.request(requester, provider, f"s{provider[1:]}", 1 + k % 3, name=f"r{k}")
         reqs.append((k, rid, requester, provider))
     for k, rid, req, prov in reqs:
