@@ -218,13 +218,14 @@ class ReplayEngine(Engine):
                 self.store.add_message(Message(run.arn, "token", outcome["timestamp"], fid, seq,
                                                _token_payload(outcome)))
             return None
-        if spec.get("wait_for_token"):
+        if spec.get("wait_for_token") or spec.get("sync") or submitted is not None:
+            # the task was submitted (callback, .sync child, ...): its outcome arrives later
             if outcome is not None and not outcome["type"].endswith("TimedOut"):
                 self.store.add_message(Message(run.arn, "token", outcome["timestamp"], fid, seq,
                                                _token_payload(outcome)))
             if submitted is not None:
                 d = submitted.get("taskSubmittedEventDetails", {})
-                return ("ok", json.loads(d["output"]) if d.get("output") else None)
+                return ("submitted", json.loads(d["output"]) if d.get("output") else None)
             if outcome is not None and outcome["type"].endswith("Failed"):
                 p = _token_payload(outcome)
                 return ("err", p["error"], p.get("cause"))

@@ -601,7 +601,6 @@ def test_replay_of_a_request_without_dispute(sb):
     assert sb.engine.replay(arn).ok
 
 
-@pytest.mark.xfail(strict=True, reason="engine: replay diverges at the TaskSubmitted of a startExecution.sync:2 task")
 def test_replay_of_a_request_with_a_nested_dispute_execution(sb):
     arn, rid = sb.request("alice", "bob", "garden", 3)
     did = dispute_to_admin(sb, rid)
