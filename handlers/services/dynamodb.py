@@ -321,6 +321,19 @@ class DynamoDB:
 
     def __init__(self, engine: SAEngine):
         self.engine = engine
+        self._faults: list[str] = []
+
+    def fail_next(self, times: int = 1, exception: str = "ProvisionedThroughputExceededException") -> None:
+        """The next `times` integration calls fail with ``DynamoDB.<exception>`` (throttling by default)."""
+        self._faults.extend([exception] * times)
+
+    def _integration(self, fn):
+        def call(params: dict) -> dict:
+            if self._faults:
+                exc = self._faults.pop(0)
+                raise DynamoDBError(exc, f"{exc} on {params.get('TableName')}")
+            return fn(params)
+        return call
 
     def create_table(self, name: str, hash_key: str, range_key: str | None = None) -> None:
         """Declare a table's key schema (idempotent; a changed schema is an error)."""
@@ -455,7 +468,7 @@ class DynamoDB:
 
     def handlers(self) -> dict:
         """The Step Functions integration ARNs this store answers."""
-        base = "arn:aws:states:::dynamodb:"
-        return {base + "putItem": self.put_item, base + "getItem": self.get_item,
-                base + "updateItem": self.update_item, base + "deleteItem": self.delete_item,
-                base + "query": self.query, "arn:aws:states:::aws-sdk:dynamodb:query": self.query}
+        base, w = "arn:aws:states:::dynamodb:", self._integration
+        return {base + "putItem": w(self.put_item), base + "getItem": w(self.get_item),
+                base + "updateItem": w(self.update_item), base + "deleteItem": w(self.delete_item),
+                base + "query": w(self.query), "arn:aws:states:::aws-sdk:dynamodb:query": w(self.query)}

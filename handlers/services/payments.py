@@ -31,6 +31,7 @@ from .tables import pay_accounts, pay_idempotency, pay_intents, pay_movements, t
 PLATFORM = "acct_platform"
 DECLINE_METHOD = "pm_card_declined"
 AUTH_METHOD = "pm_card_authenticationRequired"
+DELAYED_PREFIX = "pm_bank_debit"
 
 
 class PaymentError(HandlerError):
@@ -183,6 +184,10 @@ class PaymentProvider:
                 "card_declined" if row.payment_method == DECLINE_METHOD else None)
             if code:
                 raise PaymentError("CardError", code, f"Your card was declined ({pid})")
+            if row.payment_method.startswith(DELAYED_PREFIX):
+                # Bank debits settle days later: the intent stays "processing" until then.
+                conn.execute(update(pay_intents).where(pay_intents.c.id == pid).values(status="processing"))
+                return self._intent_view(pid, row.amount, "processing", row.customer)
             if row.payment_method == AUTH_METHOD:
                 conn.execute(update(pay_intents).where(pay_intents.c.id == pid).values(status="requires_action"))
                 return self._intent_view(pid, row.amount, "requires_action", row.customer)

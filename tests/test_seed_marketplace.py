@@ -1,0 +1,303 @@
+"""The services marketplace (seeds 000 and 001) end to end: every path of the booking, payment,
+dispute and onboarding workflows on the virtual clock, against the local services' tables, with
+the domain events observed on the marketplace bus and one run across a restart on SQLite files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import statelang
+from eventbus import EventBus
+from eventbus.integration import run_until_idle
+from handlers.marketplace import BOOKINGS, DISPUTES, PROVIDERS
+from workflows import registry
+from workflows.api import (MARKETPLACE_BUS, get_workflow_status, open_system, publish_event, start_workflow,
+                           stop_workflow)
+
+DAY = 86400
+MARKETPLACE = [r for r in registry.all_workflows() if r["event_source"].startswith("marketplace.")]
+
+
+@pytest.fixture
+def sys_():
+    s = open_system()
+    s.marketplace.add_service("service-456", "provider-456", 100)
+    s.events = []
+    bus = EventBus(s.engine, MARKETPLACE_BUS)
+    bus.register_handler("event-recorder", s.events.append)
+    bus.put_rule("all-marketplace", event_pattern={"source": [{"prefix": "marketplace."}]})
+    bus.put_targets("all-marketplace", [{"Id": "rec", "Arn": "arn:aws:lambda:us-east-1:123456789012:function:event-recorder"}])
+    return s
+
+
+def drain(s):
+    run_until_idle(s.engine)
+
+
+def settle(s):
+    """Run what is runnable now without jumping the virtual clock (people have not answered yet)."""
+    e = s.engine
+    while arns := e.store.claim(e.worker_id, e.clock.now(), e.lease_seconds, 64):
+        for arn in arns:
+            e.process(arn)
+
+
+def go(s, wtype, data, name=None, wait=False):
+    s.engine.clock.advance(0.001)   # the seed's names carry a millisecond timestamp
+    started = start_workflow(s.engine, wtype, data, name)
+    assert started["success"], started
+    settle(s) if wait else drain(s)
+    return started["executionArn"], s.engine.store.get_execution(started["executionArn"])
+
+
+def types(s):
+    return [e["detail-type"] for e in s.events]
+
+
+def booking(n="123", **kw):
+    return dict({"action": "CREATE", "bookingId": f"booking-{n}", "serviceId": "service-456",
+                 "customerId": "customer-789", "startDateTime": f"2024-01-{10 + int(n) % 20:02d}T10:00:00Z",
+                 "endDateTime": f"2024-01-{10 + int(n) % 20:02d}T12:00:00Z", "amount": 100.00}, **kw)
+
+
+def status_of(s, table, key, value):
+    item = s.marketplace.item(table, key, value)
+    return item and item["status" if table != PROVIDERS else "onboardingStatus"]["S"]
+
+
+def children(s, status=None):
+    return [r for r in s.engine.store.list_executions(None, status) if ":ecosystem-payment-processing:" in r["executionArn"]]
+
+
+@pytest.mark.parametrize("row", registry.all_workflows(), ids=lambda r: r["name"])
+def test_every_definition_is_valid_asl_with_its_timeout(row):
+    definition = registry.load(row["name"])
+    assert statelang.validate(definition) == []
+    assert definition["TimeoutSeconds"] == row["timeout_seconds"]
+
+
+def test_machine_timeouts_are_the_seeds():
+    assert {r["name"]: r["timeout_seconds"] for r in MARKETPLACE} == {
+        "booking-lifecycle": 900, "payment-processing": 600, "dispute-resolution": 7 * DAY, "provider-onboarding": 1800}
+
+
+# -- booking ---------------------------------------------------------------------------------
+def test_booking_create_takes_the_payment_through_the_payment_workflow(sys_):
+    arn, row = go(sys_, "BOOKING_LIFECYCLE", booking(), "booking-creation-123")
+    assert row["status"] == "SUCCEEDED"
+    out = json.loads(row["output"])
+    assert out["paymentResult"]["output"] == {"status": "SUCCEEDED", "paymentIntentId": out["payment"]["paymentIntentId"],
+                                              "amount": 100.0, "platformFee": 8.0, "providerEarnings": 92.0}
+    item = sys_.marketplace.booking("booking-123")
+    assert item["status"]["S"] == "CONFIRMED" and item["confirmationCode"]["S"] == out["confirmation"]["confirmationCode"]
+    assert sys_.services.payments.payment_intent(out["payment"]["paymentIntentId"])["status"] == "succeeded"
+    assert sys_.services.payments.account("acct_platform")["balance"] == 100.0
+    assert [c["status"] for c in children(sys_)] == ["SUCCEEDED"]
+    assert types(sys_) == ["Payment Succeeded", "Booking Confirmed"]
+    [note] = sys_.services.sns.outbox(topic_suffix=":ecosystem-booking-notifications")
+    assert note["body"]["event"] == "BOOKING_CONFIRMED"
+
+
+@pytest.mark.parametrize("change", [{"amount": 50}, {"serviceId": "nope"}, {"endDateTime": "2024-01-13T09:00:00Z"},
+                                   {"amount": None}])
+def test_booking_create_invalid_is_validation_failed(sys_, change):
+    _, row = go(sys_, "BOOKING_LIFECYCLE", booking(**change))
+    assert (row["status"], row["error"]) == ("FAILED", "ValidationFailed")
+    assert sys_.marketplace.booking("booking-123") is None
+
+
+def test_booking_overlapping_and_duplicate_bookings_fail_validation(sys_):
+    assert go(sys_, "BOOKING_LIFECYCLE", booking())[1]["status"] == "SUCCEEDED"
+    clash = booking("143")   # the same day (143 % 20 == 3)
+    _, row = go(sys_, "BOOKING_LIFECYCLE", clash)
+    assert row["error"] == "ValidationFailed" and "already booked" in json.dumps(sys_.engine.store.history(row["executionArn"]), default=str)
+    _, row = go(sys_, "BOOKING_LIFECYCLE", booking(), "booking-123-retry")   # same bookingId: the conditional put fails
+    assert row["error"] == "ValidationFailed"
+    assert len(children(sys_)) == 1
+
+
+def test_booking_declined_card_is_payment_failed(sys_):
+    sys_.services.payments.decline("customer-789", "insufficient_funds")
+    _, row = go(sys_, "BOOKING_LIFECYCLE", booking())
+    assert (row["status"], row["error"]) == ("FAILED", "PaymentFailed")
+    assert status_of(sys_, BOOKINGS, "bookingId", "booking-123") == "PAYMENT_FAILED"
+    assert [c["error"] for c in children(sys_)] == ["PaymentFailed"]
+    assert types(sys_) == ["Payment Failed"]
+
+
+def test_booking_payment_intent_retries_then_succeeds_or_fails(sys_):
+    sys_.services.payments.fail_next("create_payment_intent", 2, "RateLimitError")
+    arn, row = go(sys_, "BOOKING_LIFECYCLE", booking())
+    assert row["status"] == "SUCCEEDED"
+    failed = [e for e in sys_.engine.store.history(arn) if e["type"] == "TaskFailed"]
+    assert len(failed) == 2
+    sys_.services.payments.fail_next("create_payment_intent", 4, "APIConnectionError")
+    _, row = go(sys_, "BOOKING_LIFECYCLE", booking("124"))
+    assert row["error"] == "PaymentFailed" and status_of(sys_, BOOKINGS, "bookingId", "booking-124") == "PAYMENT_FAILED"
+
+
+def test_booking_card_authentication_answered_by_the_customer(sys_):
+    arn, row = go(sys_, "BOOKING_LIFECYCLE", booking(paymentMethod="pm_card_authenticationRequired"), wait=True)
+    assert row["status"] == "RUNNING"
+    [ask] = sys_.services.sns.outbox(topic_suffix=":ecosystem-customer-notifications")
+    assert sys_.marketplace.customer_authenticates(sys_.engine, ask["body"]["paymentIntentId"], True) == "ok"
+    drain(sys_)
+    assert sys_.engine.store.get_execution(arn)["status"] == "SUCCEEDED"
+
+
+def test_booking_card_authentication_refused_is_payment_failed(sys_):
+    arn, _ = go(sys_, "BOOKING_LIFECYCLE", booking(paymentMethod="pm_card_authenticationRequired"), wait=True)
+    [ask] = sys_.services.sns.outbox(topic_suffix=":ecosystem-customer-notifications")
+    sys_.marketplace.customer_authenticates(sys_.engine, ask["body"]["paymentIntentId"], False)
+    drain(sys_)
+    assert sys_.engine.store.get_execution(arn)["error"] == "PaymentFailed"
+
+
+def test_booking_payment_not_confirmed_in_time_is_timeout_error(sys_):
+    arn, _ = go(sys_, "BOOKING_LIFECYCLE", booking(paymentMethod="pm_card_authenticationRequired"))
+    row = sys_.engine.store.get_execution(arn)
+    assert (row["status"], row["error"]) == ("FAILED", "TimeoutError")
+    assert (row["stopDate"] - row["startDate"]).total_seconds() == pytest.approx(300, abs=1)
+    assert status_of(sys_, BOOKINGS, "bookingId", "booking-123") == "PAYMENT_TIMEOUT"
+    assert [c["status"] for c in children(sys_)] == ["ABORTED"]
+
+
+def test_booking_unknown_action_is_invalid_action_error(sys_):
+    _, row = go(sys_, "BOOKING_LIFECYCLE", booking(action="ARCHIVE"))
+    assert row["error"] == "InvalidActionError"
+
+
+def test_booking_cancel_of_a_confirmed_booking_refunds_it(sys_):
+    go(sys_, "BOOKING_LIFECYCLE", booking())
+    _, row = go(sys_, "BOOKING_LIFECYCLE", {"action": "CANCEL", "bookingId": "booking-123"})
+    assert row["status"] == "SUCCEEDED" and status_of(sys_, BOOKINGS, "bookingId", "booking-123") == "CANCELLED"
+    [refund] = sys_.services.payments.movements("refund")
+    assert float(refund["amount"]) == 100.0
+    assert types(sys_)[-2:] == ["Refund Processed", "Booking Cancelled"]
+    _, again = go(sys_, "BOOKING_LIFECYCLE", {"action": "CANCEL", "bookingId": "booking-123"})
+    assert again["error"] == "InvalidActionError"
+
+
+def test_booking_cancel_without_payment_skips_the_refund_and_unknown_fails(sys_):
+    sys_.services.payments.decline("customer-789")
+    go(sys_, "BOOKING_LIFECYCLE", booking())
+    _, row = go(sys_, "BOOKING_LIFECYCLE", {"action": "CANCEL", "bookingId": "booking-123"})
+    assert row["status"] == "SUCCEEDED" and sys_.services.payments.movements("refund") == []
+    _, row = go(sys_, "BOOKING_LIFECYCLE", {"action": "CANCEL", "bookingId": "booking-999"})
+    assert row["error"] == "ValidationFailed"
+
+
+def test_booking_cancel_whose_refund_fails_is_payment_failed(sys_):
+    _, row = go(sys_, "BOOKING_LIFECYCLE", booking())
+    sys_.services.payments.refund(json.loads(row["output"])["payment"]["paymentIntentId"])   # refunded elsewhere
+    _, row = go(sys_, "BOOKING_LIFECYCLE", {"action": "CANCEL", "bookingId": "booking-123"})
+    assert row["error"] == "PaymentFailed" and status_of(sys_, BOOKINGS, "bookingId", "booking-123") == "CONFIRMED"
+
+
+def test_booking_cancelled_concurrently_is_invalid_action(sys_):
+    """Another cancellation lands between the read and the write: the conditional update refuses."""
+    sys_.services.payments.decline("customer-789")
+    go(sys_, "BOOKING_LIFECYCLE", booking())
+    plain = sys_.services.dynamodb.get_item
+
+    def get_then_cancel_elsewhere(params):
+        seen = plain(params)
+        sys_.services.dynamodb.update_item({"TableName": BOOKINGS, "Key": params["Key"], "UpdateExpression": "SET #s = :c",
+                                            "ExpressionAttributeNames": {"#s": "status"},
+                                            "ExpressionAttributeValues": {":c": {"S": "CANCELLED"}}})
+        return seen
+    sys_.engine.resources.register("arn:aws:states:::dynamodb:getItem", get_then_cancel_elsewhere)
+    _, row = go(sys_, "BOOKING_LIFECYCLE", {"action": "CANCEL", "bookingId": "booking-123"})
+    assert row["error"] == "InvalidActionError"
+
+
+def test_booking_update_reschedules_or_fails(sys_):
+    go(sys_, "BOOKING_LIFECYCLE", booking())
+    moved = {"action": "UPDATE", "bookingId": "booking-123", "startDateTime": "2024-02-01T09:00:00Z",
+             "endDateTime": "2024-02-01T10:00:00Z"}
+    _, row = go(sys_, "BOOKING_LIFECYCLE", moved)
+    assert row["status"] == "SUCCEEDED" and types(sys_)[-1] == "Booking Updated"
+    assert sys_.marketplace.booking("booking-123")["startDateTime"]["S"].startswith("2024-02-01T09:00")
+    _, row = go(sys_, "BOOKING_LIFECYCLE", dict(moved, endDateTime="2024-02-01T08:00:00Z"))
+    assert row["error"] == "ValidationFailed"
+    go(sys_, "BOOKING_LIFECYCLE", {"action": "CANCEL", "bookingId": "booking-123"})
+    _, row = go(sys_, "BOOKING_LIFECYCLE", moved)
+    assert row["error"] == "InvalidActionError"
+
+
+def test_booking_notification_outage_is_processing_failed(sys_):
+    sys_.services.sns.fail("arn:aws:sns:us-east-1:123456789012:ecosystem-booking-notifications", 4)
+    _, row = go(sys_, "BOOKING_LIFECYCLE", booking())
+    assert row["error"] == "ProcessingFailed"
+
+
+# -- payment ---------------------------------------------------------------------------------
+def intent(s, customer="customer-789", method="pm_card_visa", amount=100):
+    return s.services.payments.create_payment_intent(amount, customer, method)["id"]
+
+
+def direct(s, pid, **kw):
+    return dict({"paymentType": "DIRECT", "paymentIntentId": pid, "amount": 100.0, "customerId": "customer-789",
+                 "providerId": "provider-456", "bookingId": "booking-123"}, **kw)
+
+
+def test_payment_direct_succeeds_and_records_the_split(sys_):
+    pid = intent(sys_)
+    _, row = go(sys_, "PAYMENT_PROCESSING", direct(sys_, pid))
+    assert json.loads(row["output"])["providerEarnings"] == 92.0
+    rec = sys_.marketplace.item("ecosystem-payments", "paymentIntentId", pid)
+    assert rec["platformFee"]["N"] == "8.0" and types(sys_) == ["Payment Succeeded"]
+
+
+@pytest.mark.parametrize("setup,error", [
+    (lambda s: s.services.payments.decline("customer-789"), "PaymentFailed"),
+    (lambda s: s.services.payments.fail_next("confirm_payment_intent", 4), "PaymentFailed"),
+])
+def test_payment_direct_failures_publish_payment_failed(sys_, setup, error):
+    setup(sys_)
+    _, row = go(sys_, "PAYMENT_PROCESSING", direct(sys_, intent(sys_)))
+    assert row["error"] == error and types(sys_) == ["Payment Failed"]
+
+
+def test_payment_direct_unknown_intent_is_validation_failed_and_delayed_method_processing_failed(sys_):
+    assert go(sys_, "PAYMENT_PROCESSING", direct(sys_, "pi_missing"))[1]["error"] == "ValidationFailed"
+    assert go(sys_, "PAYMENT_PROCESSING", direct(sys_, intent(sys_, method="pm_bank_debit_sepa")))[1]["error"] == "ProcessingFailed"
+
+
+def test_payment_direct_transient_errors_are_retried_with_backoff(sys_):
+    sys_.services.payments.fail_next("confirm_payment_intent", 2)
+    arn, row = go(sys_, "PAYMENT_PROCESSING", direct(sys_, intent(sys_)))
+    assert row["status"] == "SUCCEEDED"
+    assert (row["stopDate"] - row["startDate"]).total_seconds() == pytest.approx(2 + 4, abs=1)
+
+
+def test_payment_direct_confirmation_never_comes_is_timeout_error(sys_):
+    _, row = go(sys_, "PAYMENT_PROCESSING", direct(sys_, intent(sys_, method="pm_card_authenticationRequired")))
+    assert row["error"] == "TimeoutError" and (row["stopDate"] - row["startDate"]).total_seconds() == pytest.approx(540, abs=1)
+    assert types(sys_) == ["Payment Failed"]
+
+
+def test_payment_payout_and_refund(sys_):
+    pid = intent(sys_)
+    go(sys_, "PAYMENT_PROCESSING", direct(sys_, pid))
+    acct = sys_.services.payments.create_account("p@example.com")["id"]
+    _, row = go(sys_, "PAYMENT_PROCESSING", {"paymentType": "PAYOUT", "providerId": "provider-456", "amount": 92.0,
+                                              "connectedAccountId": acct})
+    assert json.loads(row["output"])["status"] == "PAID" and types(sys_)[-1] == "Payout Completed"
+    assert sys_.services.payments.account(acct)["balance"] == 0
+    _, row = go(sys_, "PAYMENT_PROCESSING", {"paymentType": "PAYOUT", "providerId": "provider-456", "amount": 92.0,
+                                              "connectedAccountId": acct})
+    assert row["error"] == "PaymentFailed"   # the platform keeps only its 8.00 fee
+    _, row = go(sys_, "PAYMENT_PROCESSING", {"paymentType": "REFUND", "paymentIntentId": pid, "amount": 30})
+    assert json.loads(row["output"]) == {"status": "REFUNDED", "refundId": json.loads(row["output"])["refundId"], "amount": 30.0}
+    _, row = go(sys_, "PAYMENT_PROCESSING", {"paymentType": "REFUND", "paymentIntentId": pid, "amount": 80})
+    assert row["error"] == "PaymentFailed"
+    sys_.services.payments.fail_next("refund", 4, "RateLimitError")
+    assert go(sys_, "PAYMENT_PROCESSING", {"paymentType": "REFUND", "paymentIntentId": pid})[1]["error"] == "ProcessingFailed"
+    sys_.services.payments.fail_next("transfer", 4)
+    assert go(sys_, "PAYMENT_PROCESSING", {"paymentType": "PAYOUT", "amount": 1, "connectedAccountId": acct}
+              )[1]["error"] == "ProcessingFailed"
+    assert go(sys_, "PAYMENT_PROCESSING", {"paymentType": "PAYOUT", "amount": 1})[1]["error"] == "PaymentFailed"
+    assert go(sys_, "PAYMENT_PROCESSING", {"paymentType": "CRYPTO"})[1]["error"] == "InvalidActionError"
