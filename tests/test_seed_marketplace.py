@@ -13,8 +13,14 @@ from eventbus import EventBus
 from eventbus.integration import run_until_idle
 from handlers.marketplace import BOOKINGS, DISPUTES, PROVIDERS
 from workflows import registry
-from workflows.api import (MARKETPLACE_BUS, get_workflow_status, open_system, publish_event, start_workflow,
-                           stop_workflow)
+from workflows.api import (
+    MARKETPLACE_BUS,
+    get_workflow_status,
+    open_system,
+    publish_event,
+    start_workflow,
+    stop_workflow,
+)
 
 DAY = 86400
 MARKETPLACE = [r for r in registry.all_workflows() if r["event_source"].startswith("marketplace.")]
@@ -301,3 +307,193 @@ def test_payment_payout_and_refund(sys_):
               )[1]["error"] == "ProcessingFailed"
     assert go(sys_, "PAYMENT_PROCESSING", {"paymentType": "PAYOUT", "amount": 1})[1]["error"] == "PaymentFailed"
     assert go(sys_, "PAYMENT_PROCESSING", {"paymentType": "CRYPTO"})[1]["error"] == "InvalidActionError"
+
+
+# -- dispute ---------------------------------------------------------------------------------
+def paid_booking(s, n="123"):
+    _, row = go(s, "BOOKING_LIFECYCLE", booking(n))
+    assert row["status"] == "SUCCEEDED"
+
+
+def dispute(n="123", **kw):
+    return dict({"disputeType": "REFUND_REQUEST", "bookingId": f"booking-{n}", "customerId": "customer-789",
+                 "amount": 60.0, "description": "Service not provided as described"}, **kw)
+
+
+def test_dispute_small_refund_is_granted_after_the_review_period(sys_):
+    paid_booking(sys_)
+    arn, row = go(sys_, "DISPUTE_RESOLUTION", dispute(), wait=True)
+    assert row["status"] == "RUNNING" and status_of(sys_, DISPUTES, "disputeId", "dsp-booking-123") == "UNDER_REVIEW"
+    drain(sys_)
+    row = sys_.engine.store.get_execution(arn)
+    assert (row["stopDate"] - row["startDate"]).total_seconds() >= DAY
+    assert json.loads(row["output"]) == {"disputeId": "dsp-booking-123", "status": "RESOLVED", "resolution": "REFUND",
+                                         "refundAmount": 60.0, "decidedBy": "AUTOMATIC"}
+    assert [float(m["amount"]) for m in sys_.services.payments.movements("refund")] == [60.0]
+    assert types(sys_)[-3:] == ["Dispute Created", "Refund Processed", "Dispute Resolved"]
+
+
+def test_dispute_escalated_and_decided_by_an_admin(sys_):
+    paid_booking(sys_)
+    arn, _ = go(sys_, "DISPUTE_RESOLUTION", dispute(amount=100.0, disputeType="SERVICE_COMPLAINT"), wait=True)
+    sys_.engine.clock.advance(DAY)
+    settle(sys_)
+    assert status_of(sys_, DISPUTES, "disputeId", "dsp-booking-123") == "ESCALATED"
+    assert sys_.marketplace.admin_decides(sys_.engine, "dsp-booking-123", "REFUND", 40.0, "admin-1") == "ok"
+    drain(sys_)
+    row = sys_.engine.store.get_execution(arn)
+    assert json.loads(row["output"])["decidedBy"] == "admin-1"
+    assert sys_.marketplace.item(DISPUTES, "disputeId", "dsp-booking-123")["refundAmount"]["N"] == "40.0"
+
+
+@pytest.mark.parametrize("kind,amount", [("SERVICE_COMPLAINT", 50.0), ("OTHER", 0)])
+def test_dispute_admin_rejects(sys_, kind, amount):
+    paid_booking(sys_)
+    arn, _ = go(sys_, "DISPUTE_RESOLUTION", dispute(disputeType=kind, amount=amount), wait=True)
+    sys_.engine.clock.advance(DAY)
+    settle(sys_)
+    sys_.marketplace.admin_decides(sys_.engine, "dsp-booking-123", "REJECT")
+    drain(sys_)
+    assert json.loads(sys_.engine.store.get_execution(arn)["output"])["resolution"] == "REJECT"
+    assert sys_.services.payments.movements("refund") == []
+
+
+def test_dispute_large_refund_request_escalates(sys_):
+    paid_booking(sys_)
+    go(sys_, "BOOKING_LIFECYCLE", booking("125", amount=150.0))
+    arn, _ = go(sys_, "DISPUTE_RESOLUTION", dispute("125", amount=150.0), wait=True)
+    sys_.engine.clock.advance(DAY)
+    settle(sys_)
+    assert status_of(sys_, DISPUTES, "disputeId", "dsp-booking-125") == "ESCALATED"
+
+
+def test_dispute_complaint_without_a_claim_is_closed_automatically(sys_):
+    paid_booking(sys_)
+    _, row = go(sys_, "DISPUTE_RESOLUTION", dispute(disputeType="SERVICE_COMPLAINT", amount=0))
+    assert json.loads(row["output"])["resolution"] == "REJECT"
+    [note] = sys_.services.sns.outbox(topic_suffix=":ecosystem-dispute-notifications")
+    assert note["body"]["resolution"] == "REJECT"
+
+
+@pytest.mark.parametrize("answer,error,status", [
+    (lambda s: s.marketplace.admin_cannot_decide(s.engine, "dsp-booking-123", "evidence unreadable"),
+     "ProcessingFailed", "ESCALATION_FAILED"),
+    (lambda s: s.marketplace.admin_decides(s.engine, "dsp-booking-123", "SPLIT"), "InvalidActionError", "ESCALATED"),
+    (lambda s: s.marketplace.admin_decides(s.engine, "dsp-booking-123", "REFUND", 500.0), "PaymentFailed", "REFUND_FAILED"),
+    (lambda s: None, "TimeoutError", "ESCALATION_TIMED_OUT"),
+])
+def test_dispute_escalation_outcomes(sys_, answer, error, status):
+    paid_booking(sys_)
+    arn, _ = go(sys_, "DISPUTE_RESOLUTION", dispute(disputeType="OTHER"), wait=True)
+    sys_.engine.clock.advance(DAY)
+    settle(sys_)
+    answer(sys_)
+    drain(sys_)
+    row = sys_.engine.store.get_execution(arn)
+    assert row["error"] == error and status_of(sys_, DISPUTES, "disputeId", "dsp-booking-123") == status
+    if error == "TimeoutError":
+        assert (row["stopDate"] - row["startDate"]).total_seconds() == pytest.approx(6 * DAY, abs=5)
+
+
+def test_dispute_withdrawn_during_review(sys_):
+    paid_booking(sys_)
+    arn, _ = go(sys_, "DISPUTE_RESOLUTION", dispute(), wait=True)
+    sys_.services.dynamodb.update_item({"TableName": DISPUTES, "Key": {"disputeId": {"S": "dsp-booking-123"}},
+                                        "UpdateExpression": "SET #s = :w", "ExpressionAttributeNames": {"#s": "status"},
+                                        "ExpressionAttributeValues": {":w": {"S": "WITHDRAWN"}}})
+    drain(sys_)
+    assert json.loads(sys_.engine.store.get_execution(arn)["output"])["status"] == "WITHDRAWN"
+
+
+def test_dispute_invalid_duplicate_and_notification_outage(sys_):
+    assert go(sys_, "DISPUTE_RESOLUTION", dispute())[1]["error"] == "ValidationFailed"   # no such booking
+    paid_booking(sys_)
+    assert go(sys_, "DISPUTE_RESOLUTION", dispute(customerId="someone-else"))[1]["error"] == "ValidationFailed"
+    go(sys_, "DISPUTE_RESOLUTION", dispute(), wait=True)
+    assert go(sys_, "DISPUTE_RESOLUTION", dispute(), wait=True)[1]["error"] == "ValidationFailed"
+    sys_.services.sns.fail("arn:aws:sns:us-east-1:123456789012:ecosystem-dispute-notifications", 4)
+    drain(sys_)
+    [first] = [r for r in sys_.engine.store.list_executions(None, None)
+               if ":ecosystem-dispute-resolution:" in r["executionArn"] and r["status"] != "FAILED" or
+               (":ecosystem-dispute-resolution:" in r["executionArn"] and r["error"] == "ProcessingFailed")]
+    assert first["error"] == "ProcessingFailed"
+
+
+# -- onboarding ------------------------------------------------------------------------------
+def provider(**kw):
+    return dict({"providerId": "provider-new-123", "email": "provider@example.com", "businessInfo": {
+        "type": "individual", "firstName": "John", "lastName": "Doe", "businessName": "John's Services"}}, **kw)
+
+
+def test_onboarding_creates_the_account_and_welcomes(sys_):
+    _, row = go(sys_, "PROVIDER_ONBOARDING", provider())
+    out = json.loads(row["output"])
+    assert out["status"] == "ACTIVE" and sys_.services.payments.account(out["accountId"])["external_ref"] == "provider-new-123"
+    assert status_of(sys_, PROVIDERS, "providerId", "provider-new-123") == "ACTIVE"
+    assert types(sys_) == ["Provider Onboarded"]
+    assert sys_.services.sns.outbox(topic_suffix=":ecosystem-provider-notifications")[0]["body"]["email"] == "provider@example.com"
+
+
+def test_onboarding_retries_after_five_minutes(sys_):
+    sys_.services.payments.fail_next("create_account", 1)
+    _, row = go(sys_, "PROVIDER_ONBOARDING", provider())
+    assert row["status"] == "SUCCEEDED" and (row["stopDate"] - row["startDate"]).total_seconds() == pytest.approx(300, abs=1)
+
+
+@pytest.mark.parametrize("faults,error,seconds", [(2, "APIConnectionError", 300), (1, "InvalidRequestError", 0)])
+def test_onboarding_marked_failed(sys_, faults, error, seconds):
+    sys_.services.payments.fail_next("create_account", faults, error)
+    _, row = go(sys_, "PROVIDER_ONBOARDING", provider())
+    assert row["error"] == "ProcessingFailed" and status_of(sys_, PROVIDERS, "providerId", "provider-new-123") == "FAILED"
+    assert (row["stopDate"] - row["startDate"]).total_seconds() == pytest.approx(seconds, abs=1)
+    assert types(sys_) == ["Onboarding Failed"] and sys_.services.payments.movements() == []
+
+
+@pytest.mark.parametrize("change", [{"email": "not-an-email"}, {"businessInfo": {"type": "company"}}])
+def test_onboarding_invalid_provider(sys_, change):
+    assert go(sys_, "PROVIDER_ONBOARDING", provider(**change))[1]["error"] == "ValidationFailed"
+
+
+def test_onboarding_profile_update_outage_is_processing_failed(sys_):
+    sys_.services.dynamodb.fail_next(4)
+    assert go(sys_, "PROVIDER_ONBOARDING", provider())[1]["error"] == "ProcessingFailed"
+
+
+# -- the operations and a restart ----------------------------------------------------------------
+def test_operations_shapes_and_errors(sys_):
+    r = start_workflow(sys_.engine, "BOOKING_LIFECYCLE", booking(paymentMethod="pm_card_authenticationRequired"))
+    assert r["executionArn"].endswith(f":booking-booking-123-{int(sys_.engine.clock.now().timestamp() * 1000)}")
+    assert start_workflow(sys_.engine, "NOPE", {})["success"] is False
+    assert start_workflow(sys_.engine, "BOOKING_LIFECYCLE", {}, r["executionName"])["error"] == "ExecutionAlreadyExists"
+    settle(sys_)
+    st = get_workflow_status(sys_.engine, r["executionArn"], "BOOKING_LIFECYCLE")
+    assert (st["success"], st["status"], st["output"]) == (True, "RUNNING", None)
+    stopped = stop_workflow(sys_.engine, r["executionArn"], "BOOKING_LIFECYCLE")
+    assert stopped["status"] == "ABORTED"
+    drain(sys_)
+    assert [c["status"] for c in children(sys_)] == ["ABORTED"]
+    assert get_workflow_status(sys_.engine, r["executionArn"] + "x")["error"] == "ExecutionDoesNotExist"
+    with pytest.raises(NotImplementedError):
+        publish_event(None, "marketplace.booking", "Booking Updated", {})
+    sent = publish_event(sys_.bus and EventBus(sys_.engine, MARKETPLACE_BUS), "marketplace.booking", "Booking Updated",
+                         {"bookingId": "123"})
+    drain(sys_)
+    assert sent["success"] and sys_.events[-1]["id"] == sent["eventId"]
+
+
+def test_dispute_across_a_restart_on_sqlite_files(tmp_path):
+    flows, domain = f"sqlite:///{tmp_path / 'flows.db'}", f"sqlite:///{tmp_path / 'domain.db'}"
+    s = open_system(flows, domain)
+    s.marketplace.add_service("service-456", "provider-456", 100)
+    s.events = []
+    paid_booking(s)
+    arn, _ = go(s, "DISPUTE_RESOLUTION", dispute(), wait=True)
+    s.engine.close()
+    again = open_system(flows, domain)
+    again.engine.clock.set(s.engine.clock.now())
+    assert again.engine.store.get_execution(arn)["status"] == "RUNNING"
+    drain(again)
+    row = again.engine.store.get_execution(arn)
+    assert row["status"] == "SUCCEEDED" and again.marketplace.item(DISPUTES, "disputeId", "dsp-booking-123")["status"]["S"] == "RESOLVED"
+    assert [float(m["amount"]) for m in again.services.payments.movements("refund")] == [60.0]
+    again.engine.close()
