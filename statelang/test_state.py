@@ -52,6 +52,8 @@ def test_state(definition: str | dict, input: Any = None, *, role_arn: str | Non
     name, state, query_language = _pick_state(doc, state_name)
     if mock is not None and state["Type"] not in ("Task", "Map", "Parallel"):
         raise TestStateError("ValidationException", "a mock can only be given for a Task, Map or Parallel state")
+    if mock is not None and state["Type"] != "Task":
+        raise TestStateError("ValidationException", "mocking a Map or Parallel state is not supported here yet")
     if context is not None and mock is None:
         raise TestStateError("ValidationException", "context may only be given together with a mock")
     config = state_configuration or {}
