@@ -142,11 +142,12 @@ def run(definition, input_, handlers, time_, history, as_json, mock_config, test
     hs = load_handlers(handlers)
     name = state_machine_name or Path(definition).name.split(".")[0] or "statemachine"
     if mock_config:
+        from statelang.mocks import MockConfigError, handlers_from_mock_config
         try:
-            from statelang.mocks import handlers_from_mock_config
-        except ImportError:
-            raise UserError("--mock-config is not supported by this build") from None
-        hs.update(handlers_from_mock_config(read_json_arg("@" + mock_config, "mock config"), name, test_case))
+            hs = handlers_from_mock_config(read_json_arg("@" + mock_config, "mock config"), name, test_case,
+                                           text, handlers=hs)
+        except MockConfigError as exc:
+            raise UserError(f"{mock_config}: {exc}") from None
     try:
         ex = statelang.run(text, value, handlers=hs, clock=time_, state_machine_name=name)
     except DefinitionError as exc:
@@ -353,10 +354,34 @@ def worker(db, handlers, poll, once):
         engine.shutdown()
 
 
+@main.command("test-state")
+@click.argument("definition")
+@click.option("--input", "input_", help="The state's input: JSON text, @file.json or -.")
+@click.option("--state-name", default=None, help="The state to test, when DEFINITION is a whole machine.")
+@click.option("--inspection-level", type=click.Choice(["INFO", "DEBUG", "TRACE"]), default="INFO")
+@click.option("--variables", default=None, help="Variables visible to the state (JSON object).")
+@click.option("--mock", default=None, help='A mocked result: {"result": ...} or {"errorOutput": {...}}.')
+@click.option("--retrier-retry-count", type=int, default=None, help="Retries already made (stateConfiguration).")
+@click.option("--handlers", multiple=True)
+def test_state_cmd(definition, input_, state_name, inspection_level, variables, mock, retrier_retry_count,
+                   handlers):
+    """Run one state, as AWS's TestState API does: output, error, next state, inspection data."""
+    from statelang.test_state import TestStateError, test_state
+    config = {"retrierRetryCount": retrier_retry_count} if retrier_retry_count is not None else None
+    try:
+        out = test_state(read_definition(definition), read_json_arg(input_, "input", {}),
+                         state_name=state_name, inspection_level=inspection_level,
+                         variables=read_json_arg(variables, "variables"), mock=read_json_arg(mock, "mock"),
+                         handlers=load_handlers(handlers), state_configuration=config)
+    except TestStateError as exc:
+        raise UserError(str(exc)) from None
+    echo_json(out)
+    sys.exit(0 if out.get("status") in ("SUCCEEDED", "CAUGHT_ERROR") else EXIT_FAILED)
+
+
 def _register_groups() -> None:
     """Attach the command groups that live beside their subsystems."""
     for mod, names in (("cli_history", ("history", "replay", "redrive", "fork")),
-                       ("cli_tools", ("graph", "test_state")),
                        ("eventbus.cli", ("events", "rules")),
                        ("workflows.cli", ("workflows", "demo")),
                        ("server.cli", ("serve", "graph"))):

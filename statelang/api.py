@@ -49,7 +49,7 @@ OPERATIONS = {
     "update_state_machine_alias": "UpdateStateMachineAlias",
     "delete_state_machine_alias": "DeleteStateMachineAlias",
     "list_state_machine_aliases": "ListStateMachineAliases",
-    "start_execution": "StartExecution", "describe_execution": "DescribeExecution",
+    "start_execution": "StartExecution", "start_sync_execution": "StartSyncExecution", "describe_execution": "DescribeExecution",
     "list_executions": "ListExecutions", "stop_execution": "StopExecution",
     "get_execution_history": "GetExecutionHistory",
     "describe_state_machine_for_execution": "DescribeStateMachineForExecution",
@@ -297,7 +297,27 @@ class Client(MachinesMixin):
             raise error("ExecutionDoesNotExist", f"Execution Does Not Exist: '{arn}'")
         return row
 
+    def _start_sync_execution(self, *, stateMachineArn: str, name: str | None = None, input: str | None = None,
+                              traceHeader: str | None = None, includedData: str | None = None) -> dict:
+        """Express machines only: run to the end now and answer with the result (at least once)."""
+        from .express import start_sync_execution
+        if name is not None:
+            check_name(name)
+        text = "{}" if input is None else input
+        if len(text.encode()) > MAX_INPUT_BYTES:
+            raise error("ValidationException",
+                        "1 validation error detected: Value at 'input' failed to satisfy constraint: "
+                        f"Member must have length less than or equal to {MAX_INPUT_BYTES}")
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise error("InvalidExecutionInput", f"Invalid State Machine Execution Input: '{exc}'") from exc
+        return start_sync_execution(self.engine, stateMachineArn, text, name)
+
     def _describe_execution(self, *, executionArn: str, includedData: str | None = None) -> dict:
+        if ":express:" in executionArn:
+            raise error("InvalidArn", "Executions of an EXPRESS state machine aren't supported by "
+                                      "DescribeExecution: " + executionArn)
         row = self._execution(executionArn)
         meta = self._meta(executionArn, row)
         status = row["status"]

@@ -87,12 +87,12 @@ class Interpreter(Branches):
                 self.fail_execution(run, exc.error, exc.cause, now)
 
     def task_result(self, run: Run, frame_id: str, seq: int, ok: bool, value: Any,
-                    cause: str | None, now: datetime) -> bool:
+                    cause: str | None, now: datetime, whole: bool = False) -> bool:
         """A task's outcome. Returns False (and changes nothing) when it is stale."""
         frame = run.frames.get(frame_id)
         if frame is None or frame.phase != TASK or frame.seq != seq or run.status != "RUNNING":
             return False
-        frame.pending = ("ok", value) if ok else ("err", value, cause)
+        frame.pending = (("ok_whole" if whole else "ok"), value) if ok else ("err", value, cause)
         frame.phase = RESUME
         run.touch(frame)
         run.runnable.append(frame.id)
@@ -288,7 +288,7 @@ class Interpreter(Branches):
         pending = frame.pending
         frame.pending = None
         kind = pending[0]
-        if kind in ("ok", "err", "timeout"):
+        if kind in ("ok", "ok_whole", "err", "timeout"):
             data = frame.data
             if data.get("timeout") or data.get("heartbeat") or data.get("token"):
                 # only then are there timers or a token of this wait to drop
@@ -305,6 +305,8 @@ class Interpreter(Branches):
                 return self._start_children(run, frame, st, now)
             if kind == "ok":
                 return self._task_succeeded(run, frame, st, pending[1], now)
+            if kind == "ok_whole":   # a mocked response: already the service's whole answer
+                return self._task_succeeded(run, frame, st, pending[1], now, whole=True)
             if kind == "err":
                 self._task_event(run, frame, st, "Failed", now, error=pending[1], cause=pending[2])
                 return self._state_error(run, frame, st, pending[1], pending[2], now)
@@ -453,8 +455,9 @@ class Interpreter(Branches):
             d["cause"] = cause
         run.emit(frame, prefix + what, d, now)
 
-    def _task_succeeded(self, run: Run, frame: Frame, st: CState, result: Any, now: datetime) -> tuple:
-        if st.kind == "lambda_invoke" and not st.wait_for_token:
+    def _task_succeeded(self, run: Run, frame: Frame, st: CState, result: Any, now: datetime,
+                        whole: bool = False) -> tuple:
+        if st.kind == "lambda_invoke" and not st.wait_for_token and not whole:
             result = {"ExecutedVersion": "$LATEST", "Payload": result,
                       "SdkHttpMetadata": {
                           "AllHttpHeaders": {"X-Amz-Executed-Version": ["$LATEST"], "Connection": ["keep-alive"],

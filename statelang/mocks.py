@@ -38,7 +38,7 @@ MOCKED = "mocked_response"
 # True once the engine reads ctx.extra[MOCKED] and keeps a mocked Lambda Invoke response as it is;
 # until then a mocked lambda:invoke state is answered with the response's Payload, which the engine
 # wraps in a Lambda Invoke response of its own.
-ENGINE_KEEPS_MOCKED_RESPONSES = False
+ENGINE_KEEPS_MOCKED_RESPONSES = True
 
 
 class MockConfigError(ValueError):
