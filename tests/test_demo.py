@@ -58,3 +58,12 @@ def test_workflows_run_starts_a_seed_workflow(tmp_path):
     assert json.loads(result.output)["status"] == "SUCCEEDED"
     bad = CliRunner().invoke(main, ["workflows", "run", "NO_SUCH"])
     assert bad.exit_code == 2 and "No workflow named" in bad.output
+
+
+def test_outbox_lists_what_the_demo_published(tmp_path):
+    run_demo(f"sqlite:///{tmp_path}/demo.db")
+    result = CliRunner().invoke(main, ["workflows", "outbox", "--domain-db", f"sqlite:///{tmp_path}/demo-domain.db",
+                                       "--json"])
+    rows = json.loads(result.output)
+    assert any(r["body"].get("event") == "BOOKING_CONFIRMED" for r in rows)
+    assert any(r["topic_arn"].endswith("ecosystem-provider-notifications") for r in rows)

@@ -113,3 +113,20 @@ def demo(db, as_json):
         click.echo(f"\nstories that did not end as expected: {', '.join(failed)}", err=True)
         sys.exit(1)
     click.echo(f"\nall {len(stories)} stories ran end to end offline ({json.dumps(db or 'default database')}).")
+
+
+@workflows.command("outbox")
+@click.option("--domain-db", required=True, help="The services' database (e.g. sqlite:///.statelang/domain.db).")
+@click.option("--topic", default=None, help="Only this topic (its name or the end of its ARN).")
+@click.option("--json", "as_json", is_flag=True)
+def workflows_outbox(domain_db, topic, as_json):
+    """The notifications the workflows published (the local SNS outbox)."""
+    from handlers.services import Services
+    rows = Services(domain_db).sns.outbox(topic_suffix=topic)
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo(f"{'SEQ':>5}  {'TOPIC':<45} MESSAGE")
+    for r in rows:
+        message = r["message"] if len(r["message"]) <= 80 else r["message"][:79] + "…"
+        click.echo(f"{r['seq']:>5}  {r['topic_arn'].rsplit(':', 1)[-1]:<45} {message}")
