@@ -20,10 +20,10 @@ def _sqlite(tmp_path):
     return f"sqlite:///{tmp_path}/bus.db"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def engine(request, tmp_path):
-    db = "memory" if request.param == "memory" else _sqlite(tmp_path)
-    return statelang.Engine(db=db, clock="virtual")
+@pytest.fixture
+def engine(backend_url):
+    """Every test on each backend: memory, a SQLite file, a PostgreSQL database."""
+    return statelang.Engine(db=backend_url, clock="virtual")
 
 
 @pytest.fixture

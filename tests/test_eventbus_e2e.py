@@ -41,9 +41,9 @@ def _db(kind, tmp_path):
     return f"sqlite:///{tmp_path}/e2e.db"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def engine(request, tmp_path):
-    engine = statelang.Engine(db=_db(request.param, tmp_path), clock=VirtualClock(T0),
+@pytest.fixture
+def engine(backend_url):
+    engine = statelang.Engine(db=backend_url, clock=VirtualClock(T0),
                               handlers={"validate": lambda p: {"ok": p["amount"] > 0}})
     install(engine, ["ecosystem-marketplace-events"])
     return engine

@@ -84,17 +84,10 @@ def test_invalid_expressions(bad):
         parse_schedule(bad, anchor=T0)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def engine(request, tmp_path):
-    if request.param == "memory":
-        db = "memory"
-    else:
-        try:
-            import store  # noqa: F401
-        except ImportError as exc:  # pragma: no cover
-            pytest.skip(f"the SQL store cannot be imported: {exc}")
-        db = f"sqlite:///{tmp_path}/s.db"
-    return statelang.Engine(db=db, clock=VirtualClock(T0))
+@pytest.fixture
+def engine(backend_url):
+    """Every schedule test on memory, a SQLite file and a PostgreSQL database."""
+    return statelang.Engine(db=backend_url, clock=VirtualClock(T0))
 
 
 def test_rate_rule_fires_on_virtual_clock(engine):
