@@ -316,11 +316,21 @@ class Engine:
                     self.store.apply(Commit(arn, consumed=[m.id for m in msgs]))
                 self.store.release(arn, self.worker_id)
                 return
+            run.released = False
+            if any(c[0] == "invoke" for c in run.commands):
+                # Invocations recovered from a crashed worker run first, as they ran before
+                # anything these messages answer (a token the handler handed out, say).
+                try:
+                    self._drive(run, [])
+                except BaseException:
+                    self.store.release(arn, self.worker_id)
+                    raise
+                run.released = False
+                now = self.clock.now()
             consumed = []
             for m in msgs:
                 consumed.append(m.id)
                 self._apply_message(run, m, now)
-            run.released = False
             try:
                 self._drive(run, consumed)
             finally:
@@ -503,6 +513,9 @@ class Engine:
 
     # -- committing -------------------------------------------------------------------------
     def _commit_of(self, run: Run, consumed: list[int]) -> Commit:
+        if run.kick is not None:   # the safety net of the previous commit: its invocations are answered
+            consumed = [*consumed, run.kick.id]
+            run.kick = None
         commit = Commit(run.arn, run.events, consumed=consumed)
         commit.map_runs = []  # type: ignore[attr-defined]
         if run.keep_history is not None:
@@ -558,6 +571,13 @@ class Engine:
 
     def _flush(self, run: Run, consumed: list[int]) -> list[tuple]:
         commit = self._commit_of(run, consumed)
+        in_flight = [c for c in commit.invokes if c[3].get("kind") != "activity"]  # type: ignore[attr-defined]
+        if (in_flight or commit.map_runs) and not self._cache_runs:  # type: ignore[attr-defined]
+            # Handlers are about to run on this commit's word. If the process dies before their
+            # results are committed, this message (due when our lease would expire) lets another
+            # worker claim the execution and re-invoke them; the next commit consumes it.
+            run.kick = Message(run.arn, "run", self.clock.now() + timedelta(seconds=self.lease_seconds))
+            commit.add_messages.append(run.kick)
         if not commit.invokes and not commit.map_runs and not run.runnable:  # type: ignore[attr-defined]
             commit.release = self.worker_id   # the last commit of this pass gives the lease back
             run.released = True

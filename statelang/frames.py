@@ -97,6 +97,7 @@ class Run:
         self.commands: list[tuple] = []   # left for the engine
         self.keep_history: list[dict] | None = None
         self.released = False                # this pass's lease already given back by a commit
+        self.kick = None                     # the safety-net message of in-flight invocations
         self.dumped: dict[str, tuple] = {}  # frame id -> (value, its JSON text): not persisted
         self.started_with: dict = {}      # stateMachineVersionArn / stateMachineAliasArn, if any
         self.parent: dict | None = None   # {executionArn, frame, seq, mode} of a nested execution

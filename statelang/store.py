@@ -93,6 +93,7 @@ class MemoryStore:
         self._heap: list[tuple[datetime, int, Message]] = []
         self._ids = itertools.count(1)
         self._live: dict[int, Message] = {}
+        self._by_arn: dict[str, dict[int, Message]] = {}   # the same messages, by execution
         self.tokens: dict[str, dict] = {}
         self.activity_queue: dict[str, list[str]] = {}
         self.leases: dict[str, tuple[str, datetime]] = {}
@@ -149,19 +150,18 @@ class MemoryStore:
                 else:
                     frames[fid] = f
             for mid in commit.consumed:
-                self._live.pop(mid, None)
+                self._forget(mid)
             if commit.close_all:
-                for mid, m in list(self._live.items()):
-                    if m.execution_arn == arn:
-                        del self._live[mid]
+                for mid in list(self._by_arn.get(arn) or ()):
+                    self._forget(mid)
                 for row in self.tokens.values():
                     if row["execution_arn"] == arn:
                         row["closed"] = True
             for fid, seq in commit.cancel_frames:
-                for mid, m in list(self._live.items()):
-                    if m.execution_arn == arn and m.frame_id == fid and (seq < 0 or m.seq <= seq) \
+                for mid, m in list((self._by_arn.get(arn) or {}).items()):
+                    if m.frame_id == fid and (seq < 0 or m.seq <= seq) \
                             and m.kind in ("wait", "retry", "task_timeout", "heartbeat"):
-                        del self._live[mid]
+                        self._forget(mid)
             for fid in commit.close_frames_tokens:
                 for row in self.tokens.values():
                     if row["execution_arn"] == arn and row["frame_id"] == fid:
@@ -180,12 +180,22 @@ class MemoryStore:
         with self.lock:
             message.id = next(self._ids)
             self._live[message.id] = message
+            self._by_arn.setdefault(message.execution_arn, {})[message.id] = message
             heapq.heappush(self._heap, (message.due, message.id, message))
 
     def due_messages(self, arn, now):
         with self.lock:
-            return sorted((m for m in self._live.values() if m.execution_arn == arn and m.due <= now),
-                          key=lambda m: (m.due, m.id))
+            mine = self._by_arn.get(arn) or {}
+            return sorted((m for m in mine.values() if m.due <= now), key=lambda m: (m.due, m.id))
+
+    def _forget(self, mid: int) -> None:
+        m = self._live.pop(mid, None)
+        if m is not None:
+            mine = self._by_arn.get(m.execution_arn)
+            if mine is not None:
+                mine.pop(mid, None)
+                if not mine:
+                    del self._by_arn[m.execution_arn]
 
     def _prune(self):
         while self._heap and self._heap[0][1] not in self._live:
@@ -201,7 +211,11 @@ class MemoryStore:
             self._prune()
             out: list[str] = []
             seen = set()
-            for due, mid, m in sorted(self._heap):
+            # The earliest entries usually hold `limit` executions: sort all only when they do not.
+            head = heapq.nsmallest(min(len(self._heap), limit * 8), self._heap)
+            if len({m.execution_arn for _, mid, m in head if mid in self._live}) < limit:
+                head = sorted(self._heap)
+            for due, mid, m in head:
                 if due > now or len(out) >= limit:
                     break
                 if mid in self._live and m.execution_arn not in seen:
