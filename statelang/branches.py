@@ -133,11 +133,20 @@ class Branches:
         from . import paths
         d = st.definition
         items = reader = None
+        jsonata = st.query_language == "JSONata"
+        if jsonata:
+            from . import jsonata as jsonata_mod
+
+            def evaluate(value, field):   # "{% %}" strings with $states.input = the state input
+                return jsonata_mod.compile_template(value, field)(jsonata_mod.bindings(env, effective))
+        else:
+            def evaluate(value, field):
+                return paths.compile_template(value, field)(effective, env)
         if st.item_reader:
             reader = dict(st.item_reader)
-            for key in ("Parameters", "ReaderConfig"):
-                if key in reader and st.query_language != "JSONata":
-                    reader[key] = paths.compile_template(reader[key], key)(effective, env)
+            for key in ("Parameters", "Arguments", "ReaderConfig"):
+                if key in reader:
+                    reader[key] = evaluate(reader[key], key)
             cfg = reader.get("ReaderConfig") or {}
             if "MaxItemsPath" in cfg:
                 cfg = dict(cfg, MaxItems=paths.compile_path(cfg.pop("MaxItemsPath"))(effective, env))
@@ -156,13 +165,13 @@ class Branches:
                 elif key + "Path" in st.item_batcher:
                     batcher[key] = paths.compile_path(st.item_batcher[key + "Path"])(effective, env)
             if "BatchInput" in st.item_batcher:
-                batcher["BatchInput"] = paths.compile_template(st.item_batcher["BatchInput"], "BatchInput")(
-                    effective, env)
+                batcher["BatchInput"] = evaluate(st.item_batcher["BatchInput"], "BatchInput")
         writer = None
         if st.result_writer:
             writer = dict(st.result_writer)
-            if "Parameters" in writer:
-                writer["Parameters"] = paths.compile_template(writer["Parameters"], "Parameters")(effective, env)
+            for key in ("Parameters", "Arguments"):
+                if key in writer:
+                    writer[key] = evaluate(writer[key], key)
         mc = st.max_concurrency(effective, env) if st.max_concurrency else 0
         tol = (st.tolerated_count(effective, env) if st.tolerated_count else None,
                st.tolerated_percentage(effective, env) if st.tolerated_percentage else None)
