@@ -1,0 +1,221 @@
+"""The web console: a small JSON API under ``/console/api/`` and the static page that uses it.
+
+Everything the page shows comes from the store through the same client the AWS API uses, so the
+console never disagrees with boto3. The execution graph is drawn here (`server.graph`) with the
+execution's path folded in from its history: states entered, the one running, the one that
+failed, the transitions taken. The page polls while an execution runs: simpler than a push
+channel and enough for a human watching.
+
+Buttons that change things (answer a task token, stop, redrive, replay) post JSON with an
+``X-Statelang-Console`` header: a cross-site page cannot send either without a CORS preflight,
+which this server never grants.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from . import graph
+from .security import Denied, inside
+
+STATIC = Path(__file__).parent / "static"
+CONSOLE_HEADER = "HTTP_X_STATELANG_CONSOLE"
+MAX_LIST = 500
+
+
+def _json(status: int, payload) -> tuple:
+    def wire(v):
+        if isinstance(v, datetime):
+            return v.isoformat()
+        raise TypeError(type(v).__name__)
+    return status, [("Content-Type", "application/json"), ("Cache-Control", "no-store")], \
+        json.dumps(payload, default=wire).encode()
+
+
+def path_of(events: list[dict], status: str) -> tuple[dict[str, str], set[tuple[str, str]]]:
+    """From a history: {state: visited|running|failed} and the (from, to) transitions taken.
+
+    A state entered more often than exited (a Map's states run once per item) is still open: it
+    runs while the execution runs, and is where it broke once the execution has failed."""
+    entered: dict[str, int] = {}
+    exited: dict[str, int] = {}
+    fail_states: set[str] = set()
+    taken: set[tuple[str, str]] = set()
+    last_exit: str | None = None
+    last_enter: str | None = None
+    exit_after_enter = False
+    for ev in events:
+        kind = ev["type"]
+        if kind.endswith("StateEntered"):
+            name = (ev.get("stateEnteredEventDetails") or {}).get("name")
+            if name is None:
+                continue
+            source = last_exit if exit_after_enter else last_enter   # a caught error leaves unexited
+            if source and source != name:
+                taken.add((source, name))
+            entered[name] = entered.get(name, 0) + 1
+            if kind == "FailStateEntered":
+                fail_states.add(name)
+            last_enter, exit_after_enter = name, False
+        elif kind.endswith("StateExited"):
+            name = (ev.get("stateExitedEventDetails") or {}).get("name")
+            if name is not None:
+                exited[name] = exited.get(name, 0) + 1
+                last_exit, exit_after_enter = name, True
+    marks = {}
+    for name, n in entered.items():
+        if name in fail_states:
+            marks[name] = "failed"
+        elif n > exited.get(name, 0):
+            marks[name] = "running" if status == "RUNNING" else ("visited" if status == "SUCCEEDED" else "failed")
+        else:
+            marks[name] = "visited"
+    return marks, taken
+
+
+class Console:
+    def __init__(self, app):
+        self.app = app
+        self.engine = app.engine
+        self.client = app.client
+
+    # -- pages and assets -----------------------------------------------------------------------
+    def page(self):
+        return self.static("index.html")
+
+    def static(self, name: str):
+        try:
+            path = inside(STATIC, name)
+        except Denied:
+            return _json(404, {"message": "not found"})
+        if not path.is_file():
+            return _json(404, {"message": "not found"})
+        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if ctype.startswith("text/") or ctype in ("application/javascript", "image/svg+xml"):
+            ctype += "; charset=utf-8"
+        return 200, [("Content-Type", ctype), ("Cache-Control", "no-cache"),
+                     ("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                                 "img-src 'self' data:; frame-ancestors 'none'")], path.read_bytes()
+
+    # -- the JSON API ---------------------------------------------------------------------------
+    def api(self, method: str, route: str, environ: dict, body: bytes):
+        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        from statelang.api_errors import StepFunctionsError
+        try:
+            if method == "GET":
+                handler = {"machines": self.machines, "executions": self.executions,
+                           "execution": self.execution, "graph": self.graph}.get(route)
+                if handler is None:
+                    return _json(404, {"message": f"no console route {route}"})
+                return _json(200, handler(query))
+            if method == "POST":
+                if environ.get(CONSOLE_HEADER) != "1":
+                    return _json(403, {"message": "console actions need the X-Statelang-Console header"})
+                try:
+                    params = json.loads(body or b"{}")
+                except ValueError:
+                    return _json(400, {"message": "the body is not valid JSON"})
+                handler = {"task": self.answer, "stop": self.stop, "redrive": self.redrive,
+                           "replay": self.replay}.get(route)
+                if handler is None or not isinstance(params, dict):
+                    return _json(404, {"message": f"no console action {route}"})
+                out = handler(params)
+                self.app.nudge()
+                return _json(200, out)
+            return _json(405, {"message": "GET or POST"})
+        except StepFunctionsError as exc:
+            err = exc.response["Error"]
+            return _json(400, {"error": err["Code"], "message": err["Message"]})
+        except (KeyError, ValueError, TypeError) as exc:
+            return _json(400, {"error": type(exc).__name__, "message": str(exc)})
+
+    def machines(self, query: dict) -> dict:
+        counts: dict[str, dict[str, int]] = {}
+        for row in self.engine.store.list_executions():
+            by = counts.setdefault(row["stateMachineArn"], {})
+            by[row["status"]] = by.get(row["status"], 0) + 1
+        machines = []
+        pages = self.client.get_paginator("list_state_machines").paginate()
+        for page in pages:
+            for m in page["stateMachines"]:
+                machines.append({"arn": m["stateMachineArn"], "name": m["name"], "type": m["type"],
+                                 "created": m["creationDate"], "counts": counts.get(m["stateMachineArn"], {})})
+        return {"machines": machines}
+
+    def executions(self, query: dict) -> dict:
+        status = query.get("status") or None
+        if status and status not in ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"):
+            raise ValueError(f"unknown status {status}")
+        rows = self.engine.store.list_executions(query.get("machine") or None, status)
+        needle = (query.get("q") or "").lower()
+        if needle:
+            rows = [r for r in rows if needle in r["name"].lower() or needle in r["executionArn"].lower()]
+        rows.sort(key=lambda r: r["startDate"], reverse=True)
+        return {"total": len(rows), "executions": [
+            {"arn": r["executionArn"], "name": r["name"], "status": r["status"],
+             "machine": r["stateMachineArn"].rsplit(":", 1)[-1], "machineArn": r["stateMachineArn"],
+             "start": r["startDate"], "stop": r.get("stopDate"), "redriveCount": r.get("redriveCount") or 0}
+            for r in rows[:MAX_LIST]]}
+
+    def open_tokens(self, arn: str) -> list[dict]:
+        """Task tokens the execution waits on: what the answer buttons answer."""
+        out = []
+        for frame in self.engine.store.load_frames(arn).values():
+            data = frame.get("data") or {}
+            token = data.get("token") or (data.get("invoke") or {}).get("token")
+            if not token:
+                continue
+            row = self.engine.store.get_token(token)
+            if row is not None and not row.get("closed"):
+                out.append({"token": token, "state": frame.get("state") or row.get("state")})
+        return out
+
+    def execution(self, query: dict) -> dict:
+        arn = query["arn"]
+        desc = self.client.describe_execution(executionArn=arn)
+        desc.pop("ResponseMetadata", None)
+        events = list(self.engine.store.history(arn))
+        row = self.engine.store.get_execution(arn)
+        marks, taken = path_of(events, desc["status"])
+        try:
+            svg = graph.to_svg(row["definition"], marks, taken)
+        except ValueError as exc:
+            svg = f"<p>cannot draw this definition: {exc}</p>"
+        return {"execution": desc, "events": events, "svg": svg, "marks": marks,
+                "tokens": self.open_tokens(arn) if desc["status"] == "RUNNING" else []}
+
+    def graph(self, query: dict) -> dict:
+        desc = self.client.describe_state_machine(stateMachineArn=query["arn"])
+        return {"svg": graph.to_svg(desc["definition"]), "mermaid": graph.to_mermaid(desc["definition"])}
+
+    # -- actions --------------------------------------------------------------------------------
+    def answer(self, params: dict) -> dict:
+        token = params["token"]
+        if params.get("ok", True):
+            output = params.get("output", "{}")
+            self.client.send_task_success(taskToken=token, output=output if isinstance(output, str) else json.dumps(output))
+        else:
+            self.client.send_task_failure(taskToken=token, error=params.get("error") or "Rejected",
+                                          cause=params.get("cause") or "")
+        return {"answered": token}
+
+    def stop(self, params: dict) -> dict:
+        out = self.client.stop_execution(executionArn=params["arn"], error=params.get("error"),
+                                          cause=params.get("cause"))
+        return {"stopDate": out["stopDate"]}
+
+    def redrive(self, params: dict) -> dict:
+        result = self.app.step_functions("RedriveExecution", {"executionArn": params["arn"]})
+        if result[0] == "error":
+            return {"error": result[2], "message": result[3]}
+        return result[1]
+
+    def replay(self, params: dict) -> dict:
+        result = self.engine.replay(params["arn"])
+        div = result.divergence
+        return {"ok": bool(result.ok), "status": result.status, "error": result.error, "cause": result.cause,
+                "events": len(result.events), "divergence": str(div) if div is not None else None}
