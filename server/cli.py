@@ -54,6 +54,8 @@ def serve(db, host, port, handlers, access_key, secret_key, token, data_dir, see
         system = open_system(db, f"sqlite:///{(data / 'domain.db').resolve()}", clock="real")
         engine = system.engine
         engine.resources.update(load_handlers(handlers))
+        from workflows.triggers import install_triggers
+        install_triggers(system)   # the seeds' auto-trigger rules: a published event starts its workflow
     else:
         engine = open_engine(db, handlers)
         try:

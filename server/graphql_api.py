@@ -77,6 +77,10 @@ def _json_value(value):
     return value
 
 
+def _json_text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _json_literal(node, variables=None):
     from graphql.utilities import value_from_ast_untyped
     value = value_from_ast_untyped(node, variables)
@@ -88,14 +92,26 @@ def schema():
     from graphql import build_schema
     built = build_schema(SDL)
     scalar = built.type_map["AWSJSON"]
-    scalar.serialize = lambda v: v if isinstance(v, str) else json.dumps(v)
-    scalar.parse_value = _json_value
+    # graphql-core 3.2 reads serialize/parse_value, 3.3 coerce_output_value/coerce_input_value.
+    scalar.serialize = scalar.coerce_output_value = _json_text
+    scalar.parse_value = scalar.coerce_input_value = _json_value
     scalar.parse_literal = _json_literal
+    # Explicit resolvers take (root, info, **arguments): an argument may be called ``source``,
+    # which the default resolver's own first parameter would swallow.
+    for type_name in ("Query", "Mutation"):
+        for name, fld in built.type_map[type_name].fields.items():
+            fld.resolve = _resolver(name)
     return built
 
 
+def _resolver(name: str):
+    def resolve(_root, _info, **arguments):
+        return getattr(_root, name)(**arguments)
+    return resolve
+
+
 class _Root:
-    """Resolvers: the default field resolver calls ``root.<field>(info, **arguments)``."""
+    """The operations, called as ``root.<field>(**arguments)``."""
 
     def __init__(self, engine):
         self.engine = engine
@@ -106,19 +122,19 @@ class _Root:
             raise ValueError(f"{what} must be a JSON object")
         return value
 
-    def startWorkflow(self, info, workflowType, input, executionName=None):  # noqa: N802, A002 - the schema's names
+    def startWorkflow(self, workflowType, input, executionName=None):  # noqa: N802, A002 - the schema's names
         from workflows.api import start_workflow
         return start_workflow(self.engine, workflowType, self._object(input, "input"), executionName)
 
-    def getWorkflowStatus(self, info, executionArn, workflowType=None):  # noqa: N802
+    def getWorkflowStatus(self, executionArn, workflowType=None):  # noqa: N802
         from workflows.api import get_workflow_status
         return get_workflow_status(self.engine, executionArn, workflowType)
 
-    def stopWorkflow(self, info, executionArn, workflowType=None, error=None, cause=None):  # noqa: N802
+    def stopWorkflow(self, executionArn, workflowType=None, error=None, cause=None):  # noqa: N802
         from workflows.api import stop_workflow
         return stop_workflow(self.engine, executionArn, workflowType, error, cause)
 
-    def publishEvent(self, info, source, detailType, detail, eventBusName=None):  # noqa: N802
+    def publishEvent(self, source, detailType, detail, eventBusName=None):  # noqa: N802
         import eventbus
         from workflows.api import MARKETPLACE_BUS, publish_event
         name = eventBusName or MARKETPLACE_BUS
