@@ -106,7 +106,9 @@ class SqliteRunner:
         self._owns_directory = directory is None
         self.db_path = self._directory / "bench.db"
         try:
-            self.engine = engine_class(db=f"sqlite:///{self.db_path}", handlers=HANDLERS, clock="virtual")
+            # eager: start_execution runs the execution at once, as the service (and moto's thread) do
+            self.engine = engine_class(db=f"sqlite:///{self.db_path}", handlers=HANDLERS, clock="virtual",
+                                       eager="always")
         except Exception as error:  # an unfinished store raises anything from ImportError on
             self._cleanup()
             raise RunnerUnavailable(f"Engine(db='sqlite:///…') failed: {type(error).__name__}: {error}") from error

@@ -413,7 +413,8 @@ class Client(MachinesMixin):
         row = self._execution(executionArn)
         meta = self._meta(executionArn, row)
         _, sm_name, _ = parse_sm_arn(row["stateMachineArn"])
-        return {"stateMachineArn": row["stateMachineArn"], "name": sm_name, "definition": row["definition"],
+        return {"stateMachineArn": row["stateMachineArn"], "name": sm_name,
+                "definition": row["definition"] if isinstance(row["definition"], str) else json.dumps(row["definition"]),
                 "roleArn": row.get("roleArn") or "", "updateDate": when(meta.get("updateDate")) or when(row["startDate"]),
                 "loggingConfiguration": meta.get("loggingConfiguration"),
                 "tracingConfiguration": meta.get("tracingConfiguration"), "revisionId": meta.get("revisionId")}

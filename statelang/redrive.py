@@ -158,7 +158,7 @@ def fork(engine: Engine, arn: str, from_event: int, *, definition: str | dict | 
     if row is None:
         raise KeyError(arn)
     events = normalize_events(engine.store.history(arn))
-    recorded = json.loads(row["definition"])
+    recorded = row["definition"] if isinstance(row["definition"], dict) else json.loads(row["definition"])
     state, data = top_level_state_at(events, recorded, from_event)
     new_def = definition if definition is not None else recorded
     if isinstance(new_def, str):

@@ -64,15 +64,14 @@ def run(definition: str | dict, input: Any = None, handlers: dict | None = None,
         input = {}
     doc = _checked(definition)
     eng = engine or Engine(db="memory", handlers=handlers, clock=clock, state_machines=state_machines,
-                           account_id=account_id, region=region, max_workers=8)
+                           account_id=account_id, region=region, max_workers=8, eager="always")
     sm_arn = f"arn:aws:states:{region}:{account_id}:stateMachine:{state_machine_name}"
     arn = f"arn:aws:states:{region}:{account_id}:execution:{state_machine_name}:{name}"
     if engine is not None:
         import uuid
         arn = f"{arn}-{uuid.uuid4().hex[:8]}"
-    live = eng.start(doc, input, arn=arn, name=arn.rsplit(":", 1)[-1], state_machine_arn=sm_arn,
+    eng.start(doc, input, arn=arn, name=arn.rsplit(":", 1)[-1], state_machine_arn=sm_arn,
                      role_arn=f"arn:aws:iam::{account_id}:role/statelang")
-    live.keep_history = list(eng.store.history(arn))
     row = eng.wait(arn, timeout)
     history = eng.store.history(arn)
     return Execution(arn, row["status"],
