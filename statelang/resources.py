@@ -14,6 +14,7 @@ import inspect
 import json
 import traceback
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,18 +105,17 @@ class Resources:
             result = fn(payload, ctx) if wants_context else fn(payload)
             if is_async or inspect.isawaitable(result):
                 result = _run_coroutine(result)
-            json.dumps(result)
         except StatesError as exc:
             return ("err", exc.error, exc.cause)
         except HandlerError as exc:
             return ("err", exc.error, exc.cause)
-        except TypeError as exc:
-            if "JSON serializable" in str(exc):
-                return ("err", "States.Runtime",
-                        f"The handler for '{resource}' returned a value that is not JSON: {exc}")
-            return ("err",) + _lambda_error(exc, kind)
         except Exception as exc:  # noqa: BLE001 - any handler failure is a task failure
             return ("err",) + _lambda_error(exc, kind)
+        try:   # checked apart from the call: a TypeError the handler raised is the handler's own
+            json.dumps(result)
+        except (TypeError, ValueError) as exc:
+            return ("err", "States.Runtime",
+                    f"The handler for '{resource}' returned a value that is not JSON: {exc}")
         return ("ok", result)
 
 
@@ -141,12 +141,10 @@ def _run_coroutine(coro):
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
-    # Called from inside a running loop (a handler thread of an async app): run on a private loop.
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        loop.close()
+    # Called from code that is itself inside a running loop: asyncio allows one loop per thread,
+    # so the coroutine runs to the end on a thread of its own.
+    with ThreadPoolExecutor(1, thread_name_prefix="statelang-async") as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _lambda_error(exc: BaseException, kind: str) -> tuple[str, str]:

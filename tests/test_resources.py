@@ -221,7 +221,6 @@ ASYNC_IN_LOOP = (
     "another thread, e.g. ThreadPoolExecutor(1).submit(asyncio.run, coro).result().")
 
 
-@pytest.mark.xfail(strict=True, reason=ASYNC_IN_LOOP)
 def test_async_handler_called_from_inside_a_running_loop():
     async def h(event):
         return "inner"
@@ -232,7 +231,6 @@ def test_async_handler_called_from_inside_a_running_loop():
     assert asyncio.run(outer()) == ("ok", "inner")
 
 
-@pytest.mark.xfail(strict=True, reason=ASYNC_IN_LOOP)
 def test_run_from_async_code_with_an_async_handler():
     import statelang
 
@@ -330,12 +328,6 @@ def test_a_type_error_raised_by_the_handler_is_a_task_failure():
     assert out[1] == "TypeError"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "resources.Resources.invoke classifies any TypeError whose message contains 'JSON serializable' "
-    "as a non-JSON *result* (States.Runtime, which no Catch can handle), even when the handler "
-    "itself raised it (e.g. it json.dumps-ed a set while doing its work). Lambda reports such an "
-    "exception as a catchable task failure named TypeError. Fix: call json.dumps(result) outside "
-    "the try that wraps the handler call."))
 def test_a_serialization_error_inside_the_handler_is_a_task_failure():
     def bad(event):
         return json.dumps({"tags": {"a"}})   # raises TypeError: Object of type set is not JSON serializable
