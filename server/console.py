@@ -104,7 +104,7 @@ class Console:
     # -- the JSON API ---------------------------------------------------------------------------
     def api(self, method: str, route: str, environ: dict, body: bytes):
         query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-        from statelang.api_errors import StepFunctionsError
+        from statelang.api_errors import ParamValidationError, StepFunctionsError
         try:
             if method == "GET":
                 handler = {"machines": self.machines, "executions": self.executions,
@@ -130,7 +130,7 @@ class Console:
         except StepFunctionsError as exc:
             err = exc.response["Error"]
             return _json(400, {"error": err["Code"], "message": err["Message"]})
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, ParamValidationError) as exc:
             return _json(400, {"error": type(exc).__name__, "message": str(exc)})
 
     def machines(self, query: dict) -> dict:
@@ -204,8 +204,8 @@ class Console:
         return {"answered": token}
 
     def stop(self, params: dict) -> dict:
-        out = self.client.stop_execution(executionArn=params["arn"], error=params.get("error"),
-                                          cause=params.get("cause"))
+        extra = {k: params[k] for k in ("error", "cause") if isinstance(params.get(k), str)}
+        out = self.client.stop_execution(executionArn=params["arn"], **extra)
         return {"stopDate": out["stopDate"]}
 
     def redrive(self, params: dict) -> dict:
