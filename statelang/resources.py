@@ -150,7 +150,10 @@ def _run_coroutine(coro):
 def _lambda_error(exc: BaseException, kind: str) -> tuple[str, str]:
     name = getattr(exc, "error", None) or type(exc).__name__
     if kind in ("lambda", "lambda_invoke"):
-        stack = [line.strip() for line in traceback.format_tb(exc.__traceback__)][-10:]
+        # Lambda's stackTrace lists the function's own frames: the engine's are left out.
+        here = __file__.rsplit("/", 1)[0]
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(here)]
+        stack = [line.rstrip() for line in traceback.format_list(frames)][-10:]
         cause = json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__,
                             "requestId": "", "stackTrace": stack}, separators=(",", ":"))
         return name, cause

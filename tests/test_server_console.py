@@ -15,8 +15,11 @@ import pytest
 import statelang
 from server.app import Server
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the Python package) is not installed")
+REQUIRED = os.environ.get("STATELANG_REQUIRE_BROWSER") == "1"   # CI: a missing browser is a failure
 CHROMIUM = os.environ.get("STATELANG_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+if REQUIRED and not Path(CHROMIUM).exists():
+    raise RuntimeError("STATELANG_REQUIRE_BROWSER=1 but Chromium is not installed (apt-get install chromium)")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the Python package) is not installed")
 if not Path(CHROMIUM).exists():
     pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
