@@ -6,6 +6,7 @@ Public face: `run` for one-shot executions, `validate`, `Engine` for durable wor
 from .clock import RealClock, VirtualClock
 from .engine import Engine
 from .errors import DefinitionError, StatesError
+from .replay import Divergence, ReplayResult, replay
 from .resources import HandlerError, TaskContext
 from .run import Execution, run
 
@@ -16,5 +17,5 @@ def validate(definition):
     return _validate(definition)
 
 
-__all__ = ["run", "validate", "Engine", "Execution", "StatesError", "DefinitionError", "HandlerError",
+__all__ = ["run", "validate", "replay", "ReplayResult", "Divergence", "Engine", "Execution", "StatesError", "DefinitionError", "HandlerError",
            "TaskContext", "VirtualClock", "RealClock"]

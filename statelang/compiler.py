@@ -28,14 +28,9 @@ def _identity(data: Any, env: Env) -> Any:
 
 
 def _const(value: Any) -> Fn:
-    text = json.dumps(value)
-
-    def fn(data: Any, env: Env) -> Any:
-        return json.loads(text)
-
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return lambda data, env: value
-    return fn
+    """A constant (a Pass state's Result). Shared, not copied: nothing downstream mutates a value —
+    ResultPath copies on write, and handlers get their own copy of their input."""
+    return lambda data, env: value
 
 
 class CState:

@@ -163,6 +163,7 @@ class ReplayEngine(Engine):
         self.live = handlers is not None and mode == "replay"
         self.mode = mode
         self.left_pending: list[str] = []
+        self.missing: list[tuple[str, int]] = []   # (state, event id) of tasks the record never answered
         super().__init__(db="memory", handlers=handlers, clock=ReplayClock(events), max_workers=1, **kw)
 
     def _outcome_chain(self, start_id: int) -> tuple[dict | None, dict | None]:
@@ -200,13 +201,18 @@ class ReplayEngine(Engine):
     def _invoke(self, run: Run, fid: str, seq: int, spec: dict):
         if self.live:
             return super()._invoke(run, fid, seq, spec)
-        frame = run.frames[fid]
+        frame = run.frames.get(fid)
+        if frame is None or frame.seq != seq:
+            return None   # its iteration or branch was aborted in the same step
         submitted, outcome = self._outcome_chain(frame.last_id)
         if self.mode == "redrive" and (outcome is None or self._terminal(outcome)):
             self.left_pending.append(fid)
             return None
         if outcome is None and submitted is None:
-            raise NoRecordedResult(spec["state"], frame.last_id)
+            # Left pending: a sibling's failure may abort it in the record. If the record really
+            # has no result for it, the comparison ends early and this names the reason.
+            self.missing.append((spec["state"], frame.last_id))
+            return None
         kind = spec["kind"]
         if kind == "activity":
             started = next((e for e in self.after.get(frame.last_id, ()) if e["type"] == "ActivityStarted"), None)
@@ -268,8 +274,31 @@ def _brief(ev: dict | None) -> str:
 _IGNORED = {"inputDetails", "outputDetails", "roleArn", "stateMachineArn", "assignedVariablesDetails"}
 
 
+def _state_of(events: list[dict], ev: dict | None) -> str | None:
+    """The state an event belongs to: its own name, or that of the StateEntered it follows."""
+    if ev is None:
+        return None
+    by_id = {e["id"]: e for e in events}
+    cur: dict | None = ev
+    for _ in range(10000):
+        if cur is None:
+            return None
+        d = cur.get("stateEnteredEventDetails")
+        if d is not None:
+            return d.get("name")
+        cur = by_id.get(cur.get("previousEventId"))
+    return None
+
+
 def compare(recorded: list[dict], produced: list[dict]) -> Divergence | None:
     """The first differing event, ignoring timestamps and ARNs that name the replay itself."""
+    div = _compare(recorded, produced)
+    if div is not None and div.state is None:
+        div.state = _state_of(recorded, div.expected) or _state_of(produced, div.actual)
+    return div
+
+
+def _compare(recorded: list[dict], produced: list[dict]) -> Divergence | None:
     for i in range(max(len(recorded), len(produced))):
         exp = recorded[i] if i < len(recorded) else None
         act = produced[i] if i < len(produced) else None
@@ -337,6 +366,16 @@ def replay(history: Any, definition: str | dict | None = None, handlers: dict | 
         return ReplayResult(False, div, produced)
     produced = engine.store.history(arn)
     div = compare(events, produced)
+    closed = bool(events) and events[-1]["type"] in ("ExecutionSucceeded", "ExecutionFailed",
+                                                      "ExecutionTimedOut", "ExecutionAborted")
+    # A task without a recorded result: abandoned if the record closed anyway (a sibling's failure
+    # ended its state), else the record stops short of what the replay needs.
+    if engine.missing and ((div is not None and div.reason.startswith("the replay ended"))
+                           or (div is None and not closed)):
+        state, event_id = engine.missing[0]
+        div = Divergence(event_id, "a task with no recorded result", None,
+                         next((e for e in produced if e["id"] == event_id), None), state)
+        return ReplayResult(False, div, produced)
     return ReplayResult(div is None, div, produced, run.status, run.output, run.error, run.cause)
 
 

@@ -305,9 +305,6 @@ def test_a_handler_returning_other_data_diverges_at_its_result(seed_doc):
     assert json.loads(d.actual["lambdaFunctionSucceededEventDetails"]["output"]) == {"charged": 300}
 
 
-@pytest.mark.xfail(strict=True, reason="replay.compare names the state only for events whose details carry "
-                   "a name; a task result's divergence (LambdaFunctionSucceeded) reports state None instead of "
-                   "the Task state it belongs to")
 def test_a_handler_divergence_names_the_task_state(seed_doc):
     d = replay(seed_doc, handlers=make_handlers(charge_factor=2)).divergence
     assert d.state == "Charge"

@@ -173,8 +173,6 @@ ABANDONED_MAP = {"StartAt": "S0", "States": {"S0": {
     "End": True}}}
 
 
-@pytest.mark.xfail(strict=True, reason="replay.ReplayEngine._invoke raises NoRecordedResult for a task that "
-                   "was started but whose iteration was aborted by a sibling's failure in the same step")
 def test_a_task_abandoned_by_a_sibling_failure_replays():
     engine, arn = record(ABANDONED_MAP, {"x": 0, "items": [0, 0]})
     assert engine.store.get_execution(arn)["status"] == "FAILED"
@@ -182,8 +180,6 @@ def test_a_task_abandoned_by_a_sibling_failure_replays():
     assert result.ok, result.divergence
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason="replay.ReplayEngine._invoke reads run.frames[fid] "
-                   "for an invocation whose frame was removed (its iteration aborted) in the same step")
 def test_a_task_invoked_after_its_iteration_was_aborted_replays():
     engine, arn = record(ABANDONED_MAP, {"x": 0, "items": [1, 0]})
     assert engine.store.get_execution(arn)["status"] == "FAILED"
