@@ -194,12 +194,18 @@ class Engine:
         run.started_with = {k: (extra or {}).get(k) for k in ("stateMachineVersionArn", "stateMachineAliasArn")
                             if (extra or {}).get(k)}
         self.interpreter.start(run, now)
-        commit = self._commit_of(run, [])
         eager = self.eager and not self.clock.virtual or self.eager == "always"
+        if eager and not self.listeners:
+            # Run as far as it goes without telling anyone outside (plain handlers only), so that
+            # creating the execution and its first steps are one transaction.
+            with self._lock:
+                self._advance_in_memory(run)
+        commit = self._commit_of(run, [])
         # Eager: this thread runs the execution right after creating it. Its "run" message is then
         # a safety net due only when a lease would have expired, consumed by the first step's commit.
         kick = Message(arn, "run", now + timedelta(seconds=self.lease_seconds) if eager else now)
-        commit.add_messages.append(kick)
+        if run.status == "RUNNING":
+            commit.add_messages.append(kick)
         row = {"executionArn": arn, "stateMachineArn": state_machine_arn, "name": name,
                "status": "RUNNING", "startDate": now, "input": json.dumps(input),
                "definition": definition if isinstance(definition, str) or self._cache_runs
@@ -210,13 +216,25 @@ class Engine:
             self._runs[arn] = run
         if self.listeners:
             self._notify(run)   # AWS publishes a RUNNING status change too
-        if eager:
+        if eager and run.status == "RUNNING":
             with self._lock:
                 run.released = True
                 self._drive(run, [kick.id])
+        elif run.status != "RUNNING":
+            self._notify(run)
         else:
             self._wake.set()
         return run
+
+    def _advance_in_memory(self, run: Run) -> None:
+        it = self.interpreter
+        last = time.monotonic()
+        while run.status == "RUNNING":
+            it.advance(run, self.clock.now())
+            invokes = self._deferrable(run, last, force=True)
+            if invokes is None:
+                return
+            self._apply_outcomes(run, invokes, self._invoke_all(run, invokes))
 
     # -- the loop ---------------------------------------------------------------------------
     def run_until_idle(self, max_rounds: int | None = None) -> int:
@@ -449,28 +467,32 @@ class Engine:
                 if run.runnable and run.status == "RUNNING":
                     continue   # something finished during the flush (e.g. a map run) and is runnable
                 return
-            outcomes = self._invoke_all(run, invokes)
-            now = self.clock.now()
-            for (_, fid, seq, spec), outcome in zip(invokes, outcomes, strict=True):
-                if outcome is None:
-                    continue
-                frame = run.frames.get(fid)
-                if frame is not None and frame.seq == seq:
-                    frame.data.pop("invoke", None)
-                    run.touch(frame)
-                if outcome[0] == "timeout":
-                    it.timer_fired(run, fid, "task_timeout", seq, now)
-                elif outcome[0] == "ok_whole":
-                    it.task_result(run, fid, seq, True, outcome[1], None, now, whole=True)
-                elif outcome[0] == "submitted" or (spec.get("wait_for_token") and outcome[0] == "ok"):
-                    it.task_submitted(run, fid, seq, outcome[1], now)
-                elif outcome[0] == "ok":
-                    it.task_result(run, fid, seq, True, outcome[1], None, now)
-                else:
-                    it.task_result(run, fid, seq, False, outcome[1], outcome[2], now)
-            _fault("after_handler")
+            self._apply_outcomes(run, invokes, self._invoke_all(run, invokes))
 
-    def _deferrable(self, run: Run, last_commit: float) -> list[tuple] | None:
+    def _apply_outcomes(self, run: Run, invokes: list[tuple], outcomes: list) -> None:
+        """Feed handler outcomes to the interpreter, in the order the invocations were issued."""
+        it = self.interpreter
+        now = self.clock.now()
+        for (_, fid, seq, spec), outcome in zip(invokes, outcomes, strict=True):
+            if outcome is None:
+                continue
+            frame = run.frames.get(fid)
+            if frame is not None and frame.seq == seq:
+                frame.data.pop("invoke", None)
+                run.touch(frame)
+            if outcome[0] == "timeout":
+                it.timer_fired(run, fid, "task_timeout", seq, now)
+            elif outcome[0] == "ok_whole":
+                it.task_result(run, fid, seq, True, outcome[1], None, now, whole=True)
+            elif outcome[0] == "submitted" or (spec.get("wait_for_token") and outcome[0] == "ok"):
+                it.task_submitted(run, fid, seq, outcome[1], now)
+            elif outcome[0] == "ok":
+                it.task_result(run, fid, seq, True, outcome[1], None, now)
+            else:
+                it.task_result(run, fid, seq, False, outcome[1], outcome[2], now)
+        _fault("after_handler")
+
+    def _deferrable(self, run: Run, last_commit: float, force: bool = False) -> list[tuple] | None:
         """Group commit: the invocations of this step, taken without committing, when that is safe.
 
         Committing before every handler call would cost one fsync per task. It is not needed for
@@ -479,7 +501,7 @@ class Engine:
         IS needed when something outside may act on the step before the next commit — a task
         token handed to a handler, an activity a worker may poll, a child execution — so those
         steps commit first. Bounded by `max_defer_events` and `max_defer_seconds`."""
-        if self._cache_runs or run.status != "RUNNING" or not run.commands:
+        if (self._cache_runs and not force) or run.status != "RUNNING" or not run.commands:
             return None
         if len(run.events) > self.max_defer_events or time.monotonic() - last_commit > self.max_defer_seconds:
             return None

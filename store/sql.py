@@ -136,6 +136,7 @@ class SqlStore:
         first = (select(messages.c.execution_arn.label("arn"), func.min(messages.c.due).label("due"),
                         func.min(messages.c.id).label("mid"))
                  .where(messages.c.due <= now).group_by(messages.c.execution_arn).subquery())
+        self._q_any_due = select(messages.c.id).where(messages.c.due <= now).limit(1)
         self._q_claim = (select(executions.c.execution_arn)
                          .join(first, first.c.arn == executions.c.execution_arn)
                          .where(or_(executions.c.lease_expires.is_(None), executions.c.lease_expires <= now))
@@ -325,6 +326,9 @@ class SqlStore:
         and the lease update share one transaction; on PostgreSQL rows another claimer has locked
         are skipped, and a row leased meanwhile fails the re-checked lease condition."""
         q = self._q_claim
+        with self._read() as conn:   # nothing due: no write transaction (and no write lock) at all
+            if conn.scalar(self._q_any_due, {"now": now}) is None:
+                return []
         with self._write() as conn:
             arns = list(conn.scalars(q, {"now": now, "limit": limit}))
             if arns:
