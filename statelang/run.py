@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,35 @@ from .clock import Clock
 from .engine import Engine
 
 _VALID: dict[str, dict] = {}
+_LOCAL = threading.local()
+
+
+def _private_engine(handlers, clock, state_machines, account_id: str, region: str) -> Engine:
+    """A fresh in-memory engine for one run. The Engine object itself is reused per thread (its
+    store, clock, handlers and machines are new each time): a test suite calls `run` thousands of
+    times and building an engine is a good part of a small machine's run."""
+    from .clock import make_clock
+    from .resources import Resources
+    from .store import MemoryStore
+    eng = getattr(_LOCAL, "engine", None)
+    if getattr(_LOCAL, "busy", False):   # `run` called from inside a handler of another `run`
+        return Engine(db="memory", handlers=handlers, clock=clock, state_machines=state_machines,
+                      account_id=account_id, region=region, max_workers=8, eager="always")
+    if eng is None or eng.account_id != account_id or eng.region != region or eng._pool is not None:
+        eng = Engine(db="memory", clock=clock, account_id=account_id, region=region, max_workers=8,
+                     eager="always")
+        _LOCAL.engine = eng
+    eng.store = MemoryStore()
+    eng.clock = make_clock(clock)
+    eng.resources = Resources(handlers, region, account_id)
+    eng.state_machines = dict(state_machines or {})
+    eng._runs = {}
+    eng.listeners = []
+    eng.tickers = []
+    eng.timer_sources = []
+    if eng.map_runs is not None:
+        eng.map_runs.live.clear()
+    return eng
 
 
 def _checked(definition: str | dict) -> dict:
@@ -63,16 +93,20 @@ def run(definition: str | dict, input: Any = None, handlers: dict | None = None,
     if input is None:
         input = {}
     doc = _checked(definition)
-    eng = engine or Engine(db="memory", handlers=handlers, clock=clock, state_machines=state_machines,
-                           account_id=account_id, region=region, max_workers=8, eager="always")
+    eng = engine or _private_engine(handlers, clock, state_machines, account_id, region)
     sm_arn = f"arn:aws:states:{region}:{account_id}:stateMachine:{state_machine_name}"
     arn = f"arn:aws:states:{region}:{account_id}:execution:{state_machine_name}:{name}"
     if engine is not None:
         import uuid
         arn = f"{arn}-{uuid.uuid4().hex[:8]}"
-    eng.start(doc, input, arn=arn, name=arn.rsplit(":", 1)[-1], state_machine_arn=sm_arn,
-                     role_arn=f"arn:aws:iam::{account_id}:role/statelang")
-    row = eng.wait(arn, timeout)
+    outer = getattr(_LOCAL, "busy", False)
+    _LOCAL.busy = True
+    try:
+        eng.start(doc, input, arn=arn, name=arn.rsplit(":", 1)[-1], state_machine_arn=sm_arn,
+                  role_arn=f"arn:aws:iam::{account_id}:role/statelang")
+        row = eng.wait(arn, timeout)
+    finally:
+        _LOCAL.busy = outer
     history = eng.store.history(arn)
     return Execution(arn, row["status"],
                      json.loads(row["output"]) if row.get("output") is not None and row["status"] == "SUCCEEDED" else None,
