@@ -219,6 +219,9 @@ class Engine:
         if eager and run.status == "RUNNING":
             with self._lock:
                 run.released = True
+                recorded = [c for c in commit.invokes if c[3].get("kind") != "activity"]  # type: ignore[attr-defined]
+                if recorded:   # invocations the creating commit recorded (a token, a child execution)
+                    self._apply_outcomes(run, recorded, self._invoke_all(run, recorded))
                 self._drive(run, [kick.id])
         elif run.status != "RUNNING":
             self._notify(run)

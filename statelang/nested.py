@@ -117,8 +117,10 @@ def _on_end(engine, run, commit) -> None:
     """Called inside the child's end commit: tell a .sync parent; stop .sync children."""
     parent = getattr(run, "parent", None)
     if parent and parent.get("mode") in ("sync", "sync2"):
-        row = dict(engine.store.get_execution(run.arn) or {}, **commit.execution)
-        row.setdefault("executionArn", run.arn)
+        # The row may not exist yet: an eager child can end inside the commit that creates it.
+        row = {"executionArn": run.arn, "stateMachineArn": run.state_machine_arn, "name": run.name,
+               "startDate": run.start, "input": json.dumps(run.input, separators=(",", ":")),
+               **(engine.store.get_execution(run.arn) or {}), **commit.execution}
         desc = describe(row, parent["mode"])
         if run.status == "SUCCEEDED":
             payload = {"ok": True, "output": desc}
