@@ -12,6 +12,7 @@ rows another worker is locking (`FOR UPDATE SKIP LOCKED`) instead of queueing be
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -205,11 +206,17 @@ class SqlStore:
         with self._write() as conn:
             if conn.scalar(self._q_exists, {"arn": arn}) is not None:
                 raise ExecutionAlreadyExistsError(arn)
+            changes = dict(commit.execution)
+            if changes:   # the first commit's columns go into the insert itself
+                more, more_extra = _split(changes)
+                values.update(more)
+                extra.update(more_extra)
+                commit = dataclasses.replace(commit, execution={})
             try:
                 conn.execute(self._i_executions, [dict(values, extra=tag(extra) if extra else None)])
             except sa_exc.IntegrityError as e:   # a concurrent start of the same ARN won the race
                 raise ExecutionAlreadyExistsError(arn) from e
-            self._apply(conn, commit)
+            self._apply(conn, commit, fresh=True)
 
     def get_execution(self, arn: str) -> dict | None:
         with self._read() as conn:
@@ -247,7 +254,7 @@ class SqlStore:
         with self._write() as conn:
             self._apply(conn, commit)
 
-    def _apply(self, conn: Connection, c: Commit) -> None:
+    def _apply(self, conn: Connection, c: Commit, fresh: bool = False) -> None:
         """The steps run in `MemoryStore.apply`'s order: a message added by the commit that ends
         the execution survives its ``close_all``, as it does in memory."""
         arn = c.execution_arn
@@ -274,7 +281,7 @@ class SqlStore:
         if c.execution:
             self._update_execution(conn, arn, c.execution)
         if c.frames:
-            gone = [fid for fid, f in c.frames.items() if f is None]
+            gone = [] if fresh else [fid for fid, f in c.frames.items() if f is None]
             if gone:
                 conn.execute(self._d_frames, {"arn": arn, "fids": gone})
             kept = [{"execution_arn": arn, "frame_id": fid, "body": f if isinstance(f, dict) else f.to_dict()}
@@ -283,7 +290,7 @@ class SqlStore:
                 conn.execute(self._u_frames, kept)
         if c.consumed:
             conn.execute(self._d_consumed, {"ids": list(c.consumed)})
-        if c.close_all:
+        if c.close_all and not fresh:   # a fresh execution has no messages or tokens yet
             conn.execute(self._d_all_messages, p)
             conn.execute(self._u_close_tokens, p)
         for fid, seq in c.cancel_frames:
