@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import ABC, abstractmethod
 from datetime import UTC, datetime, timedelta
 
 
@@ -16,14 +17,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Clock:
+class Clock(ABC):
     virtual = False
 
-    def now(self) -> datetime:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
 
+    @abstractmethod
     def sleep_until(self, due: datetime, wake: threading.Event | None = None) -> None:
-        raise NotImplementedError  # pragma: no cover - interface
+        """Return at `due` (or when `wake` is set); a virtual clock jumps there instead."""
 
 
 class RealClock(Clock):

@@ -207,15 +207,20 @@ def compile_jsonpath_state(machine: CompiledMachine, table: str, name: str, d: d
         st.max_concurrency = _number_or_path(d, "MaxConcurrency")
         st.tolerated_count = _number_or_path(d, "ToleratedFailureCount")
         st.tolerated_percentage = _number_or_path(d, "ToleratedFailurePercentage")
-        proc = d.get("ItemProcessor") or d.get("Iterator") or {}
-        cfg = proc.get("ProcessorConfig") or {}
-        st.distributed = cfg.get("Mode") == "DISTRIBUTED"
-        st.execution_type = cfg.get("ExecutionType", "STANDARD")
-        st.label = d.get("Label")
-        st.item_reader = d.get("ItemReader")
-        st.item_batcher = d.get("ItemBatcher")
-        st.result_writer = d.get("ResultWriter")
+        map_processor(st, d)
     return st
+
+
+def map_processor(st: CState, d: dict) -> None:
+    """What a Map's processor and distributed-mode fields say, the same in both query languages."""
+    proc = d.get("ItemProcessor") or d.get("Iterator") or {}
+    cfg = proc.get("ProcessorConfig") or {}
+    st.distributed = cfg.get("Mode") == "DISTRIBUTED"
+    st.execution_type = cfg.get("ExecutionType", "STANDARD")
+    st.label = d.get("Label")
+    st.item_reader = d.get("ItemReader")
+    st.item_batcher = d.get("ItemBatcher")
+    st.result_writer = d.get("ResultWriter")
 
 
 def _fail_field(d: dict, field: str) -> Fn | None:

@@ -352,11 +352,5 @@ def _compile_map(st: CState, d: dict) -> None:
     st.max_concurrency = _number_field(d, "MaxConcurrency")
     st.tolerated_count = _number_field(d, "ToleratedFailureCount")
     st.tolerated_percentage = _number_field(d, "ToleratedFailurePercentage")
-    proc = d.get("ItemProcessor") or d.get("Iterator") or {}
-    cfg = proc.get("ProcessorConfig") or {}
-    st.distributed = cfg.get("Mode") == "DISTRIBUTED"
-    st.execution_type = cfg.get("ExecutionType", "STANDARD")
-    st.label = d.get("Label")
-    st.item_reader = d.get("ItemReader")
-    st.item_batcher = d.get("ItemBatcher")
-    st.result_writer = d.get("ResultWriter")
+    from .compiler import map_processor
+    map_processor(st, d)

@@ -10,7 +10,7 @@ the failed Map iterations and Parallel branches run again: the others are answer
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from .engine import Engine
@@ -168,7 +168,7 @@ def fork(engine: Engine, arn: str, from_event: int, *, definition: str | dict | 
     new_def = dict(new_def, StartAt=state)
     if data is None:
         data = json.loads(row["input"])
-    name = name or f"{row['name']}-fork-{from_event}-{datetime.now(UTC).strftime('%H%M%S%f')}"
+    name = name or f"{row['name']}-fork-{from_event}-{engine.clock.now().strftime('%H%M%S%f')}"
     new_arn = row["executionArn"].rsplit(":", 1)[0] + ":" + name
     engine.start(new_def, data, arn=new_arn, name=name, state_machine_arn=row["stateMachineArn"],
                  role_arn=row.get("roleArn") or "", extra={"forkedFrom": arn, "forkedAtEvent": from_event})

@@ -131,7 +131,7 @@ class ReplayClock(Clock):
 
     def __init__(self, events: list[dict]):
         self.times = {e["id"]: e["timestamp"] for e in events}
-        self.floor = events[0]["timestamp"] if events else datetime.now(UTC)
+        self.floor = events[0]["timestamp"] if events else datetime.fromtimestamp(0, UTC)
         self.run: Run | None = None
 
     def now(self) -> datetime:

@@ -121,7 +121,7 @@ def stop_workflow(engine, execution_arn: str, workflow_type: str | None = None, 
 def publish_event(bus, source: str, detail_type: str, detail: dict, event_bus_name: str = MARKETPLACE_BUS) -> dict:
     """The seed's publishEvent: one event onto the marketplace bus; {"success", "eventId"}."""
     if bus is None:
-        raise NotImplementedError("publish_event needs an event bus: open_system(bus=True) or eventbus.EventBus")
+        raise ValueError("publish_event needs an event bus: open_system(bus=True) or eventbus.EventBus(engine, name)")
     out = bus.put_events([{"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail),
                            "EventBusName": event_bus_name}])
     entry = out["Entries"][0]
