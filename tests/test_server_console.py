@@ -76,12 +76,20 @@ def env(tmp_path_factory):
 
 
 def wait_for(pred, seconds: float = 15):
+    """Poll `pred`; a row that a re-render removed mid-read counts as 'not yet', not as a failure."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if pred():
-            return
+        try:
+            if pred():
+                return
+        except sync_api.Error:
+            pass
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+def names(rows) -> list:
+    return [r.get_attribute("data-name", timeout=1000) for r in rows.all()]
 
 
 def test_answer_a_waiting_task_from_the_console(env):
@@ -96,7 +104,7 @@ def test_answer_a_waiting_task_from_the_console(env):
     page.click("#filter button")
     # (the page's CSP forbids the string evaluation wait_for_function uses: poll from here)
     rows = page.locator("#executions tr.execution")
-    wait_for(lambda: [rows.nth(i).get_attribute("data-name") for i in range(rows.count())] == ["order-42"])
+    wait_for(lambda: names(rows) == ["order-42"])
     assert page.inner_text("#executions tr.execution").startswith("order-42")
     page.click("#executions tr.execution a")
     page.wait_for_selector(".token")     # the execution reached the task token
