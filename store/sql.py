@@ -146,6 +146,8 @@ class SqlStore:
                         func.min(messages.c.id).label("mid"))
                  .where(messages.c.due <= now).group_by(messages.c.execution_arn).subquery())
         self._q_any_due = select(messages.c.id).where(messages.c.due <= now).limit(1)
+        self._q_next_due = select(func.min(messages.c.due)).where(
+            select(executions.c.id).where(executions.c.execution_arn == messages.c.execution_arn).exists())
         self._q_claim = (select(executions.c.execution_arn)
                          .join(first, first.c.arn == executions.c.execution_arn)
                          .where(or_(executions.c.lease_expires.is_(None), executions.c.lease_expires <= now))
@@ -342,10 +344,8 @@ class SqlStore:
     def next_due(self) -> datetime | None:
         """The earliest message of an execution the store holds. A message naming no execution
         can never be claimed; counting it would make a virtual clock spin on it forever."""
-        q = select(func.min(messages.c.due)).where(
-            select(executions.c.id).where(executions.c.execution_arn == messages.c.execution_arn).exists())
         with self._read() as conn:
-            due = conn.scalar(q)
+            due = conn.scalar(self._q_next_due)
         if isinstance(due, str):   # SQLite's min() returns the stored text, untyped
             due = datetime.fromisoformat(due)
         if due is not None and due.tzinfo is None:
