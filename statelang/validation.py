@@ -12,6 +12,7 @@ must answer exactly as the AWS API does.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -35,11 +36,14 @@ _ARRAY_FIELDS = re.compile(r"/(Branches|Choices|Catch|Retry|ErrorEquals|And|Or)/
 
 def validate(definition: str | bytes | dict) -> list[Diagnostic]:
     """Every problem of the definition, in document order; an empty list means it can run."""
+    repeated: list[Diagnostic] = []
     if isinstance(definition, str | bytes | bytearray):
+        text = definition
         try:
             definition = load_definition(definition)
         except DefinitionError as e:
             return e.diagnostics
+        repeated = _repeated_keys(text if isinstance(text, str) else bytes(text).decode())
     r = Report()
     top = JSONPATH
     if isinstance(definition, dict) and "QueryLanguage" in definition:
@@ -49,7 +53,29 @@ def validate(definition: str | bytes | dict) -> list[Diagnostic]:
         else:
             r.not_allowed_value(lang, LANGUAGES, "/QueryLanguage")
     _machine(definition, "", "StateMachine", top, r)
-    return list(dict.fromkeys(r.items))
+    return list(dict.fromkeys([*repeated, *r.items]))
+
+
+_DUPLICATE = "DUPLICATE_STATE_NAME"
+
+
+def _repeated_keys(text: str) -> list[Diagnostic]:
+    """A state name written twice in one States object: JSON parsing would silently keep the last."""
+    out: list[Diagnostic] = []
+
+    def hook(pairs: list) -> dict:
+        d = dict(pairs)
+        if len(d) != len(pairs) and any(isinstance(v, dict) and "Type" in v for _, v in pairs):
+            names = [k for k, _ in pairs]
+            for name in sorted({k for k in names if names.count(k) > 1}):
+                out.append(Diagnostic(_DUPLICATE, f"Duplicate State name: {name}", f"/States/{name}"))
+        return d
+
+    try:
+        json.loads(text, object_pairs_hook=hook)
+    except (ValueError, RecursionError):
+        return []
+    return out
 
 
 def errors_only(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

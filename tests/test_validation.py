@@ -299,3 +299,13 @@ def test_jsonpath_rules_go_to_the_choice_checker(monkeypatch):
     d["QueryLanguage"] = "JSONata"
     d["States"]["C"]["Choices"] = [{"Condition": "{% true %}", "Next": "B"}]
     assert validate(d) == [] and seen == []
+
+
+
+def test_a_state_name_written_twice_is_reported():
+    # AWS ValidateStateMachineDefinition: DUPLICATE_STATE_NAME, "The same state name appears more
+    # than once" — here a repeated key in one States object, which JSON parsing would silently drop.
+    from statelang.validation import validate as check
+    text = '{"StartAt":"A","States":{"A":{"Type":"Pass","End":true},"A":{"Type":"Succeed"}}}'
+    assert [(d.code, d.location) for d in check(text)] == [("DUPLICATE_STATE_NAME", "/States/A")]
+    assert check('{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}') == []
