@@ -21,6 +21,7 @@ SM, VERSION, ALIAS, ACTIVITY, TAGS = "state_machine", "state_machine_version", "
 MAX_VERSIONS = 1000   # per state machine (AWS quota)
 MAX_ALIASES = 100     # per state machine
 MAX_TAGS = 50
+MAX_DEFINITION_BYTES = 1048576   # CreateStateMachine's definition: 1 MiB (the API's length constraint)
 DEFAULT_PAGE = 100
 
 _PARTITION = r"arn:(?:aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b)"
@@ -145,6 +146,10 @@ class MachinesMixin:
 
     def _check_definition(self, definition: str) -> None:
         from .validation import to_aws_location, validate
+        if len(definition.encode()) > MAX_DEFINITION_BYTES:
+            raise error("ValidationException",
+                        "1 validation error detected: Value at 'definition' failed to satisfy constraint: "
+                        f"Member must have length less than or equal to {MAX_DEFINITION_BYTES}")
         problems = [d for d in validate(definition) if d.severity == "ERROR"]
         if problems:
             parts = [f"{d.code}: {d.message}" + (f" at {to_aws_location(d.location)}" if d.location else "")

@@ -552,3 +552,11 @@ def test_execution_started_event_names_the_version_and_alias(client, engine):
     started = client.get_execution_history(executionArn=ex)["events"][0]["executionStartedEventDetails"]
     assert started["stateMachineVersionArn"] == arn + ":1"
     assert started["stateMachineAliasArn"] == alias
+
+
+def test_a_definition_over_one_mebibyte_is_refused(client):
+    # AWS API reference, CreateStateMachine: definition length at most 1048576.
+    big = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": "x" * 1048576, "End": True}}}
+    with pytest.raises(client.exceptions.ValidationException) as err:
+        client.create_state_machine(name="big", definition=json.dumps(big), roleArn=ROLE)
+    assert "1048576" in str(err.value)
