@@ -28,6 +28,14 @@ class Clock(ABC):
     def sleep_until(self, due: datetime, wake: threading.Event | None = None) -> None:
         """Return at `due` (or when `wake` is set); a virtual clock jumps there instead."""
 
+    def elapsed(self) -> float:
+        """A stopwatch of the worker's own real time, in seconds, on every kind of clock.
+
+        Never an execution's time: it bounds how long the engine batches commits, how long a
+        caller waits, and how long a handler actually ran (a handler runs in real time even when
+        the execution's time is virtual)."""
+        return time.monotonic()
+
 
 class RealClock(Clock):
     def now(self) -> datetime:

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -231,7 +230,7 @@ class Engine:
 
     def _advance_in_memory(self, run: Run) -> None:
         it = self.interpreter
-        last = time.monotonic()
+        last = self.clock.elapsed()
         while run.status == "RUNNING":
             it.advance(run, self.clock.now())
             invokes = self._deferrable(run, last, force=True)
@@ -296,7 +295,7 @@ class Engine:
     def wait(self, arn: str, timeout: float | None = None) -> dict:
         """Block (real clock) or jump (virtual clock) until the execution is no longer RUNNING or
         nothing more can happen to it; returns its row."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else self.clock.elapsed() + timeout
         row = self.store.get_execution(arn)
         if row is None or row["status"] != "RUNNING":
             return row   # an eager start already ran it to the end
@@ -308,7 +307,7 @@ class Engine:
             due = self.store.next_due()
             if due is None or self.clock.virtual:
                 return row
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline is not None and self.clock.elapsed() >= deadline:
                 return row
             self.clock.sleep_until(due, self._wake)
 
@@ -458,14 +457,14 @@ class Engine:
 
     def _drive(self, run: Run, consumed: list[int]) -> None:
         it = self.interpreter
-        last_commit = time.monotonic()
+        last_commit = self.clock.elapsed()
         while True:
             it.advance(run, self.clock.now())
             invokes = self._deferrable(run, last_commit)
             if invokes is None:
                 invokes = self._flush(run, consumed)
                 consumed = []
-                last_commit = time.monotonic()
+                last_commit = self.clock.elapsed()
             if not invokes:
                 if run.runnable and run.status == "RUNNING":
                     continue   # something finished during the flush (e.g. a map run) and is runnable
@@ -506,7 +505,7 @@ class Engine:
         steps commit first. Bounded by `max_defer_events` and `max_defer_seconds`."""
         if (self._cache_runs and not force) or run.status != "RUNNING" or not run.commands:
             return None
-        if len(run.events) > self.max_defer_events or time.monotonic() - last_commit > self.max_defer_seconds:
+        if len(run.events) > self.max_defer_events or self.clock.elapsed() - last_commit > self.max_defer_seconds:
             return None
         invokes, rest = [], []
         for c in run.commands:
@@ -544,12 +543,12 @@ class Engine:
         ctx = TaskContext(run.arn, run.name, run.state_machine_arn, spec["state"], spec["retry_count"],
                           spec["idempotency_key"], spec.get("token"), spec.get("index"), resource)
         _fault("in_handler")
-        started = time.monotonic()
+        started = self.clock.elapsed()
         outcome = self.resources.invoke(spec, ctx)
         if outcome[0] == "ok" and ctx.extra.get("mocked_response"):
             outcome = ("ok_whole", outcome[1])   # a mocked service response is the whole response
         timeout = spec.get("timeout")
-        if timeout and not spec.get("wait_for_token") and time.monotonic() - started > timeout:
+        if timeout and not spec.get("wait_for_token") and self.clock.elapsed() - started > timeout:
             return ("timeout",)
         return outcome
 

@@ -43,16 +43,7 @@ def test_hourbank_request_on_postgres(pg_url):
     sb.add_member("bob", 2, response_hours=4)
     sb.add_service("garden", "bob")
     arn, rid = sb.request("alice", "bob", "garden", 3)
-    sb.actions.provider_respond(rid, "bob", "ACCEPT")
-    sb.drain()
-    sb.actions.mark_started(rid, "bob")
-    sb.drain()
-    sb.actions.confirm_start(rid, "alice")
-    sb.drain()
-    sb.actions.mark_completed(rid, "bob")
-    sb.drain()
-    sb.actions.confirm_completion(rid, "alice")
-    sb.drain()
+    sb.serve(rid, "alice", "bob")
     assert sb.status(arn) == "SUCCEEDED"
     assert (sb.available("alice"), sb.escrowed("alice"), sb.available("bob")) == (7, 0, 5)
     assert sb.ledger.audit()["discrepancies"] == []

@@ -77,6 +77,19 @@ class HourBankSandbox:
                 self.engine.process(arn)
                 steps += 1
 
+    def serve(self, request_id: str, requester: str, provider: str, hours_working: float = 0) -> None:
+        """The happy path after a request: accepted, started and confirmed, done and confirmed."""
+        self.actions.provider_respond(request_id, provider, "ACCEPT")
+        self.drain()
+        self.actions.mark_started(request_id, provider)
+        self.drain()
+        self.actions.confirm_start(request_id, requester)
+        self.advance(hours_working * 3600)
+        self.actions.mark_completed(request_id, provider)
+        self.drain()
+        self.actions.confirm_completion(request_id, requester)
+        self.drain()
+
     def advance(self, seconds: float) -> None:
         self.engine.clock.advance(seconds)
         self.drain()
