@@ -118,16 +118,18 @@ def _clean(value: Any) -> Any:
 
 
 def _shaped(value: Any, shape) -> Any:
-    """Keep only the members the service model defines, as botocore's parser does: a field the
-    engine records for itself never reaches a caller that expects boto3's responses."""
+    """Keep only the members the service model defines, as botocore's parser does (a field the
+    engine records for itself never reaches a caller that expects boto3's responses), and drop
+    absent (None) members as `_clean` does, in the same walk."""
     kind = getattr(shape, "type_name", None)
     if kind == "structure" and isinstance(value, dict):
-        return {k: _shaped(v, shape.members[k]) for k, v in value.items() if k in shape.members}
+        members = shape.members
+        return {k: _shaped(v, members[k]) for k, v in value.items() if v is not None and k in members}
     if kind == "list" and isinstance(value, list):
         return [_shaped(v, shape.member) for v in value]
     if kind == "map" and isinstance(value, dict):
-        return {k: _shaped(v, shape.value) for k, v in value.items()}
-    return value
+        return {k: _shaped(v, shape.value) for k, v in value.items() if v is not None}
+    return _clean(value)
 
 
 def _compact(text: str | None) -> str | None:
@@ -147,9 +149,10 @@ def _operation(method: str, op: str):
             result = getattr(self, "_" + method)(**params)
         finally:
             current_operation.reset(token)
-        out = _clean(result)
         if HAVE_BOTOCORE:
-            out = _shaped(out, _service_model().operation_model(op).output_shape)
+            out = _shaped(result, _service_model().operation_model(op).output_shape)
+        else:  # pragma: no cover - without botocore
+            out = _clean(result)
         out["ResponseMetadata"] = {"RequestId": str(uuid.uuid4()), "HTTPStatusCode": 200,
                                    "HTTPHeaders": {}, "RetryAttempts": 0}
         return out
@@ -254,7 +257,7 @@ class Client(MachinesMixin):
         target, version_arn, alias_arn = self._target(stateMachineArn, name)
         base = target["stateMachineArn"]
         sm_name = target["name"]
-        machine = self._get(SM, base) or target
+        machine = target if version_arn is None else self._get(SM, base) or target
         if target["type"] == "EXPRESS":
             arn = f"{self._arn('express', sm_name)}:{name}:{uuid.uuid4()}"
         else:

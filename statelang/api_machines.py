@@ -31,6 +31,9 @@ ACTIVITY_ARN = re.compile(_PARTITION + r":states:([a-z0-9-]+):(\d{12}):activity:
 ROLE_ARN = re.compile(_PARTITION + r":iam::\d{12}:role/.+$")
 ALIAS_NAME = re.compile(r"^(?=.*[a-zA-Z_\-.])[a-zA-Z0-9_\-.]+$")
 _FORBIDDEN = set(' <>{}[]?*"#%\\^|~`$&,;:/')
+# One character AWS refuses in a name: the listed punctuation, white space (``\s`` is what
+# str.isspace() is), control characters, surrogates and the two non-characters.
+_BAD_NAME_CHAR = re.compile("[" + re.escape("".join(sorted(_FORBIDDEN))) + r"\s\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 # -- small shared helpers ------------------------------------------------------------------------
@@ -51,11 +54,8 @@ def check_name(name: str, what: str = "name") -> None:
         raise error("ValidationException",
                     f"1 validation error detected: Value '{name}' at '{what}' failed to satisfy "
                     f"constraint: Member must have length less than or equal to 80")
-    for c in name:
-        o = ord(c)
-        if c in _FORBIDDEN or c.isspace() or o <= 0x1F or 0x7F <= o <= 0x9F or 0xD800 <= o <= 0xDFFF \
-                or o in (0xFFFE, 0xFFFF):
-            raise error("InvalidName", f"Invalid Name: '{name}'")
+    if _BAD_NAME_CHAR.search(name):
+        raise error("InvalidName", f"Invalid Name: '{name}'")
 
 
 def invalid_arn(arn: str, expected: str) -> Exception:

@@ -19,8 +19,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
 
 from .sql import SqlStore, StoreError, describe, json_dumps
+from .sqlite import SqliteStore
 
-__all__ = ["open_store", "SqlStore", "StoreError"]
+__all__ = ["open_store", "SqlStore", "SqliteStore", "StoreError"]
 
 HERE = Path(__file__).resolve().parent
 # Store-specific query parameters, removed from the URL before the driver sees it.
@@ -44,6 +45,9 @@ def open_store(url: str) -> SqlStore:
     except StoreError:
         engine.dispose()
         raise
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and database != ":memory:":
+        return SqliteStore(engine, name)   # a file: the driver-level fast path (store/sqlite.py)
     return SqlStore(engine, name)
 
 

@@ -121,11 +121,6 @@ class SqlStore:
                        .order_by(messages.c.due, messages.c.id))
         self._q_frames = select(frames.c.frame_id, frames.c.body).where(frames.c.execution_arn == arn)
         self._i_events = insert(events)
-        self._raw_events = None
-        if self.dialect == "sqlite":
-            d = self.engine.dialect
-            self._raw_events = (events.c.timestamp.type.dialect_impl(d).bind_processor(d),
-                                events.c.details.type.dialect_impl(d).bind_processor(d))
         self._i_executions = insert(executions)
         up = self._insert(frames)
         self._u_frames = up.on_conflict_do_update(index_elements=["execution_arn", "frame_id"],
@@ -262,24 +257,7 @@ class SqlStore:
         arn = c.execution_arn
         p = {"arn": arn}
         if c.events:
-            if self._raw_events is not None:
-                # SQLite: one executemany straight to the driver, values converted by the columns'
-                # own bind processors (what SQLAlchemy would store, at a fraction of the cost).
-                ts, _ = self._raw_events
-                rows = []
-                last_t = last_text = None
-                for e in c.events:
-                    t = e["timestamp"]
-                    if t is not last_t:   # the events of one step share their timestamp
-                        last_t, last_text = t, ts(t)
-                    details = {k: v for k, v in e.items() if k not in _EVENT_KEYS}
-                    rows.append((arn, e["id"], e.get("previousEventId"), e["type"], last_text,
-                                 _ENCODE(details) if details else None))
-                conn.exec_driver_sql(
-                    "INSERT INTO events (execution_arn, event_id, previous_event_id, type, timestamp, details) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", rows)
-            else:
-                conn.execute(self._i_events, [_event_row(arn, e) for e in c.events])
+            conn.execute(self._i_events, [_event_row(arn, e) for e in c.events])
         if c.execution:
             self._update_execution(conn, arn, c.execution)
         if c.frames:
