@@ -124,7 +124,8 @@ def _shaped(value: Any, shape) -> Any:
     kind = getattr(shape, "type_name", None)
     if kind == "structure" and isinstance(value, dict):
         members = shape.members
-        return {k: _shaped(v, members[k]) for k, v in value.items() if v is not None and k in members}
+        return {k: _shaped(v, members[k]) if isinstance(v, dict | list) else v
+                for k, v in value.items() if v is not None and k in members}
     if kind == "list" and isinstance(value, list):
         return [_shaped(v, shape.member) for v in value]
     if kind == "map" and isinstance(value, dict):

@@ -27,7 +27,6 @@ from statelang.store import Commit, ExecutionAlreadyExistsError, Message
 
 from .schema import events, executions, frames, messages, records, tokens
 from .sql import (
-    _ENCODE,
     _EVENT_KEYS,
     _TIMER_KINDS,
     _TOKEN_KEYS,
@@ -35,6 +34,8 @@ from .sql import (
     SqlStore,
     StoreError,
     _split,
+    describe,
+    json_dumps,
     tag,
     untag,
 )
@@ -114,18 +115,10 @@ class SqliteStore(SqlStore):
         return conn
 
     @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connection()
-        try:
-            with self._errors():
-                yield conn
-        finally:
-            self._idle.append(conn)
-
-    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE write transaction: all of it commits, or none of it."""
-        with self._conn() as conn:
+        conn = self._connection()
+        try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -133,10 +126,29 @@ class SqliteStore(SqlStore):
                 conn.rollback()
                 raise
             conn.commit()
+        except sqlite3.Error as e:
+            raise StoreError(describe(e, self.name)) from e
+        finally:
+            self._idle.append(conn)
 
-    def _one(self, sql: str, params: tuple) -> tuple | None:
-        with self._conn() as conn:
+    def _one(self, sql: str, params: tuple | list) -> tuple | None:
+        """The first row of a single-statement read (SQLite's implicit transaction)."""
+        conn = self._connection()
+        try:
             return conn.execute(sql, params).fetchone()
+        except sqlite3.Error as e:
+            raise StoreError(describe(e, self.name)) from e
+        finally:
+            self._idle.append(conn)
+
+    def _all(self, sql: str, params: tuple | list) -> list[tuple]:
+        conn = self._connection()
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise StoreError(describe(e, self.name)) from e
+        finally:
+            self._idle.append(conn)
 
     def close(self) -> None:
         self._idle.clear()
@@ -183,23 +195,22 @@ class SqliteStore(SqlStore):
         sql = f"INSERT INTO executions ({', '.join(names)}) VALUES ({_marks(len(names))})"
         with self._tx() as conn:
             try:
-                conn.execute(sql, [enc[n](values[n]) for n in names])
+                execution_id = conn.execute(sql, [enc[n](values[n]) for n in names]).lastrowid
             except sqlite3.IntegrityError as e:   # the name is taken (or a concurrent start won)
                 raise ExecutionAlreadyExistsError(arn) from e
-            self._apply_lite(conn, commit, fresh=True)
+            self._apply_lite(conn, commit, fresh=True, execution_id=execution_id)
 
     def load_frames(self, arn: str) -> dict[str, dict]:
         body = self._dec["frames"]["body"]
-        with self._conn() as conn:
-            rows = conn.execute("SELECT frame_id, body FROM frames WHERE execution_arn = ?", (arn,)).fetchall()
+        rows = self._all("SELECT frame_id, body FROM frames WHERE execution_arn = ?", (arn,))
         return {fid: body(b) for fid, b in rows}
 
     def history(self, arn: str) -> list[dict]:
         dec = self._dec["events"]
         when, details_of = dec["timestamp"], dec["details"]
-        with self._conn() as conn:
-            rows = conn.execute("SELECT timestamp, type, event_id, previous_event_id, details FROM events "
-                                "WHERE execution_arn = ? ORDER BY event_id", (arn,)).fetchall()
+        rows = self._all("SELECT timestamp, type, event_id, previous_event_id, details FROM events WHERE "
+                         "execution_id = (SELECT id FROM executions WHERE execution_arn = ?) ORDER BY event_id",
+                         (arn,))
         out = []
         last_raw = last = None
         for ts, type_, eid, prev, details in rows:
@@ -217,10 +228,17 @@ class SqliteStore(SqlStore):
         with self._tx() as conn:
             self._apply_lite(conn, commit)
 
-    def _apply_lite(self, conn: sqlite3.Connection, c: Commit, fresh: bool = False) -> None:
+    def _apply_lite(self, conn: sqlite3.Connection, c: Commit, fresh: bool = False,
+                    execution_id: int | None = None) -> None:
         """`SqlStore._apply` in plain SQL, step for step in the same order."""
         arn = c.execution_arn
         if c.events:
+            xid = execution_id
+            if xid is None:
+                found = conn.execute("SELECT id FROM executions WHERE execution_arn = ?", (arn,)).fetchone()
+                if found is None:
+                    raise StoreError(f"{self.name}: no execution {arn} to add history events to")
+                xid = found[0]
             ts = self._enc["events"]["timestamp"]
             rows = []
             last_t = last_text = None
@@ -229,9 +247,9 @@ class SqliteStore(SqlStore):
                 if t is not last_t:
                     last_t, last_text = t, ts(t)
                 details = {k: v for k, v in e.items() if k not in _EVENT_KEYS}
-                rows.append((arn, e["id"], e.get("previousEventId"), e["type"], last_text,
-                             _ENCODE(details) if details else None))
-            conn.executemany("INSERT INTO events (execution_arn, event_id, previous_event_id, type, timestamp, "
+                rows.append((xid, e["id"], e.get("previousEventId"), e["type"], last_text,
+                             json_dumps(details) if details else None))
+            conn.executemany("INSERT INTO events (execution_id, event_id, previous_event_id, type, timestamp, "
                              "details) VALUES (?, ?, ?, ?, ?, ?)", rows)
         if c.execution and not fresh:
             self._update_execution_lite(conn, arn, c.execution)
@@ -307,9 +325,8 @@ class SqliteStore(SqlStore):
 
     def due_messages(self, arn: str, now: datetime) -> list[Message]:
         payload = self._dec["messages"]["payload"]
-        with self._conn() as conn:
-            rows = conn.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE execution_arn = ? AND due <= ? "
-                                "ORDER BY due, id", (arn, self._when(now))).fetchall()
+        rows = self._all(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE execution_arn = ? AND due <= ? "
+                         "ORDER BY due, id", (arn, self._when(now)))
         return [Message(a, kind, self._read_when(due), fid, seq, payload(p), mid)
                 for mid, a, kind, due, fid, seq, p in rows]
 

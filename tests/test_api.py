@@ -560,3 +560,31 @@ def test_a_definition_over_one_mebibyte_is_refused(client):
     with pytest.raises(client.exceptions.ValidationException) as err:
         client.create_state_machine(name="big", definition=json.dumps(big), roleArn=ROLE)
     assert "1048576" in str(err.value)
+
+
+def test_name_rule_refuses_exactly_the_characters_aws_lists():
+    """AWS (CreateStateMachine/StartExecution ``name``): no white space, brackets < > { } [ ],
+    wildcards ? *, special characters " # % \\ ^ | ~ ` $ & , ; : /, control characters
+    (U+0000-001F, U+007F-009F), surrogates or the non-characters U+FFFE/U+FFFF. Checked for every
+    code point against that rule spelt out character by character."""
+    from statelang.api_machines import check_name
+
+    listed = set(' <>{}[]?*"#%\\^|~`$&,;:/')
+
+    def refused(c: str) -> bool:
+        o = ord(c)
+        return (c in listed or c.isspace() or o <= 0x1F or 0x7F <= o <= 0x9F or 0xD800 <= o <= 0xDFFF
+                or o in (0xFFFE, 0xFFFF))
+
+    wrong = []
+    for o in range(0x110000):
+        c = chr(o)
+        try:
+            check_name(f"a{c}b")
+            ok = True
+        except Exception as e:
+            assert type(e).__name__ == "InvalidName", (hex(o), e)
+            ok = False
+        if ok == refused(c):
+            wrong.append(hex(o))
+    assert wrong == []

@@ -7,6 +7,7 @@ added to `store/schema.py` without a revision shows up as a diff and fails here.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -142,3 +143,46 @@ def test_the_alembic_command_line_runs_our_migrations(sqlite_url):
                           capture_output=True, text=True, cwd=ROOT / "tests", timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert _revision(sqlite_url) == _head() and _diffs(sqlite_url) == []
+
+
+def test_events_keyed_by_arn_move_to_execution_ids_and_back_with_every_row(url, monkeypatch):
+    """Revision 0002 rebuilds the history table keyed by executions.id: every event of a database
+    written at 0001 is there after the upgrade (read through the store), and after a downgrade."""
+    monkeypatch.setenv("STATELANG_DB", url)
+    cfg = alembic_config()
+    command.upgrade(cfg, "0001")
+    engine, _ = make_engine(url)
+    t0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    arns = [f"arn:aws:states:us-east-1:123456789012:execution:sm:e{i}" for i in range(3)]
+    try:
+        with engine.begin() as conn:
+            for i, arn in enumerate(arns):
+                conn.execute(text("INSERT INTO executions (execution_arn, state_machine_arn, name, status, start_date) "
+                                  "VALUES (:a, 'arn:sm', :n, 'RUNNING', :t)"), {"a": arn, "n": f"e{i}", "t": t0})
+                for eid in range(1, 3 + i):
+                    conn.execute(text("INSERT INTO events (execution_arn, event_id, previous_event_id, type, timestamp, "
+                                      "details) VALUES (:a, :e, :p, 'PassStateEntered', :t, :d)"),
+                                 {"a": arn, "e": eid, "p": eid - 1, "t": t0,
+                                  "d": json.dumps({"stateEnteredEventDetails": {"name": f"S{eid}"}})})
+    finally:
+        engine.dispose()
+    command.upgrade(cfg, "head")
+    assert _diffs(url) == []
+    s = open_store(url)
+    try:
+        for i, arn in enumerate(arns):
+            history = s.history(arn)
+            assert [e["id"] for e in history] == list(range(1, 3 + i))
+            assert [e["stateEnteredEventDetails"]["name"] for e in history] == [f"S{k}" for k in range(1, 3 + i)]
+            assert history[0]["timestamp"] == t0
+    finally:
+        s.close()
+    command.downgrade(cfg, "0001")
+    engine, _ = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT execution_arn, count(*) FROM events GROUP BY execution_arn "
+                                     "ORDER BY execution_arn")).all()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in rows] == [(arn, 2 + i) for i, arn in enumerate(arns)]
