@@ -97,9 +97,48 @@ def _service_model():
     return ServiceModel(Loader().load_service_model("stepfunctions", "service-2"), "stepfunctions")
 
 
+@functools.cache
+def _plain_string_rules(op: str) -> tuple[tuple[str, ...], dict[str, int]] | None:
+    """For an operation: (required members, {string member: minimum length}), the whole of what
+    botocore's validator checks on a request whose members are all plain strings; None when the
+    input shape has a constraint beyond those (a tagged union, a host label)."""
+    shape = _service_model().operation_model(op).input_shape
+    if shape.is_tagged_union:
+        return None
+    strings = {}
+    for name, member in shape.members.items():
+        if member.type_name != "string" or "jsonvalue" in member.serialization:
+            continue
+        if member.serialization.get("hostLabel") and "min" not in member.metadata:
+            return None
+        strings[name] = member.metadata.get("min", 0)
+    return tuple(shape.metadata.get("required", ())), strings
+
+
+def _plainly_valid(op: str, params: dict) -> bool:
+    """True when botocore's validator would accept `params` for certain (every request the hot
+    paths make: StartExecution, DescribeExecution, SendTask*): every required member present, and
+    every member a known string member given a string no shorter than its minimum. Anything else
+    is left to botocore, which then finds and words the error itself."""
+    rules = _plain_string_rules(op)
+    if rules is None:
+        return False
+    required, strings = rules
+    for name in required:
+        if name not in params:
+            return False
+    for name, value in params.items():
+        least = strings.get(name)
+        if least is None or not isinstance(value, str) or len(value) < least:
+            return False
+    return True
+
+
 def _validate_params(op: str, params: dict) -> None:
     """The client-side check boto3 makes before sending a request."""
     if HAVE_BOTOCORE:
+        if _plainly_valid(op, params):
+            return
         from botocore.validate import validate_parameters
         validate_parameters(params, _service_model().operation_model(op).input_shape)
         return
@@ -264,14 +303,16 @@ class Client(MachinesMixin):
         else:
             arn = f"{self._arn('execution', sm_name)}:{name}"
         meta = {"stateMachineVersionArn": version_arn, "stateMachineAliasArn": alias_arn,
-                "input": text, "type": target["type"], "traceHeader": traceHeader,
+                "type": target["type"], "traceHeader": traceHeader,
                 "revisionId": target.get("revisionId"),
                 "updateDate": machine.get("updateDate") or target["creationDate"],
                 "loggingConfiguration": target.get("loggingConfiguration"),
                 "tracingConfiguration": target.get("tracingConfiguration")}
-        extra = {k: v for k, v in meta.items() if v is not None and k in (
-            "input", "stateMachineVersionArn", "stateMachineAliasArn", "traceHeader")}
-        extra["meta"] = meta   # kept on the execution row itself: one write per start
+        meta = {k: v for k, v in meta.items() if v is not None}   # read with .get(): absent is None
+        extra = {k: v for k, v in meta.items() if k in ("stateMachineVersionArn", "stateMachineAliasArn",
+                                                         "traceHeader")}
+        extra["input"] = text   # the input column: the caller's text as given
+        extra["meta"] = meta    # kept on the execution row itself: one write per start
         try:
             live = self.engine.start(target["definition"], value, arn=arn, name=name, state_machine_arn=base,
                                      role_arn=target["roleArn"], extra=extra)

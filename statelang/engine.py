@@ -206,7 +206,8 @@ class Engine:
         if run.status == "RUNNING":
             commit.add_messages.append(kick)
         row = {"executionArn": arn, "stateMachineArn": state_machine_arn, "name": name,
-               "status": "RUNNING", "startDate": now, "input": json.dumps(input),
+               "status": "RUNNING", "startDate": now,
+               "input": extra["input"] if extra and "input" in extra else json.dumps(input),
                "definition": definition if isinstance(definition, str) or self._cache_runs
                else json.dumps(definition),
                "roleArn": role_arn, "redriveCount": 0, "next_event_id": run.next_id, **(extra or {})}

@@ -11,6 +11,8 @@ from datetime import datetime
 
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from statelang import Engine
 from statelang.api import Client
@@ -588,3 +590,42 @@ def test_name_rule_refuses_exactly_the_characters_aws_lists():
         if ok == refused(c):
             wrong.append(hex(o))
     assert wrong == []
+
+
+_OPERATIONS = sorted({"StartExecution", "DescribeExecution", "SendTaskSuccess", "SendTaskFailure", "CreateStateMachine",
+                      "ListExecutions", "TagResource", "CreateStateMachineAlias", "GetExecutionHistory"})
+
+
+@st.composite
+def _requests(draw):
+    from statelang.api import _service_model
+    op = draw(st.sampled_from(_OPERATIONS))
+    members = list(_service_model().operation_model(op).input_shape.members)
+    names = draw(st.lists(st.sampled_from([*members, "unknownMember"]), unique=True, max_size=6))
+    values = st.one_of(st.text(max_size=3), st.integers(), st.none(), st.lists(st.text(max_size=2), max_size=2),
+                       st.booleans())
+    return op, {n: draw(values) for n in names}
+
+
+@settings(max_examples=600, deadline=None)
+@given(_requests())
+def test_the_validation_shortcut_never_accepts_what_botocore_refuses(request):
+    """The client skips botocore's parameter validator for requests of plain strings only; every
+    request it lets through that way must be one botocore's validator accepts."""
+    from botocore.validate import validate_parameters
+
+    from statelang.api import _plainly_valid, _service_model
+    op, params = request
+    if _plainly_valid(op, params):
+        validate_parameters(params, _service_model().operation_model(op).input_shape)
+
+
+def test_the_validation_shortcut_takes_the_hot_requests():
+    from statelang.api import _plainly_valid
+    arn = "arn:aws:states:us-east-1:123456789012:execution:sm:e1"
+    assert _plainly_valid("StartExecution", {"stateMachineArn": arn, "name": "e1", "input": "{}"})
+    assert _plainly_valid("DescribeExecution", {"executionArn": arn})
+    assert not _plainly_valid("StartExecution", {"stateMachineArn": arn, "name": ""})      # below min 1
+    assert not _plainly_valid("StartExecution", {"name": "e1"})                            # required missing
+    assert not _plainly_valid("StartExecution", {"stateMachineArn": arn, "nme": "x"})      # unknown member
+    assert not _plainly_valid("TagResource", {"resourceArn": arn, "tags": []})             # not a string member
