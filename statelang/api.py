@@ -18,6 +18,7 @@ import random
 import uuid
 from typing import Any
 
+from . import jsontext
 from .api_errors import HAVE_BOTOCORE, Exceptions, ParamValidationError, current_operation, error
 from .api_machines import (
     ALIAS,
@@ -176,7 +177,7 @@ def _compact(text: str | None) -> str | None:
     """AWS hands JSON data back without insignificant white space."""
     if text is None:
         return None
-    return json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
+    return jsontext.dumps(jsontext.loads(text))
 
 
 def _operation(method: str, op: str):
@@ -291,7 +292,7 @@ class Client(MachinesMixin):
                         "1 validation error detected: Value at 'input' failed to satisfy constraint: "
                         f"Member must have length less than or equal to {MAX_INPUT_BYTES}")
         try:
-            value = json.loads(text)
+            value = jsontext.loads(text)
         except ValueError as exc:
             raise error("InvalidExecutionInput", f"Invalid State Machine Execution Input: '{exc}'") from exc
         target, version_arn, alias_arn = self._target(stateMachineArn, name)

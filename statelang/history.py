@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-import orjson
-
 from .errors import DATA_LIMIT_EXCEEDED, StatesError
+from .jsontext import dumps
 
 MAX_PAYLOAD_BYTES = 262144  # 256 KiB, AWS's limit on a state's input/output and an execution's.
 
@@ -25,23 +23,13 @@ def details_key(event_type: str) -> str:
     return event_type[0].lower() + event_type[1:] + "EventDetails"
 
 
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
-_FAST_OPTIONS = orjson.OPT_NON_STR_KEYS   # keys 1, True, None written "1", "true", "null", as json does
-
-
 def dump(value: Any) -> str:
-    """Compact JSON as history events carry it. orjson writes the text json.dumps(separators=(",", ":"),
-    ensure_ascii=False) writes, ~8x faster (every state's input and output pass through here);
-    what orjson refuses (integers beyond 64 bits, sets, lone surrogates, ...) goes to json, whose
-    answer, error included, is the one callers have always had."""
-    try:
-        return orjson.dumps(value, option=_FAST_OPTIONS).decode()
-    except TypeError:   # orjson.JSONEncodeError is a TypeError
-        return _ENCODE(value)
+    """Compact JSON as history events carry it (see `jsontext.dumps`)."""
+    return dumps(value)
 
 
 def dump_checked(value: Any, what: str) -> str:
-    text = dump(value)
+    text = dumps(value)
     if len(text) * 4 > MAX_PAYLOAD_BYTES and len(text.encode()) > MAX_PAYLOAD_BYTES:
         raise StatesError(
             DATA_LIMIT_EXCEEDED,

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_,
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
+from statelang.jsontext import maybe_differs
 from statelang.store import Commit, ExecutionAlreadyExistsError, Message
 
 from .schema import events, executions, frames, messages, records, tokens
@@ -98,9 +99,10 @@ def json_dumps(value: Any) -> str:
     """The text of every JSON column: orjson where it can (the same text, several times faster),
     json for what orjson refuses (integers beyond 64 bits, lone surrogates, ...)."""
     try:
-        return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
+        text = orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:   # orjson.JSONEncodeError is a TypeError
         return _ENCODE(value)
+    return _ENCODE(value) if maybe_differs(text) else text   # see statelang.jsontext
 
 
 class SqlStore:

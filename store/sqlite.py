@@ -21,8 +21,9 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table
+from sqlalchemy import JSON, Engine, Table
 
+from statelang.jsontext import loads
 from statelang.store import Commit, ExecutionAlreadyExistsError, Message
 
 from .schema import events, executions, frames, messages, records, tokens
@@ -54,8 +55,13 @@ def _codecs(engine: Engine, table: Table) -> tuple[dict[str, Callable], dict[str
     for c in table.columns:
         impl = c.type.dialect_impl(d)
         enc[c.name] = impl.bind_processor(d) or _identity
-        dec[c.name] = impl.result_processor(d, None) or _identity
+        dec[c.name] = _read_json if isinstance(impl, JSON) else impl.result_processor(d, None) or _identity
     return enc, dec
+
+
+def _read_json(text: str | None) -> Any:
+    """What SQLAlchemy's JSON column hands back (json.loads), by `jsontext.loads`."""
+    return None if text is None else loads(text)
 
 
 def _untag_text(text: str, load: Callable) -> Any:

@@ -1,0 +1,86 @@
+"""`statelang.jsontext` answers exactly as `json` does: the same text written, the same values
+(and types: an integer stays an integer) read, the same errors raised; only faster."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from statelang import jsontext
+from store.sql import _ENCODE as store_encode
+from store.sql import json_dumps as store_dumps
+
+_scalars = st.one_of(
+    st.none(), st.booleans(),
+    st.integers(), st.integers(min_value=-(2 ** 70), max_value=2 ** 70),
+    st.floats(allow_nan=True, allow_infinity=True), st.floats(min_value=-1e-3, max_value=1e-3),
+    st.text(), st.text(alphabet=st.characters(codec=None, categories=["Cs", "Cc", "Zs", "Lo"])),
+)
+_values = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4),
+    st.dictionaries(st.one_of(st.text(max_size=4), st.integers(), st.booleans(), st.none()), inner, max_size=4)),
+    max_leaves=12)
+
+
+def _same(a, b) -> bool:
+    """Equal, of the same types all the way down, NaN equal to NaN."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return (math.isnan(a) and math.isnan(b)) or a == b
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def _outcome(f, *args, **kwargs):
+    try:
+        return "ok", f(*args, **kwargs)
+    except Exception as e:   # noqa: BLE001 - the error itself is what is compared
+        return "error", type(e).__name__
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_values)
+def test_dumps_writes_the_text_json_writes(value):
+    expected = _outcome(json.dumps, value, separators=(",", ":"), ensure_ascii=False)
+    got = _outcome(jsontext.dumps, value)
+    assert got[0] == expected[0]
+    if got[0] == "ok":
+        assert got[1] == expected[1]
+    assert _outcome(store_dumps, value) == _outcome(store_encode, value)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_values)
+def test_loads_reads_what_json_reads(value):
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return
+    assert _same(jsontext.loads(text), json.loads(text))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=30))
+def test_loads_fails_or_succeeds_as_json_does_on_any_text(text):
+    expected, got = _outcome(json.loads, text), _outcome(jsontext.loads, text)
+    assert got[0] == expected[0]
+    if got[0] == "ok":
+        assert _same(got[1], expected[1])
+
+
+def test_the_cases_orjson_alone_would_get_wrong():
+    big = "123456789012345678901234567890"
+    assert jsontext.loads(big) == int(big) and isinstance(jsontext.loads(big), int)
+    assert jsontext.loads("-9223372036854775809") == -9223372036854775809
+    assert math.isnan(jsontext.loads("NaN")) and jsontext.loads("1e400") == math.inf
+    assert jsontext.dumps(float("nan")) == "NaN" and jsontext.dumps([math.inf]) == "[Infinity]"
+    assert jsontext.dumps(1.5e-7) == "1.5e-07"
+    assert jsontext.dumps(2 ** 70) == str(2 ** 70)
+    assert jsontext.dumps({2: "a", None: "b", True: "c"}) == '{"2":"a","null":"b","true":"c"}'
