@@ -244,9 +244,14 @@ class Engine:
         """Run everything runnable now; on a virtual clock also jump to each next timer.
         Returns the number of executions steps taken."""
         steps = 0
+        virtual = self.clock.virtual
         while max_rounds is None or steps < max_rounds:
             now = self.clock.now()
-            arns = self.store.claim(self.worker_id, now, self.lease_seconds, 64)
+            if virtual:   # the earliest message first: when it is not due yet there is nothing to claim
+                due = self.store.next_due()
+                arns = self.store.claim(self.worker_id, now, self.lease_seconds, 64) if due is not None and due <= now else []
+            else:
+                arns = self.store.claim(self.worker_id, now, self.lease_seconds, 64)
             if arns:
                 for arn in arns:
                     self.process(arn)
@@ -254,8 +259,7 @@ class Engine:
                 continue
             if any([tick(now) for tick in self.tickers]):
                 continue   # a schedule or a delivery retry fired and may have started executions
-            if self.clock.virtual:
-                due = self.store.next_due()
+            if virtual:
                 if due is not None:
                     # Other timer sources (schedules) fire interleaved with the engine's timers but
                     # do not keep a virtual run going on their own: a cron rule never ends.

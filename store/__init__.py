@@ -25,7 +25,7 @@ __all__ = ["open_store", "SqlStore", "SqliteStore", "StoreError"]
 
 HERE = Path(__file__).resolve().parent
 # Store-specific query parameters, removed from the URL before the driver sees it.
-_SQLITE_OPTIONS = {"busy_timeout": "10000", "synchronous": "NORMAL"}
+_SQLITE_OPTIONS = {"busy_timeout": "10000", "synchronous": "NORMAL", "wal_autocheckpoint": "10000"}
 _SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
 _MIGRATION_LOCK = 0x5157_4154   # pg_advisory_xact_lock key held while the schema is upgraded
 
@@ -34,8 +34,9 @@ def open_store(url: str) -> SqlStore:
     """``sqlite:///path/to.db`` (the directory is created) or ``postgresql://user@host/db``.
 
     SQLite options as URL query parameters: ``busy_timeout`` (milliseconds a writer waits for the
-    lock before `StoreError`, default 10000) and ``synchronous`` (default NORMAL: see
-    `_sqlite_engine`). Raises `StoreError` naming the database when it cannot be used."""
+    lock before `StoreError`, default 10000), ``synchronous`` (default NORMAL) and
+    ``wal_autocheckpoint`` (pages, default 10000): see `_sqlite_engine`. Raises `StoreError`
+    naming the database when it cannot be used."""
     engine, name = make_engine(url)
     try:
         _upgrade(engine, name)
@@ -108,7 +109,12 @@ def _sqlite_engine(url: URL) -> Engine:
     (kill -9 included: the WAL is in the OS's page cache), which is the failure statelang promises
     to survive, at a fraction of FULL's cost (no fsync per commit). Only a power loss or kernel
     crash can lose the last commits. ``?synchronous=full`` buys that too, where a commit must
-    outlive the machine."""
+    outlive the machine.
+
+    wal_autocheckpoint=10000 pages (40 MiB of WAL) by default rather than SQLite's 1000: each
+    checkpoint costs two fsyncs whatever it copies, and pages rewritten by many commits (index
+    leaves, the last page of a table) are copied once. Measured on the 5-state benchmark machine:
+    checkpoints took a quarter of the time of a short execution at 1000, ~6% less in all at 10000."""
     opts = {k: url.query.get(k, v) for k, v in _SQLITE_OPTIONS.items()}
     sync = str(opts["synchronous"]).upper()
     if sync not in _SYNCHRONOUS:
@@ -117,6 +123,11 @@ def _sqlite_engine(url: URL) -> Engine:
         busy = int(opts["busy_timeout"])
     except ValueError as e:
         raise StoreError(f"{url}: busy_timeout must be milliseconds, not {opts['busy_timeout']!r}") from e
+    try:
+        checkpoint = int(opts["wal_autocheckpoint"])
+    except ValueError as e:
+        raise StoreError(f"{url}: wal_autocheckpoint must be a number of pages, "
+                         f"not {opts['wal_autocheckpoint']!r}") from e
     url = url.difference_update_query(list(_SQLITE_OPTIONS))
     path = url.database
     kwargs: dict = {"connect_args": {"check_same_thread": False}}
@@ -138,6 +149,7 @@ def _sqlite_engine(url: URL) -> Engine:
         cur.execute(f"PRAGMA busy_timeout = {busy}")
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute(f"PRAGMA synchronous = {sync}")
+        cur.execute(f"PRAGMA wal_autocheckpoint = {checkpoint}")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
 

@@ -611,3 +611,36 @@ def test_a_process_killed_while_committing_leaves_whole_commits(sql_url, tmp_pat
     assert [e["id"] for e in history] == list(range(1, len(history) + 1))
     assert row["next_event_id"] == len(history) + 1
     assert len(msgs) == len(history) // 10
+
+
+@pytest.mark.parametrize("query, error", [
+    ("synchronous=sometimes", "synchronous must be one of"),
+    ("busy_timeout=soon", "busy_timeout must be milliseconds"),
+    ("wal_autocheckpoint=lots", "wal_autocheckpoint must be a number of pages"),
+])
+def test_a_bad_sqlite_option_is_named(tmp_path, query, error):
+    with pytest.raises(StoreError, match=error):
+        open_store(f"sqlite:///{tmp_path / 'x.db'}?{query}")
+
+
+def test_sqlite_options_reach_every_connection_of_the_store(tmp_path):
+    """The pragmas are set on the store's own driver connections as on SQLAlchemy's: SQLite keeps
+    them per connection, not in the file."""
+    s = open_store(f"sqlite:///{tmp_path / 'x.db'}?wal_autocheckpoint=250&busy_timeout=1234&synchronous=full")
+    try:
+        s.create_execution(row_of("e1"), started("e1"))   # opens a driver connection
+        fast = s._connection()
+        s._idle.append(fast)
+        with s.engine.connect() as conn:
+            pooled = conn.connection.driver_connection
+            for c in (fast, pooled):
+                assert c.execute("PRAGMA wal_autocheckpoint").fetchall() == [(250,)]
+                assert c.execute("PRAGMA busy_timeout").fetchall() == [(1234,)]
+                assert c.execute("PRAGMA synchronous").fetchall() == [(2,)]   # FULL
+                assert c.execute("PRAGMA journal_mode").fetchall() == [("wal",)]
+        default = open_store(f"sqlite:///{tmp_path / 'y.db'}")
+        with default.engine.connect() as conn:
+            assert conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint").fetchall() == [(10000,)]
+        default.close()
+    finally:
+        s.close()
