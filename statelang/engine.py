@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
+from . import jsontext
 from .clock import Clock, make_clock
 from .compiler import CompiledMachine
 from .interpreter import RESUME, TASK, Frame, Interpreter, Run
@@ -607,7 +608,7 @@ class Engine:
         ex = {"next_event_id": run.next_id, "status": run.status}
         if run.status != "RUNNING":
             ex.update(stopDate=run.stop_time, output=None if run.output is None and run.status != "SUCCEEDED"
-                      else json.dumps(run.output), error=run.error, cause=run.cause)
+                      else jsontext.dumps(run.output), error=run.error, cause=run.cause)
         commit.execution = ex
         if commit.close_all:
             for hook in self.end_hooks:

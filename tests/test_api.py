@@ -629,3 +629,14 @@ def test_the_validation_shortcut_takes_the_hot_requests():
     assert not _plainly_valid("StartExecution", {"name": "e1"})                            # required missing
     assert not _plainly_valid("StartExecution", {"stateMachineArn": arn, "nme": "x"})      # unknown member
     assert not _plainly_valid("TagResource", {"resourceArn": arn, "tags": []})             # not a string member
+
+
+def test_every_response_carries_a_fresh_version_4_request_id():
+    import uuid as uuid_module
+
+    from statelang.api import _request_id
+    ids = {_request_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for text in ids:
+        u = uuid_module.UUID(text)
+        assert str(u) == text and u.version == 4 and u.variant == uuid_module.RFC_4122

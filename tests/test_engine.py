@@ -120,7 +120,7 @@ def test_a_task_token_is_committed_before_its_handler_runs(counting_store):
     assert engine.send_task_result(seen["token"], True, output={"done": 1}) == "ok"
     engine.run_until_idle()
     row = engine.store.get_execution(arn)
-    assert row["status"] == "SUCCEEDED" and row["output"] == '{"done": 1}'
+    assert row["status"] == "SUCCEEDED" and row["output"] == '{"done":1}'
     assert engine.send_task_result(seen["token"], True, output={}) == "closed"
     assert engine.send_task_result("no-such-token", True, output={}) == "unknown"
     engine.close()
@@ -141,7 +141,7 @@ def test_eager_start_runs_in_the_calling_thread(sqlite_url):
     engine = Engine(db=sqlite_url, handlers={"Inc": inc}, eager=True)
     arn = start(engine, chain(3))
     row = engine.store.get_execution(arn)
-    assert row["status"] == "SUCCEEDED" and row["output"] == '{"n": 3}'
+    assert row["status"] == "SUCCEEDED" and row["output"] == '{"n":3}'
     engine.close()
 
 
