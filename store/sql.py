@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from statelang.jsontext import maybe_differs
 from statelang.store import Commit, ExecutionAlreadyExistsError, Message
 
-from .schema import events, executions, frames, messages, records, tokens
+from .schema import EVENTS_PER_EXECUTION, event_seq, events, executions, frames, messages, records, tokens
 
 
 class StoreError(Exception):
@@ -123,6 +123,9 @@ class SqlStore:
         arn = bindparam("arn")
         self._q_execution = select(executions).where(executions.c.execution_arn == arn)
         self._q_exists = self._q_id = select(executions.c.id).where(executions.c.execution_arn == arn)
+        self._q_history = (select(events.c.timestamp, events.c.type, events.c.event_id, events.c.previous_event_id,
+                                  events.c.details)
+                           .where(events.c.seq.between(bindparam("low"), bindparam("high"))).order_by(events.c.seq))
         self._q_record = select(records.c.body).where(records.c.kind == bindparam("kind"),
                                                       records.c.arn == bindparam("rarn"))
         self._q_due = (select(messages).where(messages.c.execution_arn == arn, messages.c.due <= bindparam("now"))
@@ -242,11 +245,9 @@ class SqlStore:
             return {fid: body for fid, body in conn.execute(self._q_frames, {"arn": arn})}
 
     def history(self, arn: str) -> list[dict]:
-        q = (select(events.c.timestamp, events.c.type, events.c.event_id, events.c.previous_event_id,
-                    events.c.details)
-             .where(events.c.execution_id == self._q_id.scalar_subquery()).order_by(events.c.event_id))
         with self._read() as conn:
-            rows = conn.execute(q, {"arn": arn}).all()
+            xid = conn.scalar(self._q_id, {"arn": arn})
+            rows = [] if xid is None else conn.execute(self._q_history, event_range(xid)).all()
         out = []
         for ts, type_, eid, prev, details in rows:
             ev = {"timestamp": ts, "type": type_, "id": eid, "previousEventId": prev}
@@ -268,7 +269,11 @@ class SqlStore:
             xid = execution_id if execution_id is not None else conn.scalar(self._q_id.params(arn=arn))
             if xid is None:
                 raise StoreError(f"{self.name}: no execution {arn} to add history events to")
-            conn.execute(self._i_events, [_event_row(xid, e) for e in c.events])
+            try:
+                rows = [_event_row(xid, e) for e in c.events]
+            except ValueError as e:
+                raise StoreError(f"{self.name}: execution {arn}: {e}") from e
+            conn.execute(self._i_events, rows)
         if c.execution:
             self._update_execution(conn, arn, c.execution)
         if c.frames:
@@ -415,8 +420,14 @@ def _execution_row(r) -> dict:
     return out
 
 
+def event_range(execution_id: int) -> dict:
+    """The bounds of one execution's events in ``events.seq``."""
+    low = event_seq(execution_id, 0)
+    return {"low": low, "high": low + EVENTS_PER_EXECUTION - 1}
+
+
 def _event_row(execution_id: int, e: dict) -> dict:
-    return {"execution_id": execution_id, "event_id": e["id"], "previous_event_id": e.get("previousEventId"),
+    return {"seq": event_seq(execution_id, e["id"]), "execution_id": execution_id, "event_id": e["id"], "previous_event_id": e.get("previousEventId"),
             "type": e["type"], "timestamp": e["timestamp"],
             "details": {k: v for k, v in e.items() if k not in _EVENT_KEYS} or None}
 

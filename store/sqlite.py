@@ -18,7 +18,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Engine, Table
@@ -26,7 +26,7 @@ from sqlalchemy import JSON, Engine, Table
 from statelang.jsontext import loads
 from statelang.store import Commit, ExecutionAlreadyExistsError, Message
 
-from .schema import events, executions, frames, messages, records, tokens
+from .schema import EVENTS_PER_EXECUTION, UTCDateTime, events, executions, frames, messages, records, tokens
 from .sql import (
     _EVENT_KEYS,
     _TIMER_KINDS,
@@ -36,6 +36,7 @@ from .sql import (
     StoreError,
     _split,
     describe,
+    event_range,
     json_dumps,
     tag,
     untag,
@@ -55,8 +56,27 @@ def _codecs(engine: Engine, table: Table) -> tuple[dict[str, Callable], dict[str
     for c in table.columns:
         impl = c.type.dialect_impl(d)
         enc[c.name] = impl.bind_processor(d) or _identity
-        dec[c.name] = _read_json if isinstance(impl, JSON) else impl.result_processor(d, None) or _identity
+        if isinstance(impl, JSON):
+            dec[c.name] = _read_json
+        elif isinstance(c.type, UTCDateTime):
+            dec[c.name] = _time_reader(impl.result_processor(d, None))
+        else:
+            dec[c.name] = impl.result_processor(d, None) or _identity
     return enc, dec
+
+
+def _time_reader(slow: Callable) -> Callable:
+    """What `UTCDateTime` reads from SQLite ("2024-03-01 12:00:00.123456", naive UTC), by
+    datetime.fromisoformat (~8x faster than SQLAlchemy's regex); anything else by SQLAlchemy."""
+    def read(text: str | None) -> datetime | None:
+        if text is None:
+            return None
+        try:
+            value = datetime.fromisoformat(text)
+        except (TypeError, ValueError):
+            return slow(text)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else slow(text)
+    return read
 
 
 def _read_json(text: str | None) -> Any:
@@ -81,6 +101,7 @@ def _chunks(values: list) -> Iterator[list]:
 
 
 _EXECUTION_COLUMNS = [c.name for c in executions.columns]
+_EXTRA_AT = _EXECUTION_COLUMNS.index("extra")
 _SELECT_EXECUTION = f"SELECT {', '.join(_EXECUTION_COLUMNS)} FROM executions WHERE execution_arn = ?"
 _MESSAGE_COLUMNS = "id, execution_arn, kind, due, frame_id, seq, payload"
 _CLAIM = (
@@ -102,6 +123,10 @@ class SqliteStore(SqlStore):
         codecs = {t.name: _codecs(engine, t) for t in (records, executions, events, frames, messages, tokens)}
         self._enc = {name: enc for name, (enc, _) in codecs.items()}
         self._dec = {name: dec for name, (_, dec) in codecs.items()}
+        dec = self._dec["executions"]
+        # (AWS field, index in a _SELECT_EXECUTION row, decoder or None where SQLAlchemy has none)
+        self._execution_fields = [(api, _EXECUTION_COLUMNS.index(col), None if dec[col] is _identity else dec[col])
+                                  for api, col in COLUMNS.items()]
         self._when = self._enc["messages"]["due"]
         self._read_when = self._dec["messages"]["due"]
 
@@ -178,10 +203,9 @@ class SqliteStore(SqlStore):
         r = self._one(_SELECT_EXECUTION, (arn,))
         if r is None:
             return None
-        dec = self._dec["executions"]
-        m = dict(zip(_EXECUTION_COLUMNS, r, strict=True))
-        out = {api: dec[col](m[col]) for api, col in COLUMNS.items()}
-        extra = m["extra"] and _untag_text(m["extra"], dec["extra"])
+        out = {api: r[i] if read is None else read(r[i]) for api, i, read in self._execution_fields}
+        text = r[_EXTRA_AT]
+        extra = text and _untag_text(text, _read_json)
         if extra:
             out.update(extra)
         return out
@@ -214,9 +238,12 @@ class SqliteStore(SqlStore):
     def history(self, arn: str) -> list[dict]:
         dec = self._dec["events"]
         when, details_of = dec["timestamp"], dec["details"]
-        rows = self._all("SELECT timestamp, type, event_id, previous_event_id, details FROM events WHERE "
-                         "execution_id = (SELECT id FROM executions WHERE execution_arn = ?) ORDER BY event_id",
-                         (arn,))
+        found = self._one("SELECT id FROM executions WHERE execution_arn = ?", (arn,))
+        if found is None:
+            return []
+        bounds = event_range(found[0])
+        rows = self._all("SELECT timestamp, type, event_id, previous_event_id, details FROM events "
+                         "WHERE seq BETWEEN ? AND ? ORDER BY seq", (bounds["low"], bounds["high"]))
         out = []
         last_raw = last = None
         for ts, type_, eid, prev, details in rows:
@@ -248,15 +275,20 @@ class SqliteStore(SqlStore):
             ts = self._enc["events"]["timestamp"]
             rows = []
             last_t = last_text = None
+            base = xid * EVENTS_PER_EXECUTION
             for e in c.events:
                 t = e["timestamp"]
                 if t is not last_t:
                     last_t, last_text = t, ts(t)
+                eid = e["id"]
+                if not 0 <= eid < EVENTS_PER_EXECUTION:
+                    raise StoreError(f"{self.name}: execution {arn}: event id {eid} is outside "
+                                     f"0..{EVENTS_PER_EXECUTION - 1}")
                 details = {k: v for k, v in e.items() if k not in _EVENT_KEYS}
-                rows.append((xid, e["id"], e.get("previousEventId"), e["type"], last_text,
+                rows.append((base + eid, xid, eid, e.get("previousEventId"), e["type"], last_text,
                              json_dumps(details) if details else None))
-            conn.executemany("INSERT INTO events (execution_id, event_id, previous_event_id, type, timestamp, "
-                             "details) VALUES (?, ?, ?, ?, ?, ?)", rows)
+            conn.executemany("INSERT INTO events (seq, execution_id, event_id, previous_event_id, type, "
+                             "timestamp, details) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         if c.execution and not fresh:
             self._update_execution_lite(conn, arn, c.execution)
         if c.frames:

@@ -644,3 +644,32 @@ def test_sqlite_options_reach_every_connection_of_the_store(tmp_path):
         default.close()
     finally:
         s.close()
+
+
+def test_an_event_id_beyond_the_packed_key_range_is_refused_and_nothing_of_the_commit_lands(sql_store):
+    """events.seq packs (execution id, event id); an event id that would run into the next
+    execution's range is refused with the execution named, and the commit is not half applied."""
+    from store.schema import EVENTS_PER_EXECUTION
+    s = sql_store
+    s.create_execution(row_of("e1"), started("e1"))
+    bad = Commit(arn_of("e1"), events=[
+        {"timestamp": T0, "type": "PassStateEntered", "id": 2, "previousEventId": 1},
+        {"timestamp": T0, "type": "PassStateExited", "id": EVENTS_PER_EXECUTION, "previousEventId": 2}],
+        execution={"status": "SUCCEEDED"})
+    with pytest.raises(StoreError, match=f"{arn_of('e1')}.*{EVENTS_PER_EXECUTION}"):
+        s.apply(bad)
+    assert [e["id"] for e in s.history(arn_of("e1"))] == [1]
+    assert s.get_execution(arn_of("e1"))["status"] == "RUNNING"
+
+
+def test_listing_running_executions_reads_the_partial_index(sqlite_url):
+    s = open_store(sqlite_url)
+    try:
+        from store.schema import executions
+        q = executions.select().where(executions.c.status == "RUNNING").order_by(executions.c.id)
+        with s.engine.connect() as conn:
+            compiled = q.compile(conn)
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), tuple(compiled.params.values())).all()
+        assert any("ix_executions_running" in str(row) for row in plan), plan
+    finally:
+        s.close()
