@@ -162,24 +162,22 @@ class SqliteStore(SqlStore):
         finally:
             self._idle.append(conn)
 
-    def _one(self, sql: str, params: tuple | list) -> tuple | None:
-        """The first row of a single-statement read (SQLite's implicit transaction)."""
+    def _read(self, sql: str, params: tuple | list, every: bool) -> Any:
+        """A single-statement read (SQLite's implicit transaction): every row, or the first."""
         conn = self._connection()
         try:
-            return conn.execute(sql, params).fetchone()
+            cursor = conn.execute(sql, params)
+            return cursor.fetchall() if every else cursor.fetchone()
         except sqlite3.Error as e:
             raise StoreError(describe(e, self.name)) from e
         finally:
             self._idle.append(conn)
 
+    def _one(self, sql: str, params: tuple | list) -> tuple | None:
+        return self._read(sql, params, every=False)
+
     def _all(self, sql: str, params: tuple | list) -> list[tuple]:
-        conn = self._connection()
-        try:
-            return conn.execute(sql, params).fetchall()
-        except sqlite3.Error as e:
-            raise StoreError(describe(e, self.name)) from e
-        finally:
-            self._idle.append(conn)
+        return self._read(sql, params, every=True)
 
     def close(self) -> None:
         self._idle.clear()
