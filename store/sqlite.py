@@ -162,7 +162,7 @@ class SqliteStore(SqlStore):
         finally:
             self._idle.append(conn)
 
-    def _read(self, sql: str, params: tuple | list, every: bool) -> Any:
+    def _fetch(self, sql: str, params: tuple | list, every: bool) -> Any:
         """A single-statement read (SQLite's implicit transaction): every row, or the first."""
         conn = self._connection()
         try:
@@ -174,10 +174,10 @@ class SqliteStore(SqlStore):
             self._idle.append(conn)
 
     def _one(self, sql: str, params: tuple | list) -> tuple | None:
-        return self._read(sql, params, every=False)
+        return self._fetch(sql, params, every=False)
 
     def _all(self, sql: str, params: tuple | list) -> list[tuple]:
-        return self._read(sql, params, every=True)
+        return self._fetch(sql, params, every=True)
 
     def close(self) -> None:
         self._idle.clear()
