@@ -208,10 +208,11 @@ class Engine:
             commit.add_messages.append(kick)
         row = {"executionArn": arn, "stateMachineArn": state_machine_arn, "name": name,
                "status": "RUNNING", "startDate": now,
-               "input": extra["input"] if extra and "input" in extra else json.dumps(input),
                "definition": definition if isinstance(definition, str) or self._cache_runs
                else json.dumps(definition),
                "roleArn": role_arn, "redriveCount": 0, "next_event_id": run.next_id, **(extra or {})}
+        if "input" not in row:   # the API passes the caller's own text in extra
+            row["input"] = json.dumps(input)
         self.store.create_execution(row, commit)
         if self._cache_runs:
             self._runs[arn] = run

@@ -16,11 +16,11 @@ its result is the one `json` would produce, and `json` answers the rest, errors 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 _OPTIONS = orjson.OPT_NON_STR_KEYS   # keys 1, True, None written "1", "true", "null", as json does
 # Every byte mapped to b"1" (an ASCII digit) or b"0" (anything else): a run of 19 digits is then
 # a run of 19 b"1"s in the mapped text.
@@ -28,13 +28,27 @@ _DIGIT_MAP = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))
 _LONG_RUN = b"1" * 19
 
 
-def dumps(value: Any) -> str:
-    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False)``."""
-    try:
-        text = orjson.dumps(value, option=_OPTIONS).decode()
-    except TypeError:   # orjson.JSONEncodeError is a TypeError
-        return _ENCODE(value)
-    return _ENCODE(value) if maybe_differs(text) else text
+class encoder:  # noqa: N801 - used as a function factory: json_dumps = encoder(default=...)
+    """``json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=default,
+    check_circular=check_circular).encode``, through orjson where that gives the same text. With a
+    `default`, datetimes go to it as they do in json (orjson would write them itself). A class,
+    not a closure: psycopg caches its JSON dumpers by function and warns of closures."""
+
+    def __init__(self, default: Callable[[Any], Any] | None = None, check_circular: bool = False):
+        self.default = default
+        self.exact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=check_circular,
+                                      default=default).encode
+        self.options = _OPTIONS | (orjson.OPT_PASSTHROUGH_DATETIME if default is not None else 0)
+
+    def __call__(self, value: Any) -> str:
+        try:
+            text = orjson.dumps(value, default=self.default, option=self.options).decode()
+        except TypeError:   # orjson.JSONEncodeError is a TypeError
+            return self.exact(value)
+        return self.exact(value) if maybe_differs(text) else text
+
+
+dumps = encoder()   # json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def maybe_differs(text: str) -> bool:

@@ -148,6 +148,12 @@ def event_seq(execution_id: int, event_id: int) -> int:
     return execution_id * EVENTS_PER_EXECUTION + event_id
 
 
+def event_range(execution_id: int) -> dict:
+    """The bounds of one execution's events in ``events.seq``, as ``low``/``high`` parameters."""
+    low = event_seq(execution_id, 0)
+    return {"low": low, "high": low + EVENTS_PER_EXECUTION - 1}
+
+
 frames = Table(
     "frames", metadata,
     Column("execution_arn", String(2048), ForeignKey("executions.execution_arn", **_execution_fk),

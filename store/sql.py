@@ -13,22 +13,20 @@ rows another worker is locking (`FOR UPDATE SKIP LOCKED`) instead of queueing be
 from __future__ import annotations
 
 import dataclasses
-import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
-from statelang.jsontext import maybe_differs
+from statelang.jsontext import encoder
 from statelang.store import Commit, ExecutionAlreadyExistsError, Message
 
-from .schema import EVENTS_PER_EXECUTION, event_seq, events, executions, frames, messages, records, tokens
+from .schema import event_range, event_seq, events, executions, frames, messages, records, tokens
 
 
 class StoreError(Exception):
@@ -92,17 +90,8 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_default).encode
-
-
-def json_dumps(value: Any) -> str:
-    """The text of every JSON column: orjson where it can (the same text, several times faster),
-    json for what orjson refuses (integers beyond 64 bits, lone surrogates, ...)."""
-    try:
-        text = orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError:   # orjson.JSONEncodeError is a TypeError
-        return _ENCODE(value)
-    return _ENCODE(value) if maybe_differs(text) else text   # see statelang.jsontext
+# The text of every JSON column (see statelang.jsontext: orjson where it writes what json would).
+json_dumps = encoder(default=_default, check_circular=True)
 
 
 class SqlStore:
@@ -122,7 +111,7 @@ class SqlStore:
         SQLite takes to run it, and these run several times per execution step."""
         arn = bindparam("arn")
         self._q_execution = select(executions).where(executions.c.execution_arn == arn)
-        self._q_exists = self._q_id = select(executions.c.id).where(executions.c.execution_arn == arn)
+        self._q_id = select(executions.c.id).where(executions.c.execution_arn == arn)
         self._q_history = (select(events.c.timestamp, events.c.type, events.c.event_id, events.c.previous_event_id,
                                   events.c.details)
                            .where(events.c.seq.between(bindparam("low"), bindparam("high"))).order_by(events.c.seq))
@@ -208,20 +197,13 @@ class SqlStore:
     # -- executions ----------------------------------------------------------------------------
     def create_execution(self, row: dict, commit: Commit) -> None:
         arn = row["executionArn"]
-        values, extra = _split(row)
-        values.setdefault("next_event_id", 1)
-        values.setdefault("redrive_count", 0)
+        values = creation_values(row, commit)
+        commit = dataclasses.replace(commit, execution={})   # its columns are in the insert
         with self._write() as conn:
-            if conn.scalar(self._q_exists, {"arn": arn}) is not None:
+            if conn.scalar(self._q_id, {"arn": arn}) is not None:
                 raise ExecutionAlreadyExistsError(arn)
-            changes = dict(commit.execution)
-            if changes:   # the first commit's columns go into the insert itself
-                more, more_extra = _split(changes)
-                values.update(more)
-                extra.update(more_extra)
-                commit = dataclasses.replace(commit, execution={})
             try:
-                done = conn.execute(self._i_executions, dict(values, extra=tag(extra) if extra else None))
+                done = conn.execute(self._i_executions, values)
             except sa_exc.IntegrityError as e:   # a concurrent start of the same ARN won the race
                 raise ExecutionAlreadyExistsError(arn) from e
             self._apply(conn, commit, fresh=True, execution_id=done.inserted_primary_key[0])
@@ -420,16 +402,29 @@ def _execution_row(r) -> dict:
     return out
 
 
-def event_range(execution_id: int) -> dict:
-    """The bounds of one execution's events in ``events.seq``."""
-    low = event_seq(execution_id, 0)
-    return {"low": low, "high": low + EVENTS_PER_EXECUTION - 1}
+def creation_values(row: dict, commit: Commit) -> dict:
+    """The columns of a new execution's row: the row's fields, with the first commit's execution
+    changes folded in (one insert instead of an insert and an update), extras tagged as JSON."""
+    values, extra = _split(row)
+    values.setdefault("next_event_id", 1)
+    values.setdefault("redrive_count", 0)
+    if commit.execution:
+        more, more_extra = _split(commit.execution)
+        values.update(more)
+        extra.update(more_extra)
+    values["extra"] = tag(extra) if extra else None
+    return values
+
+
+def event_details(e: dict) -> dict:
+    """An event's detail members: everything but its timestamp, type and ids."""
+    return {k: v for k, v in e.items() if k not in _EVENT_KEYS}
 
 
 def _event_row(execution_id: int, e: dict) -> dict:
-    return {"seq": event_seq(execution_id, e["id"]), "execution_id": execution_id, "event_id": e["id"], "previous_event_id": e.get("previousEventId"),
-            "type": e["type"], "timestamp": e["timestamp"],
-            "details": {k: v for k, v in e.items() if k not in _EVENT_KEYS} or None}
+    return {"seq": event_seq(execution_id, e["id"]), "execution_id": execution_id, "event_id": e["id"],
+            "previous_event_id": e.get("previousEventId"), "type": e["type"], "timestamp": e["timestamp"],
+            "details": event_details(e) or None}
 
 
 def _token_row(r) -> dict:

@@ -26,17 +26,17 @@ from sqlalchemy import JSON, Engine, Table
 from statelang.jsontext import loads
 from statelang.store import Commit, ExecutionAlreadyExistsError, Message
 
-from .schema import EVENTS_PER_EXECUTION, UTCDateTime, events, executions, frames, messages, records, tokens
+from .schema import UTCDateTime, event_range, event_seq, events, executions, frames, messages, records, tokens
 from .sql import (
-    _EVENT_KEYS,
     _TIMER_KINDS,
     _TOKEN_KEYS,
     COLUMNS,
     SqlStore,
     StoreError,
     _split,
+    creation_values,
     describe,
-    event_range,
+    event_details,
     json_dumps,
     tag,
     untag,
@@ -210,14 +210,7 @@ class SqliteStore(SqlStore):
 
     def create_execution(self, row: dict, commit: Commit) -> None:
         arn = row["executionArn"]
-        values, extra = _split(row)
-        values.setdefault("next_event_id", 1)
-        values.setdefault("redrive_count", 0)
-        if commit.execution:   # the first commit's columns go into the insert itself
-            more, more_extra = _split(commit.execution)
-            values.update(more)
-            extra.update(more_extra)
-        values["extra"] = tag(extra) if extra else None
+        values = creation_values(row, commit)   # so _apply_lite(fresh=True) skips commit.execution
         enc = self._enc["executions"]
         names = list(values)
         sql = f"INSERT INTO executions ({', '.join(names)}) VALUES ({_marks(len(names))})"
@@ -273,18 +266,17 @@ class SqliteStore(SqlStore):
             ts = self._enc["events"]["timestamp"]
             rows = []
             last_t = last_text = None
-            base = xid * EVENTS_PER_EXECUTION
-            for e in c.events:
-                t = e["timestamp"]
-                if t is not last_t:
-                    last_t, last_text = t, ts(t)
-                eid = e["id"]
-                if not 0 <= eid < EVENTS_PER_EXECUTION:
-                    raise StoreError(f"{self.name}: execution {arn}: event id {eid} is outside "
-                                     f"0..{EVENTS_PER_EXECUTION - 1}")
-                details = {k: v for k, v in e.items() if k not in _EVENT_KEYS}
-                rows.append((base + eid, xid, eid, e.get("previousEventId"), e["type"], last_text,
-                             json_dumps(details) if details else None))
+            try:
+                for e in c.events:
+                    t = e["timestamp"]
+                    if t is not last_t:   # the events of one step share their timestamp
+                        last_t, last_text = t, ts(t)
+                    eid = e["id"]
+                    details = event_details(e)
+                    rows.append((event_seq(xid, eid), xid, eid, e.get("previousEventId"), e["type"], last_text,
+                                 json_dumps(details) if details else None))
+            except ValueError as exc:   # an event id outside its execution's range of seq
+                raise StoreError(f"{self.name}: execution {arn}: {exc}") from exc
             conn.executemany("INSERT INTO events (seq, execution_id, event_id, previous_event_id, type, "
                              "timestamp, details) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         if c.execution and not fresh:
@@ -305,19 +297,18 @@ class SqliteStore(SqlStore):
         if c.close_all and not fresh:   # a fresh execution has no messages or tokens yet
             conn.execute("DELETE FROM messages WHERE execution_arn = ?", (arn,))
             conn.execute("UPDATE tokens SET closed = 1, queued = 0 WHERE execution_arn = ?", (arn,))
-        if fresh:   # nothing else of a fresh execution exists to cancel or close
-            c = Commit(arn, add_messages=c.add_messages, add_tokens=c.add_tokens, release=c.release)
-        kinds = _marks(len(_TIMER_KINDS))
-        for fid, seq in c.cancel_frames:
-            sql = f"DELETE FROM messages WHERE execution_arn = ? AND frame_id = ? AND kind IN ({kinds})"
-            params = [arn, fid, *_TIMER_KINDS]
-            if seq >= 0:
-                sql += " AND seq <= ?"
-                params.append(seq)
-            conn.execute(sql, params)
-        for part in _chunks(list(c.close_frames_tokens)):
-            conn.execute("UPDATE tokens SET closed = 1, queued = 0 WHERE execution_arn = ? "
-                         f"AND frame_id IN ({_marks(len(part))})", [arn, *part])
+        if not fresh:   # a fresh execution has no timers to cancel or tokens to close yet
+            kinds = _marks(len(_TIMER_KINDS))
+            for fid, seq in c.cancel_frames:
+                sql = f"DELETE FROM messages WHERE execution_arn = ? AND frame_id = ? AND kind IN ({kinds})"
+                params = [arn, fid, *_TIMER_KINDS]
+                if seq >= 0:
+                    sql += " AND seq <= ?"
+                    params.append(seq)
+                conn.execute(sql, params)
+            for part in _chunks(list(c.close_frames_tokens)):
+                conn.execute("UPDATE tokens SET closed = 1, queued = 0 WHERE execution_arn = ? "
+                             f"AND frame_id IN ({_marks(len(part))})", [arn, *part])
         if c.add_messages:
             self._add_messages_lite(conn, c.add_messages)
         if c.add_tokens:

@@ -10,8 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statelang import jsontext
-from store.sql import _ENCODE as store_encode
+from store.sql import _default
 from store.sql import json_dumps as store_dumps
+
+
+def store_encode(value):
+    """What the store wrote before orjson: json with the store's default."""
+    return json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False)
 
 _scalars = st.one_of(
     st.none(), st.booleans(),
@@ -84,3 +89,10 @@ def test_the_cases_orjson_alone_would_get_wrong():
     assert jsontext.dumps(1.5e-7) == "1.5e-07"
     assert jsontext.dumps(2 ** 70) == str(2 ** 70)
     assert jsontext.dumps({2: "a", None: "b", True: "c"}) == '{"2":"a","null":"b","true":"c"}'
+
+
+def test_the_store_writes_datetimes_and_sets_through_its_default_as_json_did():
+    from datetime import UTC, datetime, timedelta, timezone
+    for value in ({"at": datetime(2024, 3, 1, 12, 0, 0, 5, tzinfo=UTC)}, [datetime(2024, 3, 1, 12, 0)],
+                  {"at": datetime(2024, 3, 1, tzinfo=timezone(timedelta(hours=-5)))}, {"s": {3, 1, 2}}):
+        assert store_dumps(value) == store_encode(value)
