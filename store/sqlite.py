@@ -26,8 +26,20 @@ from sqlalchemy import JSON, Engine, Table
 from statelang.jsontext import loads
 from statelang.store import Commit, ExecutionAlreadyExistsError, Message
 
-from .schema import UTCDateTime, event_range, event_seq, events, executions, frames, messages, records, tokens
+from .schema import (
+    EVENTS_PER_EXECUTION,
+    UTCDateTime,
+    event_range,
+    event_seq,
+    events,
+    executions,
+    frames,
+    messages,
+    records,
+    tokens,
+)
 from .sql import (
+    _EVENT_KEYS,
     _TIMER_KINDS,
     _TOKEN_KEYS,
     COLUMNS,
@@ -36,7 +48,6 @@ from .sql import (
     _split,
     creation_values,
     describe,
-    event_details,
     json_dumps,
     tag,
     untag,
@@ -266,17 +277,20 @@ class SqliteStore(SqlStore):
             ts = self._enc["events"]["timestamp"]
             rows = []
             last_t = last_text = None
-            try:
-                for e in c.events:
-                    t = e["timestamp"]
-                    if t is not last_t:   # the events of one step share their timestamp
-                        last_t, last_text = t, ts(t)
-                    eid = e["id"]
-                    details = event_details(e)
-                    rows.append((event_seq(xid, eid), xid, eid, e.get("previousEventId"), e["type"], last_text,
-                                 json_dumps(details) if details else None))
-            except ValueError as exc:   # an event id outside its execution's range of seq
-                raise StoreError(f"{self.name}: execution {arn}: {exc}") from exc
+            base = event_seq(xid, 0)
+            for e in c.events:   # event_seq and event_details written inline: this runs per event
+                t = e["timestamp"]
+                if t is not last_t:   # the events of one step share their timestamp
+                    last_t, last_text = t, ts(t)
+                eid = e["id"]
+                if not 0 <= eid < EVENTS_PER_EXECUTION:
+                    try:
+                        event_seq(xid, eid)
+                    except ValueError as exc:   # its words, as SqlStore._apply reports them
+                        raise StoreError(f"{self.name}: execution {arn}: {exc}") from exc
+                details = {k: v for k, v in e.items() if k not in _EVENT_KEYS}
+                rows.append((base + eid, xid, eid, e.get("previousEventId"), e["type"], last_text,
+                             json_dumps(details) if details else None))
             conn.executemany("INSERT INTO events (seq, execution_id, event_id, previous_event_id, type, "
                              "timestamp, details) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         if c.execution and not fresh:
