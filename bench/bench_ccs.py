@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from workflows.api import open_system, start_workflow
+from statelang.workflows.api import open_system, start_workflow
 
 GOAL_SECONDS = 2.0
 

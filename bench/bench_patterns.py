@@ -13,7 +13,7 @@ import argparse
 import random
 import time
 
-from eventbus import PatternIndex, compile_pattern
+from statelang.eventbus import PatternIndex, compile_pattern
 
 SOURCES = [f"com.example.service{n}" for n in range(40)] + ["aws.ec2", "aws.s3", "aws.states"]
 DETAIL_TYPES = [f"Entity{n} {verb}" for n in range(60) for verb in ("Created", "Updated", "Deleted")]

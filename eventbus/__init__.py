@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from eventbus.matcher import PatternIndex
-from eventbus.patterns import CompiledPattern, InvalidEventPattern, compile_pattern
+from statelang.eventbus.matcher import PatternIndex
+from statelang.eventbus.patterns import CompiledPattern, InvalidEventPattern, compile_pattern
 
 __all__ = [
     "CompiledPattern",
@@ -43,7 +43,7 @@ test_event_pattern.__test__ = False  # type: ignore[attr-defined]
 
 
 # The bus sits on the pattern matcher above; imported last so that eventbus.bus can import it.
-from eventbus.bus import EventBus  # noqa: E402
-from eventbus.integration import install, run_until_idle  # noqa: E402
-from eventbus.schedules import parse_schedule  # noqa: E402
-from eventbus.targets import EventBridgeError  # noqa: E402
+from statelang.eventbus.bus import EventBus  # noqa: E402
+from statelang.eventbus.integration import install, run_until_idle  # noqa: E402
+from statelang.eventbus.schedules import parse_schedule  # noqa: E402
+from statelang.eventbus.targets import EventBridgeError  # noqa: E402

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from typing import Any
 
-from eventbus.patterns import MISSING, CompiledPattern, compile_pattern, index_key, leaf_values
+from statelang.eventbus.patterns import MISSING, CompiledPattern, compile_pattern, index_key, leaf_values
 
 __all__ = ["PatternIndex"]
 

@@ -28,6 +28,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from statelang.language.errors import StatelangError
+
 __all__ = [
     "MISSING",
     "CompiledPattern",
@@ -59,7 +61,7 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
-class InvalidEventPattern(ValueError):
+class InvalidEventPattern(StatelangError, ValueError):
     """A pattern AWS would reject (InvalidEventPatternException).
 
     ``reason`` is AWS's reason text, ``path`` says where in the pattern the problem sits

@@ -23,7 +23,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from statelang.api_errors import ClientError
+from statelang.api.errors import ClientError
+from statelang.language.errors import StatelangError
 
 DELIVERY = "events.delivery"
 DEAD_LETTER = "events.dead_letter"
@@ -41,7 +42,7 @@ _PERMANENT = {"StateMachineDoesNotExist", "InvalidName", "InvalidExecutionInput"
               "StateMachineDeleting"}
 
 
-class EventBridgeError(ClientError):
+class EventBridgeError(ClientError, StatelangError):
     """An EventBridge API error, shaped like botocore's ClientError: ``e.response["Error"]["Code"]``."""
 
     def __init__(self, code: str, message: str, operation: str = ""):

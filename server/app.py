@@ -169,8 +169,8 @@ class App:
 
     def step_functions(self, op: str, params: dict):
         """("ok", response) or ("error", status, code, message) for one Step Functions operation."""
-        from statelang.api import OPERATIONS
-        from statelang.api_errors import ParamValidationError, StepFunctionsError
+        from statelang.api.client import OPERATIONS
+        from statelang.api.errors import ParamValidationError, StepFunctionsError
         try:
             if op == "RedriveExecution":
                 return "ok", self._redrive(params)
@@ -189,8 +189,8 @@ class App:
 
     def _redrive(self, params: dict) -> dict:
         """RedriveExecution, which the in-process client leaves to `engine.redrive`."""
-        from statelang.api_errors import error
-        from statelang.redrive import ExecutionNotRedrivable
+        from statelang.api.errors import error
+        from statelang.history.redrive import ExecutionNotRedrivable
         arn = params.get("executionArn")
         if not isinstance(arn, str):
             raise error("ValidationException", "executionArn is required")
@@ -241,7 +241,7 @@ EVENTS_OPS = {
 def events_dispatch(engine, op: str, params: dict):
     """("ok", response) or ("error", status, code, message) for one EventBridge operation."""
     try:
-        import eventbus
+        from statelang import eventbus
     except ImportError:  # pragma: no cover - the bus ships with the package
         eventbus = None
     if eventbus is None or not hasattr(eventbus, "EventBus"):

@@ -104,7 +104,7 @@ class Console:
     # -- the JSON API ---------------------------------------------------------------------------
     def api(self, method: str, route: str, environ: dict, body: bytes):
         query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-        from statelang.api_errors import ParamValidationError, StepFunctionsError
+        from statelang.api.errors import ParamValidationError, StepFunctionsError
         try:
             if method == "GET":
                 handler = {"machines": self.machines, "executions": self.executions,

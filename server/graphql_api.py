@@ -123,20 +123,20 @@ class _Root:
         return value
 
     def startWorkflow(self, workflowType, input, executionName=None):  # noqa: N802, A002 - the schema's names
-        from workflows.api import start_workflow
+        from statelang.workflows.api import start_workflow
         return start_workflow(self.engine, workflowType, self._object(input, "input"), executionName)
 
     def getWorkflowStatus(self, executionArn, workflowType=None):  # noqa: N802
-        from workflows.api import get_workflow_status
+        from statelang.workflows.api import get_workflow_status
         return get_workflow_status(self.engine, executionArn, workflowType)
 
     def stopWorkflow(self, executionArn, workflowType=None, error=None, cause=None):  # noqa: N802
-        from workflows.api import stop_workflow
+        from statelang.workflows.api import stop_workflow
         return stop_workflow(self.engine, executionArn, workflowType, error, cause)
 
     def publishEvent(self, source, detailType, detail, eventBusName=None):  # noqa: N802
-        import eventbus
-        from workflows.api import MARKETPLACE_BUS, publish_event
+        from statelang import eventbus
+        from statelang.workflows.api import MARKETPLACE_BUS, publish_event
         name = eventBusName or MARKETPLACE_BUS
         try:
             bus = eventbus.EventBus(self.engine, name)

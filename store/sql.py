@@ -23,13 +23,14 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_,
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
-from statelang.jsontext import encoder
-from statelang.store import Commit, ExecutionAlreadyExistsError, Message
+from statelang.language.errors import StatelangError
+from statelang.language.jsontext import encoder
+from statelang.runtime.storage import Commit, ExecutionAlreadyExistsError, Message
 
 from .schema import event_range, event_seq, events, executions, frames, messages, records, tokens
 
 
-class StoreError(Exception):
+class StoreError(StatelangError):
     """The database cannot be used: unreachable, locked past the busy timeout, corrupt, or from
     a newer statelang. The message names the database; nothing committed before is lost."""
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from sqlalchemy import JSON, Engine, Table
 
-from statelang.jsontext import loads
-from statelang.store import Commit, ExecutionAlreadyExistsError, Message
+from statelang.language.jsontext import loads
+from statelang.runtime.storage import Commit, ExecutionAlreadyExistsError, Message
 
 from .schema import (
     EVENTS_PER_EXECUTION,

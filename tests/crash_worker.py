@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from statelang import Engine  # noqa: E402
-from statelang.store import ExecutionAlreadyExistsError  # noqa: E402
+from statelang.runtime.storage import ExecutionAlreadyExistsError  # noqa: E402
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from statelang.store import MemoryStore
+from statelang.runtime.storage import MemoryStore
 
 PG_USER = "statelang"
 
@@ -149,7 +149,7 @@ def any_store(backend_url: str) -> Iterator:
     if backend_url == "memory":
         yield MemoryStore()
         return
-    from store import open_store
+    from statelang.store import open_store
     s = open_store(backend_url)
     yield s
     s.close()

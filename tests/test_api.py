@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statelang import Engine
-from statelang.api import Client
+from statelang.api.client import Client
 
 ROLE = "arn:aws:iam::123456789012:role/statelang"
 PASS = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
@@ -26,7 +26,7 @@ FAIL = json.dumps({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Bo
 
 def _sql_store_missing() -> str | None:
     try:
-        import store
+        from statelang import store
     except ImportError as exc:
         return f"the SQL store package cannot be imported: {exc}"
     if not hasattr(store, "open_store"):
@@ -569,7 +569,7 @@ def test_name_rule_refuses_exactly_the_characters_aws_lists():
     wildcards ? *, special characters " # % \\ ^ | ~ ` $ & , ; : /, control characters
     (U+0000-001F, U+007F-009F), surrogates or the non-characters U+FFFE/U+FFFF. Checked for every
     code point against that rule spelt out character by character."""
-    from statelang.api_machines import check_name
+    from statelang.api.machines import check_name
 
     listed = set(' <>{}[]?*"#%\\^|~`$&,;:/')
 
@@ -598,7 +598,7 @@ _OPERATIONS = sorted({"StartExecution", "DescribeExecution", "SendTaskSuccess", 
 
 @st.composite
 def _requests(draw):
-    from statelang.api import _service_model
+    from statelang.api.client import _service_model
     op = draw(st.sampled_from(_OPERATIONS))
     members = list(_service_model().operation_model(op).input_shape.members)
     names = draw(st.lists(st.sampled_from([*members, "unknownMember"]), unique=True, max_size=6))
@@ -614,14 +614,14 @@ def test_the_validation_shortcut_never_accepts_what_botocore_refuses(request):
     request it lets through that way must be one botocore's validator accepts."""
     from botocore.validate import validate_parameters
 
-    from statelang.api import _plainly_valid, _service_model
+    from statelang.api.client import _plainly_valid, _service_model
     op, params = request
     if _plainly_valid(op, params):
         validate_parameters(params, _service_model().operation_model(op).input_shape)
 
 
 def test_the_validation_shortcut_takes_the_hot_requests():
-    from statelang.api import _plainly_valid
+    from statelang.api.client import _plainly_valid
     arn = "arn:aws:states:us-east-1:123456789012:execution:sm:e1"
     assert _plainly_valid("StartExecution", {"stateMachineArn": arn, "name": "e1", "input": "{}"})
     assert _plainly_valid("DescribeExecution", {"executionArn": arn})
@@ -634,7 +634,7 @@ def test_the_validation_shortcut_takes_the_hot_requests():
 def test_every_response_carries_a_fresh_version_4_request_id():
     import uuid as uuid_module
 
-    from statelang.api import _request_id
+    from statelang.api.client import _request_id
     ids = {_request_id() for _ in range(2000)}
     assert len(ids) == 2000
     for text in ids:

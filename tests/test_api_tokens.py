@@ -20,7 +20,7 @@ ACTIVITY = "arn:aws:states:us-east-1:123456789012:activity:pack"
 
 def _sql_store_missing() -> str | None:
     try:
-        import store
+        from statelang import store
     except ImportError as exc:
         return f"the SQL store package cannot be imported: {exc}"
     if not hasattr(store, "open_store"):

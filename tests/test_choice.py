@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from statelang.choice import check_choice_rule, compile_choice_rule, compile_choices, string_matches
-from statelang.env import Env
-from statelang.errors import PathError, StatesError, StaticError
-from statelang.timestamps import is_timestamp, parse_timestamp, timestamp_key
+from statelang.language.choice import check_choice_rule, compile_choice_rule, compile_choices, string_matches
+from statelang.language.env import Env
+from statelang.language.errors import PathError, StatesError, StaticError
+from statelang.language.timestamps import is_timestamp, parse_timestamp, timestamp_key
 
 _SPEC = json.loads((Path(__file__).parent / "compliance" / "choice.json").read_text(encoding="utf-8"))
 INVALID = "Invalid path '{}': The choice state's condition path references an invalid value."

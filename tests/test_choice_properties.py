@@ -17,10 +17,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from statelang.choice import check_choice_rule, compile_choice_rule
-from statelang.env import Env
-from statelang.errors import StatesError, StaticError
-from statelang.timestamps import timestamp_key
+from statelang.language.choice import check_choice_rule, compile_choice_rule
+from statelang.language.env import Env
+from statelang.language.errors import StatesError, StaticError
+from statelang.language.timestamps import timestamp_key
 
 ENV = Env(context={"Execution": {"Name": "e"}}, variables={"v": 1, "s": "x"})
 

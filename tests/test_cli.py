@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli import main
 from statelang import Engine
+from statelang.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = "tests.fixtures.handlers_example"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statelang.clock import Clock, RealClock, VirtualClock, make_clock, utcnow
+from statelang.runtime.clock import Clock, RealClock, VirtualClock, make_clock, utcnow
 
 T0 = datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 

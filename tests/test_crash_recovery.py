@@ -130,7 +130,7 @@ def finish(db: str, effects: Path, machine: str, name: str = "run", count: int =
 
 
 def stranded(db: str, arn: str) -> bool:
-    from store import open_store
+    from statelang.store import open_store
     store = open_store(db)
     try:
         row = store.get_execution(arn)
@@ -143,8 +143,8 @@ def stranded(db: str, arn: str) -> bool:
 
 
 def nudge(db: str, arn: str) -> None:
-    from statelang.store import Message
-    from store import open_store
+    from statelang.runtime.storage import Message
+    from statelang.store import open_store
     store = open_store(db)
     try:
         store.add_message(Message(arn, "run", _now()))
@@ -160,7 +160,7 @@ def _arns(machine: str, name: str, count: int) -> list[str]:
 # -- what the database and the side file hold ---------------------------------------------------
 
 def snapshot(db: str, arn: str) -> tuple[dict | None, list[dict]]:
-    from store import open_store
+    from statelang.store import open_store
     store = open_store(db)
     try:
         return store.get_execution(arn), store.history(arn)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from statelang.definition import (
+from statelang.language.definition import (
     ChoiceState,
     ItemProcessor,
     Iterator,
@@ -22,7 +22,7 @@ from statelang.definition import (
     load_definition,
     parse,
 )
-from statelang.errors import DefinitionError
+from statelang.language.errors import DefinitionError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VALID = sorted((FIXTURES / "valid").glob("*.asl.json"))

@@ -7,8 +7,8 @@ import re
 
 from click.testing import CliRunner
 
-from cli import main
-from workflows.demo import run_demo
+from statelang.cli import main
+from statelang.workflows.demo import run_demo
 
 
 def test_every_story_ends_as_the_seeds_describe(tmp_path):

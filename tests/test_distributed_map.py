@@ -338,7 +338,7 @@ def test_max_concurrency_is_respected(tmp_path):
 def test_recovery_on_a_second_engine(tmp_path, rounds):
     # A crash between steps: a second engine on the same database finishes the map run, starts
     # no child twice, and the result files hold every child exactly once.
-    import statelang.maprun as maprun
+    import statelang.runtime.map_run as maprun
     old = maprun.CHUNK_ENTRIES
     maprun.CHUNK_ENTRIES = 4   # some results in chunk files, some only in memory when the first engine stops
     try:

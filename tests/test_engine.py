@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from statelang import Engine, VirtualClock
-from store import SqlStore, open_store
+from statelang.store import SqlStore, open_store
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 SM = "arn:aws:states:us-east-1:123456789012:stateMachine:sm"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from eventbus import (
+from statelang.eventbus import (
     CompiledPattern,
     InvalidEventPattern,
     PatternIndex,

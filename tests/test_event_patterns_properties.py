@@ -14,7 +14,7 @@ import json
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from eventbus import InvalidEventPattern, PatternIndex, compile_pattern, test_event_pattern
+from statelang.eventbus import InvalidEventPattern, PatternIndex, compile_pattern, test_event_pattern
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -9,14 +9,10 @@ from datetime import timedelta
 import pytest
 
 import statelang
-from eventbus import EventBridgeError, EventBus
+from statelang.eventbus import EventBridgeError, EventBus
 
 
 def _sqlite(tmp_path):
-    try:
-        import store  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - the SQL store is part of the tree
-        pytest.skip(f"the SQL store cannot be imported: {exc}")
     return f"sqlite:///{tmp_path}/bus.db"
 
 

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 import statelang
-from eventbus import EventBus, install, run_until_idle
-from statelang.clock import VirtualClock
+from statelang.eventbus import EventBus, install, run_until_idle
+from statelang.runtime.clock import VirtualClock
 
 T0 = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 BOOKING = {
@@ -34,10 +34,6 @@ BOOKING = {
 def _db(kind, tmp_path):
     if kind == "memory":
         return "memory"
-    try:
-        import store  # noqa: F401
-    except ImportError as exc:  # pragma: no cover
-        pytest.skip(f"the SQL store cannot be imported: {exc}")
     return f"sqlite:///{tmp_path}/e2e.db"
 
 
@@ -167,7 +163,7 @@ def test_cron_rule_starts_executions_in_order_with_waits(engine):
 # -- the commands -------------------------------------------------------------------------------
 
 def _cli(args, **kw):
-    from cli import main
+    from statelang.cli import main
     return CliRunner().invoke(main, args, catch_exceptions=False, **kw)
 
 

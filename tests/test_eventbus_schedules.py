@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import statelang
-from eventbus import EventBridgeError, EventBus, parse_schedule, run_until_idle
-from statelang.clock import VirtualClock
+from statelang.eventbus import EventBridgeError, EventBus, parse_schedule, run_until_idle
+from statelang.runtime.clock import VirtualClock
 
 T0 = datetime(2024, 1, 1, 0, 0, tzinfo=UTC)  # a Monday
 
@@ -150,10 +150,6 @@ def test_one_off_schedule(engine):
 
 
 def test_schedule_records_survive_a_new_engine(tmp_path):
-    try:
-        import store  # noqa: F401
-    except ImportError as exc:  # pragma: no cover
-        pytest.skip(f"the SQL store cannot be imported: {exc}")
     db = f"sqlite:///{tmp_path}/s.db"
     first = EventBus(statelang.Engine(db=db, clock=VirtualClock(T0)))
     first.put_rule("nightly", schedule_expression="cron(0 2 * * ? *)")

@@ -8,8 +8,8 @@ import json
 import pytest
 
 import statelang
-from eventbus import EventBus, run_until_idle
-from eventbus.targets import execution_name, json_path, transform
+from statelang.eventbus import EventBus, run_until_idle
+from statelang.eventbus.targets import execution_name, json_path, transform
 
 EVENT = {"version": "0", "id": "e-1", "detail-type": "Booking Created", "source": "marketplace.booking",
          "account": "123456789012", "time": "2024-01-15T10:00:00Z", "region": "us-east-1", "resources": [],
@@ -22,10 +22,6 @@ PASS = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}
 def engine(request, tmp_path):
     if request.param == "memory":
         return statelang.Engine(db="memory", clock="virtual")
-    try:
-        import store  # noqa: F401
-    except ImportError as exc:  # pragma: no cover
-        pytest.skip(f"the SQL store cannot be imported: {exc}")
     return statelang.Engine(db=f"sqlite:///{tmp_path}/t.db", clock="virtual")
 
 
@@ -71,7 +67,7 @@ def test_execution_name_templates():
     assert execution_name("booking-{detail.bookingId}-{timestamp}", EVENT) == "booking-b-7-1705312800000"
     assert execution_name("booking-{bookingId}-{timestamp}", EVENT) == "booking-b-7-1705312800000"
     assert execution_name("{source}-{id}", EVENT) == "marketplace.booking-e-1"
-    from eventbus.targets import DeliveryFailed
+    from statelang.eventbus.targets import DeliveryFailed
     with pytest.raises(DeliveryFailed) as exc:
         execution_name("x-{nope}", EVENT)
     assert not exc.value.retryable
@@ -196,10 +192,6 @@ def test_engine_handlers_serve_lambda_targets():
 
 
 def test_pending_retry_survives_a_restart(tmp_path):
-    try:
-        import store  # noqa: F401
-    except ImportError as exc:  # pragma: no cover
-        pytest.skip(f"the SQL store cannot be imported: {exc}")
     db = f"sqlite:///{tmp_path}/r.db"
     first = EventBus(statelang.Engine(db=db, clock="virtual"))
     first.register_handler("h", lambda p: 1 / 0)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from statelang import Engine
-from statelang.express import LOG_RECORD, logged_events, start_sync_execution
+from statelang.api.express import LOG_RECORD, logged_events, start_sync_execution
 
 ROLE = "arn:aws:iam::123456789012:role/statelang"
 LOG = {"destinations": [{"cloudWatchLogsLogGroup": {

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from server.graph import render, to_dot, to_mermaid, to_svg
+from statelang.server.graph import render, to_dot, to_mermaid, to_svg
 
 MACHINE = {"StartAt": "Check", "States": {
     "Check": {"Type": "Choice", "Choices": [{"Variable": "$.ok", "BooleanEquals": True, "Next": "Fan"}],

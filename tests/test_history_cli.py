@@ -11,8 +11,8 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from cli import main
 from statelang import Engine
+from statelang.cli import main
 from tests.test_replay import SEED, SEED_INPUT, record_seed
 
 ACCT = "us-east-1:123456789012"

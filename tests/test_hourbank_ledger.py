@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import select, update
 
-from handlers.hourbank import ActionRejected
-from handlers.hourbank.db import Database
-from handlers.hourbank.ledger import Ledger, LedgerError
-from handlers.hourbank.models import Dispute, TransactionLog, UserBalance
-from handlers.hourbank.sandbox import HourBankSandbox
+from statelang.handlers.hourbank import ActionRejected
+from statelang.handlers.hourbank.db import Database
+from statelang.handlers.hourbank.ledger import Ledger, LedgerError
+from statelang.handlers.hourbank.models import Dispute, TransactionLog, UserBalance
+from statelang.handlers.hourbank.sandbox import HourBankSandbox
 
 USERS = ["u0", "u1", "u2", "u3"]
 RECORDED = ("hold", "settle", "resize", "freeze", "mint", "transfer")

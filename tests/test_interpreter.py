@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from statelang.engine import compiled
-from statelang.frames import Frame, Run
-from statelang.interpreter import RETRY, TASK, Interpreter
+from statelang.interpreter.frames import Frame, Run
+from statelang.interpreter.step import RETRY, TASK, Interpreter
+from statelang.runtime.engine import compiled
 
 T0 = datetime(2024, 5, 1, 9, 0, 0, tzinfo=UTC)
 SM = "arn:aws:states:us-east-1:123456789012:stateMachine:sm"

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from statelang.env import Env
-from statelang.errors import IntrinsicFailure, PathError, StatesError, StaticError
-from statelang.intrinsic_functions import FUNCTIONS, InvalidArguments
-from statelang.intrinsics import (
+from statelang.language.env import Env
+from statelang.language.errors import IntrinsicFailure, PathError, StatesError, StaticError
+from statelang.language.intrinsic_functions import FUNCTIONS, InvalidArguments
+from statelang.language.intrinsics import (
     Call,
     Literal,
     PathArg,

@@ -8,10 +8,10 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from statelang.env import Env
-from statelang.errors import StatesError, StaticError
-from statelang.intrinsic_functions import FUNCTIONS
-from statelang.intrinsics import compile_intrinsic
+from statelang.language.env import Env
+from statelang.language.errors import StatesError, StaticError
+from statelang.language.intrinsic_functions import FUNCTIONS
+from statelang.language.intrinsics import compile_intrinsic
 
 json_scalars = (st.none() | st.booleans() | st.integers(-(2**53), 2**53)
                 | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20))

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import statelang
-from statelang import engine as _engine
-from statelang.env import Env
-from statelang.jsonata import Expression, bindings, compile_template
+from statelang.runtime import engine as _engine
+from statelang.language.env import Env
+from statelang.language.jsonata import Expression, bindings, compile_template
 
 if not hasattr(_engine.Engine, "end_hooks"):  # tolerate an engine mid-refactor in this tree
     _engine.Engine.end_hooks = []
@@ -229,6 +229,6 @@ def test_expression_compiled_once_and_throughput():
 
 
 def test_invalid_expression_is_a_static_error():
-    from statelang.errors import StaticError
+    from statelang.language.errors import StaticError
     with pytest.raises(StaticError):
         Expression("1 +", "Output")

@@ -9,9 +9,9 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from statelang import jsontext
-from store.sql import _default
-from store.sql import json_dumps as store_dumps
+from statelang.language import jsontext
+from statelang.store.sql import _default
+from statelang.store.sql import json_dumps as store_dumps
 
 
 def store_encode(value):

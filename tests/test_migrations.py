@@ -21,9 +21,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from statelang.store import Commit
-from store import StoreError, alembic_config, make_engine, open_store
-from store.schema import metadata
+from statelang.runtime.storage import Commit
+from statelang.store import StoreError, alembic_config, make_engine, open_store
+from statelang.store.schema import metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = {"records", "executions", "events", "frames", "messages", "tokens"}

@@ -12,7 +12,7 @@ import json
 import pytest
 
 import statelang
-from statelang.mocks import (
+from statelang.runtime.mocks import (
     ENGINE_KEEPS_MOCKED_RESPONSES,
     MockConfigError,
     handlers_from_mock_config,
@@ -258,7 +258,7 @@ def test_load_mock_config_reads_a_file_and_reports_bad_json(tmp_path):
 def test_cli_runs_the_documented_example(tmp_path, case):
     from click.testing import CliRunner
 
-    from cli import main
+    from statelang.cli import main
     (tmp_path / "LambdaSQSIntegration.asl.json").write_text(json.dumps(DEFINITION))
     (tmp_path / "MockConfigFile.json").write_text(json.dumps(MOCK_CONFIG))
     result = CliRunner().invoke(main, [

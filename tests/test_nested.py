@@ -121,7 +121,7 @@ def settle(engine) -> None:
 
 def test_nested_runs_replay():
     ex = run(parent("arn:aws:states:::states:startExecution.sync:2"))
-    from statelang.replay import export_document
+    from statelang.history.replay import export_document
     doc = export_document({"executionArn": ex.execution_arn, "input": "{}",
                            "definition": json.dumps(parent("arn:aws:states:::states:startExecution.sync:2"))},
                           ex.history)

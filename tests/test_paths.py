@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from statelang.env import Env
-from statelang.errors import PathError, StatesError, StaticError
-from statelang.paths import (
+from statelang.language.env import Env
+from statelang.language.errors import PathError, StatesError, StaticError
+from statelang.language.paths import (
     MISSING,
     check_path,
     check_template,
@@ -85,7 +85,7 @@ def test_absent_input_path_is_identity_and_null_is_a_fresh_empty_object():
 
 
 def test_missing_is_falsy_singleton_distinct_from_null():
-    from statelang.paths import Missing
+    from statelang.language.paths import Missing
 
     assert Missing() is MISSING and MISSING is not None and not MISSING
 
@@ -189,7 +189,7 @@ def test_template_indefinite_path_yields_list():
     assert fn({"items": [{"id": 1}, {"id": 2}, {}]}, Env()) == {"ids": [1, 2]}
 
 
-@pytest.mark.skipif(importlib.util.find_spec("statelang.intrinsics") is None, reason="intrinsics not present")
+@pytest.mark.skipif(importlib.util.find_spec("statelang.language.intrinsics") is None, reason="intrinsics not present")
 def test_template_intrinsic_call():
     # AWS: a '.$' value starting with 'States.' is an intrinsic function call.
     fn = compile_template({"msg.$": "States.Format('Hello, {}', $.name)"})

@@ -13,9 +13,9 @@ import copy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from statelang.env import Env
-from statelang.errors import PathError, StatesError, StaticError
-from statelang.paths import compile_path, compile_result_path, compile_template
+from statelang.language.env import Env
+from statelang.language.errors import PathError, StatesError, StaticError
+from statelang.language.paths import compile_path, compile_result_path, compile_template
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -21,7 +21,7 @@ from datetime import timedelta
 import pytest
 
 from statelang import Engine, HandlerError
-from statelang.redrive import ExecutionNotRedrivable, fork, redrive_status
+from statelang.history.redrive import ExecutionNotRedrivable, fork, redrive_status
 
 ACCT = "us-east-1:123456789012"
 SM_ARN = f"arn:aws:states:{ACCT}:stateMachine:jobs"

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from statelang import Engine, HandlerError
-from statelang.replay import dumps_document, export_document, load_document, replay
-from statelang.testing import assert_replays
+from statelang.history.replay import dumps_document, export_document, load_document, replay
+from statelang.history.testing import assert_replays
 
 GOLDEN = Path(__file__).parent / "golden"
 REGION_ACCOUNT = "us-east-1:123456789012"

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from statelang import Engine, HandlerError
-from statelang.replay import dumps_document, replay
-from statelang.validation import validate
+from statelang.history.replay import dumps_document, replay
+from statelang.language.validation import validate
 
 ACCT = "us-east-1:123456789012"
 

@@ -19,8 +19,8 @@ import json
 
 import pytest
 
-from statelang.errors import StatesError
-from statelang.resources import HandlerError, Resources, TaskContext, _arity, _function_name
+from statelang.language.errors import StatesError
+from statelang.runtime.resources import HandlerError, Resources, TaskContext, _arity, _function_name
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:Charge"
 

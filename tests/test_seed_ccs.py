@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from handlers.ccs import CONTRACTS, FAILED, INCIDENTS, VEHICLES, nit_check_digit
-from workflows.api import open_system, start_workflow
+from statelang.handlers.ccs import CONTRACTS, FAILED, INCIDENTS, VEHICLES, nit_check_digit
+from statelang.workflows.api import open_system, start_workflow
 
 HOUR = 3600
 AUTHORITIES = "arn:aws:sns:us-east-1:123456789012:ccs-authorities-alerts"

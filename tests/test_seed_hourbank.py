@@ -11,10 +11,16 @@ import pytest
 from sqlalchemy import select, update
 
 import statelang
-from handlers.hourbank import ActionRejected
-from handlers.hourbank.models import Dispute, Escrow, Notification, ReconciliationReport, UserBalance
-from handlers.hourbank.sandbox import HourBankSandbox
-from workflows.hourbank import WORKFLOWS, definition
+from statelang.handlers.hourbank import ActionRejected
+from statelang.handlers.hourbank.models import (
+    Dispute,
+    Escrow,
+    Notification,
+    ReconciliationReport,
+    UserBalance,
+)
+from statelang.handlers.hourbank.sandbox import HourBankSandbox
+from statelang.workflows.hourbank import WORKFLOWS, definition
 
 HOUR = 3600
 SR = "HourBankServiceRequest"

@@ -9,11 +9,11 @@ import json
 import pytest
 
 import statelang
-from eventbus import EventBus
-from eventbus.integration import run_until_idle
-from handlers.marketplace import BOOKINGS, DISPUTES, PROVIDERS
-from workflows import registry
-from workflows.api import (
+from statelang.eventbus import EventBus
+from statelang.eventbus.integration import run_until_idle
+from statelang.handlers.marketplace import BOOKINGS, DISPUTES, PROVIDERS
+from statelang.workflows import registry
+from statelang.workflows.api import (
     MARKETPLACE_BUS,
     get_workflow_status,
     open_system,

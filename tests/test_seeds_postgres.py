@@ -5,22 +5,22 @@ from __future__ import annotations
 
 import json
 
-from workflows.api import open_system, start_workflow
-from workflows.triggers import install_triggers
+from statelang.workflows.api import open_system, start_workflow
+from statelang.workflows.triggers import install_triggers
 
 
 def test_marketplace_booking_and_ccs_emergency_on_postgres(pg_url):
     s = open_system(db=pg_url, domain_db=pg_url, clock="virtual")
     install_triggers(s)
     s.marketplace.add_service("service-456", "provider-456", 100)
-    from eventbus import EventBus
-    from workflows.api import MARKETPLACE_BUS, publish_event
+    from statelang.eventbus import EventBus
+    from statelang.workflows.api import MARKETPLACE_BUS, publish_event
     detail = {"action": "CREATE", "bookingId": "booking-9", "serviceId": "service-456", "customerId": "c-1",
               "providerId": "provider-456", "startDateTime": "2024-01-15T10:00:00Z",
               "endDateTime": "2024-01-15T12:00:00Z", "amount": 100.0}
     assert publish_event(EventBus(s.engine, MARKETPLACE_BUS), "marketplace.booking", "Booking Created",
                          detail)["success"]
-    from eventbus.integration import run_until_idle
+    from statelang.eventbus.integration import run_until_idle
     run_until_idle(s.engine)
     rows = [r for r in s.engine.store.list_executions() if ":booking-booking-9-" in r["executionArn"]]
     assert [r["status"] for r in rows] == ["SUCCEEDED"]
@@ -37,7 +37,7 @@ def test_marketplace_booking_and_ccs_emergency_on_postgres(pg_url):
 
 
 def test_hourbank_request_on_postgres(pg_url):
-    from handlers.hourbank.sandbox import HourBankSandbox
+    from statelang.handlers.hourbank.sandbox import HourBankSandbox
     sb = HourBankSandbox(bank_db=pg_url, engine_db=pg_url)
     sb.add_member("alice", 10)
     sb.add_member("bob", 2, response_hours=4)

@@ -13,13 +13,13 @@ import pytest
 pytest.importorskip("graphql")
 api = pytest.importorskip("workflows.api", reason="the seed workflows (workflows.api) are not in this build")
 
-from server.app import Server  # noqa: E402
+from statelang.server.app import Server  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def srv():
     system = api.open_system("memory", "sqlite://", clock="real")
-    from workflows.triggers import install_triggers
+    from statelang.workflows.triggers import install_triggers
     install_triggers(system)   # what `statelang serve --workflows` does: events start workflows
     server = Server(system.engine, "127.0.0.1", 0, poll_seconds=0.1).start()
     yield server

@@ -11,8 +11,8 @@ import urllib.request
 import pytest
 
 import statelang
-from server.app import Server
-from server.security import Denied, Guard, check_bind, inside
+from statelang.server.app import Server
+from statelang.server.security import Denied, Guard, check_bind, inside
 
 boto3 = pytest.importorskip("boto3")
 

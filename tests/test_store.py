@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 import statelang
-from statelang.interpreter import Frame
-from statelang.store import Commit, ExecutionAlreadyExistsError, MemoryStore, Message
-from store import SqliteStore, SqlStore, StoreError, open_store
+from statelang.interpreter.step import Frame
+from statelang.runtime.storage import Commit, ExecutionAlreadyExistsError, MemoryStore, Message
+from statelang.store import SqliteStore, SqlStore, StoreError, open_store
 
 T0 = datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 SM = "arn:aws:states:us-east-1:123456789012:stateMachine:flow"
@@ -571,8 +571,8 @@ def test_a_second_engine_on_the_same_file_continues_and_sees_the_history(sqlite_
 _WRITER = """
 import sys
 from datetime import UTC, datetime, timedelta
-from statelang.store import Commit, Message
-from store import open_store
+from statelang.runtime.storage import Commit, Message
+from statelang.store import open_store
 url, arn = sys.argv[1], sys.argv[2]
 s = open_store(url)
 t0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -649,7 +649,7 @@ def test_sqlite_options_reach_every_connection_of_the_store(tmp_path):
 def test_an_event_id_beyond_the_packed_key_range_is_refused_and_nothing_of_the_commit_lands(sql_store):
     """events.seq packs (execution id, event id); an event id that would run into the next
     execution's range is refused with the execution named, and the commit is not half applied."""
-    from store.schema import EVENTS_PER_EXECUTION
+    from statelang.store.schema import EVENTS_PER_EXECUTION
     s = sql_store
     s.create_execution(row_of("e1"), started("e1"))
     bad = Commit(arn_of("e1"), events=[
@@ -665,7 +665,7 @@ def test_an_event_id_beyond_the_packed_key_range_is_refused_and_nothing_of_the_c
 def test_listing_running_executions_reads_the_partial_index(sqlite_url):
     s = open_store(sqlite_url)
     try:
-        from store.schema import executions
+        from statelang.store.schema import executions
         q = executions.select().where(executions.c.status == "RUNNING").order_by(executions.c.id)
         with s.engine.connect() as conn:
             compiled = q.compile(conn)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import statelang
-from statelang.timeline import _fmt_elapsed, event_summary, render_timeline, state_at
+from statelang.history.timeline import _fmt_elapsed, event_summary, render_timeline, state_at
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -14,7 +14,7 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 def ev(i, type_, seconds=0.0, **details):
     e = {"id": i, "type": type_, "timestamp": T0 + timedelta(seconds=seconds), "previousEventId": i - 1}
     if details:
-        from statelang.history import details_key
+        from statelang.interpreter.events import details_key
         e[details_key(type_)] = details
     return e
 

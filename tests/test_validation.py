@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from statelang import paths
-from statelang.definition import load_definition
-from statelang.errors import DefinitionError
-from statelang.validation import to_aws_location, validate
+from statelang.language import paths
+from statelang.language.definition import load_definition
+from statelang.language.errors import DefinitionError
+from statelang.language.validation import to_aws_location, validate
 
 FIXTURES = Path(__file__).parent / "fixtures"
 S, T, E = "SCHEMA_VALIDATION_FAILED", "MISSING_TRANSITION_TARGET", "MISSING_END_STATE"
@@ -26,7 +26,7 @@ NEEDS_PATHS = hasattr(paths, "check_path") and hasattr(paths, "check_template")
 
 def _has_choice_checker() -> bool:
     try:
-        from statelang.choice import check_choice_rule  # noqa: F401
+        from statelang.language.choice import check_choice_rule  # noqa: F401
     except ImportError:
         return False
     return True
@@ -124,9 +124,9 @@ VALID = sorted(p.name for p in (FIXTURES / "valid").glob("*.asl.json"))
 
 def _skip_unless(needs: str | None) -> None:
     if needs == "paths" and not NEEDS_PATHS:
-        pytest.skip("statelang.paths.check_path/check_template not available yet")
+        pytest.skip("statelang.language.paths.check_path/check_template not available yet")
     if needs == "choice" and not _has_choice_checker():
-        pytest.skip("statelang.choice.check_choice_rule not available yet")
+        pytest.skip("statelang.language.choice.check_choice_rule not available yet")
 
 
 def test_every_invalid_fixture_is_listed():
@@ -281,7 +281,7 @@ def test_jsonpath_rules_go_to_the_choice_checker(monkeypatch):
     import sys
     import types
 
-    from statelang.diagnostics import Diagnostic
+    from statelang.language.diagnostics import Diagnostic
 
     seen = []
 
@@ -289,7 +289,7 @@ def test_jsonpath_rules_go_to_the_choice_checker(monkeypatch):
         seen.append((rule.get("Variable"), location))
         return [Diagnostic("SCHEMA_VALIDATION_FAILED", "stand-in", location + "/Variable")]
 
-    monkeypatch.setitem(sys.modules, "statelang.choice", types.SimpleNamespace(check_choice_rule=check_choice_rule))
+    monkeypatch.setitem(sys.modules, "statelang.language.choice", types.SimpleNamespace(check_choice_rule=check_choice_rule))
     rules = [{"Variable": "$.a", "IsPresent": True, "Next": "B"}, {"Variable": "$.b", "IsNull": True, "Next": "B"}]
     d = {"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": rules}, "B": {"Type": "Succeed"}}}
     got = [(x.location, x.message) for x in validate(d)]
@@ -305,7 +305,7 @@ def test_jsonpath_rules_go_to_the_choice_checker(monkeypatch):
 def test_a_state_name_written_twice_is_reported():
     # AWS ValidateStateMachineDefinition: DUPLICATE_STATE_NAME, "The same state name appears more
     # than once" — here a repeated key in one States object, which JSON parsing would silently drop.
-    from statelang.validation import validate as check
+    from statelang.language.validation import validate as check
     text = '{"StartAt":"A","States":{"A":{"Type":"Pass","End":true},"A":{"Type":"Succeed"}}}'
     assert [(d.code, d.location) for d in check(text)] == [("DUPLICATE_STATE_NAME", "/States/A")]
     assert check('{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}') == []

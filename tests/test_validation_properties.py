@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from statelang.definition import StateMachine, parse
-from statelang.diagnostics import Diagnostic
-from statelang.errors import DefinitionError
-from statelang.validation import validate
+from statelang.language.definition import StateMachine, parse
+from statelang.language.diagnostics import Diagnostic
+from statelang.language.errors import DefinitionError
+from statelang.language.validation import validate
 
 json_scalars = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False,
                                                                                   allow_infinity=False) | st.text(max_size=8)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import statelang
-from handlers.ccs import Ccs
-from handlers.marketplace import Marketplace
-from handlers.services import Services
+from statelang.handlers.ccs import Ccs
+from statelang.handlers.marketplace import Marketplace
+from statelang.handlers.services import Services
 
 from .registry import WORKFLOWS, find, load
 from .registry import execution_name as name_from_pattern
@@ -48,7 +48,7 @@ def open_system(db: str = "memory", domain_db: str = "sqlite://", clock: str = "
     engine.resources.update(ccs.handlers())
     default_bus = None
     if bus:
-        from eventbus.integration import install
+        from statelang.eventbus.integration import install
         default_bus = install(engine, buses=[MARKETPLACE_BUS])
     ensure_state_machines(engine)
     return System(engine, services, market, ccs, default_bus)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from statelang.timeline import render_timeline
+from statelang.history.timeline import render_timeline
 
 DAY = 86400
 
@@ -48,8 +48,8 @@ def _db_paths(db: str | None) -> tuple[str, str, str]:
 
 
 def marketplace_and_ccs(flows: str, domain: str) -> list[dict]:
-    from workflows.api import MARKETPLACE_BUS, open_system, publish_event, start_workflow
-    from workflows.triggers import install_triggers
+    from statelang.workflows.api import MARKETPLACE_BUS, open_system, publish_event, start_workflow
+    from statelang.workflows.triggers import install_triggers
     s = open_system(db=flows, domain_db=domain, clock="virtual")
     install_triggers(s)
     engine = s.engine
@@ -60,7 +60,7 @@ def marketplace_and_ccs(flows: str, domain: str) -> list[dict]:
     detail = {"action": "CREATE", "bookingId": "booking-123", "serviceId": "service-456",
               "customerId": "customer-789", "providerId": "provider-456",
               "startDateTime": "2024-01-15T10:00:00Z", "endDateTime": "2024-01-15T12:00:00Z", "amount": 100.00}
-    from eventbus import EventBus
+    from statelang.eventbus import EventBus
     sent = publish_event(EventBus(engine, MARKETPLACE_BUS), "marketplace.booking", "Booking Created", detail)
     _drain(s)
     booking = [r["executionArn"] for r in engine.store.list_executions()
@@ -131,12 +131,12 @@ def marketplace_and_ccs(flows: str, domain: str) -> list[dict]:
 
 
 def _drain(s) -> None:
-    from eventbus.integration import run_until_idle
+    from statelang.eventbus.integration import run_until_idle
     run_until_idle(s.engine)
 
 
 def hourbank(flows: str, bank: str) -> list[dict]:
-    from handlers.hourbank.sandbox import HourBankSandbox
+    from statelang.handlers.hourbank.sandbox import HourBankSandbox
     sb = HourBankSandbox(bank_db=bank, engine_db=flows.replace(".db", "-hb-flows.db"))
     sb.add_member("alice", 10)
     sb.add_member("bob", 2, response_hours=4)

@@ -17,7 +17,7 @@ def bus_name(row: dict) -> str:
 
 def install_triggers(system) -> list[str]:
     """Put one rule per workflow row (``auto-<name>``) on its bus; returns the rule names."""
-    from eventbus import EventBus
+    from statelang.eventbus import EventBus
     engine = system.engine
     rules = []
     for row in WORKFLOWS:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import statelang
-from workflows.hourbank import state_machines
+from statelang.workflows.hourbank import state_machines
 
 from . import handlers_for
 from .actions import HourBankActions

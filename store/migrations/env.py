@@ -12,7 +12,7 @@ import os
 
 from alembic import context
 
-from store.schema import metadata
+from statelang.store.schema import metadata
 
 config = context.config
 
@@ -32,7 +32,7 @@ def run_migrations_online() -> None:
     url = context.get_x_argument(as_dictionary=True).get("url") or os.environ.get("STATELANG_DB")
     if not url:
         raise SystemExit("give the database as -x url=... or STATELANG_DB")
-    from store import make_engine
+    from statelang.store import make_engine
     engine, _name = make_engine(url)
     try:
         with engine.begin() as conn:

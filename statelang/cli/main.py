@@ -1,0 +1,310 @@
+"""The `statelang` command: click commands over the library, the store and the server.
+
+Every command turns our own errors (an invalid definition, malformed JSON, an unknown execution,
+an unreachable database) into one clear line on stderr and a non-zero exit status — never a
+traceback.
+"""
+
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from statelang.cli.common import (
+    DB_OPTION,
+    EXIT_FAILED,
+    EXIT_INVALID,
+    UserError,
+    echo_json,
+    execution_or_fail,
+    load_handlers,
+    open_engine,
+    read_definition,
+    read_json_arg,
+)
+
+
+class StatelangGroup(click.Group):
+    """Turns a database failure in any command into one line and exit status 2, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if type(exc).__name__ == "StoreError":
+                raise UserError(str(exc)) from None
+            raise
+
+
+@click.group(cls=StatelangGroup)
+@click.version_option(package_name="statelang")
+def main() -> None:
+    """Run Amazon States Language state machines offline."""
+
+
+@main.command()
+@click.argument("definition")
+@click.option("--input", "input_", help="Execution input: JSON text, @file.json or - for stdin.")
+@click.option("--handlers", multiple=True, help="Python module (or module:NAME) holding the task handlers.")
+@click.option("--time", "time_", type=click.Choice(["real", "virtual"]), default="real",
+              help="virtual: waits, retries and timeouts jump instantly.")
+@click.option("--history", is_flag=True, help="Print the execution's history as a timeline.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@click.option("--mock-config", help="AWS Step Functions Local MockConfigFile to answer tasks.")
+@click.option("--test-case", help="Test case of the mock config to use.")
+@click.option("--state-machine-name", default=None, help="Name used in ARNs and for the mock config.")
+def run(definition, input_, handlers, time_, history, as_json, mock_config, test_case, state_machine_name):
+    """Run DEFINITION (a .asl.json file) once, in memory, and print its output."""
+    import statelang
+    from statelang.language.errors import DefinitionError
+    text = read_definition(definition)
+    value = read_json_arg(input_, "input", {})
+    hs = load_handlers(handlers)
+    name = state_machine_name or Path(definition).name.split(".")[0] or "statemachine"
+    if mock_config:
+        from statelang.runtime.mocks import MockConfigError, handlers_from_mock_config
+        try:
+            hs = handlers_from_mock_config(read_json_arg("@" + mock_config, "mock config"), name, test_case,
+                                           text, handlers=hs)
+        except MockConfigError as exc:
+            raise UserError(f"{mock_config}: {exc}") from None
+    try:
+        ex = statelang.run(text, value, handlers=hs, clock=time_, state_machine_name=name)
+    except DefinitionError as exc:
+        for d in exc.diagnostics:
+            click.echo(f"{d.severity} {d.code} {d.location or '/'}: {d.message}", err=True)
+        sys.exit(EXIT_INVALID)
+    if as_json:
+        echo_json({"executionArn": ex.execution_arn, "status": ex.status, "output": ex.output,
+                   "error": ex.error, "cause": ex.cause,
+                   **({"history": ex.history} if history else {})})
+    else:
+        if history:
+            from statelang.history.timeline import render_timeline
+            click.echo(render_timeline(ex.history))
+        if ex.status == "SUCCEEDED":
+            echo_json(ex.output)
+        else:
+            click.echo(f"{ex.status}: {ex.error or ''}" + (f": {ex.cause}" if ex.cause else ""), err=True)
+    sys.exit(0 if ex.status == "SUCCEEDED" else EXIT_FAILED)
+
+
+@main.command()
+@click.argument("definition")
+@click.option("--json", "as_json", is_flag=True, help="Print AWS's ValidateStateMachineDefinition shape.")
+def validate(definition, as_json):
+    """Check DEFINITION and report every problem with its location. Exit 2 if invalid."""
+    from statelang.language.errors import DefinitionError
+    from statelang.language.validation import validate as _validate
+    text = read_definition(definition)
+    try:
+        diags = _validate(text)
+    except DefinitionError as exc:
+        diags = exc.diagnostics
+    errors = [d for d in diags if d.severity == "ERROR"]
+    if as_json:
+        echo_json({"result": "FAIL" if errors else "OK", "diagnostics": [d.as_aws() for d in diags],
+                   "truncated": False})
+    else:
+        for d in diags:
+            click.echo(f"{definition}: {d.severity} {d.code} at {d.location or '/'}: {d.message}",
+                       err=bool(errors))
+        if not errors:
+            click.echo(f"{definition}: OK")
+    sys.exit(EXIT_INVALID if errors else 0)
+
+
+def _fmt_time(t: Any) -> str:
+    return t.strftime("%Y-%m-%d %H:%M:%S") if isinstance(t, datetime) else (t or "")
+
+
+@main.group()
+def executions() -> None:
+    """List, describe and stop executions stored in the database."""
+
+
+@executions.command("list")
+@DB_OPTION
+@click.option("--status", type=click.Choice(["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED",
+                                             "PENDING_REDRIVE"]))
+@click.option("--state-machine", help="State machine ARN or name.")
+@click.option("--json", "as_json", is_flag=True)
+def executions_list(db, status, state_machine, as_json):
+    """Executions, newest first."""
+    engine = open_engine(db)
+    sm = state_machine
+    if sm and not sm.startswith("arn:"):
+        sm = f"arn:aws:states:{engine.region}:{engine.account_id}:stateMachine:{sm}"
+    rows = sorted(engine.store.list_executions(sm, status), key=lambda r: r["startDate"], reverse=True)
+    if as_json:
+        echo_json([{k: r.get(k) for k in ("executionArn", "stateMachineArn", "name", "status",
+                                           "startDate", "stopDate")} for r in rows])
+        return
+    click.echo(f"{'STATUS':<10} {'STARTED':<19} {'STOPPED':<19} EXECUTION")
+    for r in rows:
+        click.echo(f"{r['status']:<10} {_fmt_time(r['startDate']):<19} {_fmt_time(r.get('stopDate')):<19} "
+                   f"{r['executionArn']}")
+
+
+@executions.command("describe")
+@click.argument("execution_arn")
+@DB_OPTION
+@click.option("--json", "as_json", is_flag=True)
+def executions_describe(execution_arn, db, as_json):
+    """Status, input, output, error and cause of one execution."""
+    engine = open_engine(db)
+    row = execution_or_fail(engine, execution_arn)
+    out = {k: row.get(k) for k in ("executionArn", "stateMachineArn", "name", "status", "startDate",
+                                    "stopDate", "input", "output", "error", "cause", "redriveCount")}
+    if as_json:
+        echo_json(out)
+        return
+    for k, v in out.items():
+        if v is not None:
+            click.echo(f"{k:>16}: {_fmt_time(v) if isinstance(v, datetime) else v}")
+
+
+@executions.command("stop")
+@click.argument("execution_arn")
+@DB_OPTION
+@click.option("--error", default=None)
+@click.option("--cause", default=None)
+def executions_stop(execution_arn, db, error, cause):
+    """Abort a running execution."""
+    engine = open_engine(db)
+    row = execution_or_fail(engine, execution_arn)
+    if row["status"] != "RUNNING":
+        raise UserError(f"execution {execution_arn} is {row['status']}, not RUNNING")
+    row = engine.stop_execution(execution_arn, error, cause)
+    click.echo(f"{row['status']} {_fmt_time(row.get('stopDate'))}")
+
+
+@executions.command("history")  # also: statelang history show
+@click.argument("execution_arn")
+@DB_OPTION
+@click.option("--json", "as_json", is_flag=True)
+def executions_history(execution_arn, db, as_json):
+    """The execution's history events."""
+    _print_history(execution_arn, db, as_json)
+
+
+def _print_history(execution_arn, db, as_json):
+    from statelang.history.timeline import render_timeline
+    engine = open_engine(db)
+    execution_or_fail(engine, execution_arn)
+    events = engine.store.history(execution_arn)
+    if as_json:
+        echo_json(events)
+    else:
+        click.echo(render_timeline(events, color=sys.stdout.isatty()))
+
+
+@main.group()
+def task() -> None:
+    """Answer a waiting task token: success, failure or heartbeat."""
+
+
+def _token_answer(status: str, token: str) -> None:
+    if status == "unknown":
+        raise UserError(f"TaskDoesNotExist: no task is waiting on token {token}")
+    if status == "closed":
+        raise UserError(f"TaskTimedOut: the task of token {token} is already over")
+
+
+@task.command("success")
+@click.argument("token")
+@click.option("--output", default="{}", help="JSON text, @file.json or -.")
+@DB_OPTION
+def task_success(token, output, db):
+    engine = open_engine(db)
+    _token_answer(engine.send_task_result(token, True, output=read_json_arg(output, "output")), token)
+    engine.run_until_idle()
+    click.echo("ok")
+
+
+@task.command("failure")
+@click.argument("token")
+@click.option("--error", default=None)
+@click.option("--cause", default=None)
+@DB_OPTION
+def task_failure(token, error, cause, db):
+    engine = open_engine(db)
+    _token_answer(engine.send_task_result(token, False, error=error, cause=cause), token)
+    engine.run_until_idle()
+    click.echo("ok")
+
+
+@task.command("heartbeat")
+@click.argument("token")
+@DB_OPTION
+def task_heartbeat(token, db):
+    engine = open_engine(db)
+    _token_answer(engine.send_task_heartbeat(token), token)
+    click.echo("ok")
+
+
+@main.command()
+@DB_OPTION
+@click.option("--handlers", multiple=True, help="Python module (or module:NAME) holding the task handlers.")
+@click.option("--poll", default=1.0, show_default=True, help="Seconds between polls of the database.")
+@click.option("--once", is_flag=True, help="Run what is runnable now, then exit.")
+def worker(db, handlers, poll, once):
+    """Run executions and fire due timers until stopped (Ctrl-C)."""
+    engine = open_engine(db, handlers)
+    if once:
+        n = engine.run_until_idle()
+        click.echo(f"{n} execution steps")
+        return
+    click.echo(f"worker {engine.worker_id} on {db or 'default database'}; Ctrl-C to stop", err=True)
+    try:
+        engine.serve_forever(poll)
+    except KeyboardInterrupt:
+        engine.shutdown()
+
+
+@main.command("test-state")
+@click.argument("definition")
+@click.option("--input", "input_", help="The state's input: JSON text, @file.json or -.")
+@click.option("--state-name", default=None, help="The state to test, when DEFINITION is a whole machine.")
+@click.option("--inspection-level", type=click.Choice(["INFO", "DEBUG", "TRACE"]), default="INFO")
+@click.option("--variables", default=None, help="Variables visible to the state (JSON object).")
+@click.option("--mock", default=None, help='A mocked result: {"result": ...} or {"errorOutput": {...}}.')
+@click.option("--retrier-retry-count", type=int, default=None, help="Retries already made (stateConfiguration).")
+@click.option("--handlers", multiple=True)
+def test_state_cmd(definition, input_, state_name, inspection_level, variables, mock, retrier_retry_count,
+                   handlers):
+    """Run one state, as AWS's TestState API does: output, error, next state, inspection data."""
+    from statelang.api.test_state import TestStateError, test_state
+    config = {"retrierRetryCount": retrier_retry_count} if retrier_retry_count is not None else None
+    try:
+        out = test_state(read_definition(definition), read_json_arg(input_, "input", {}),
+                         state_name=state_name, inspection_level=inspection_level,
+                         variables=read_json_arg(variables, "variables"), mock=read_json_arg(mock, "mock"),
+                         handlers=load_handlers(handlers), state_configuration=config)
+    except TestStateError as exc:
+        raise UserError(str(exc)) from None
+    echo_json(out)
+    sys.exit(0 if out.get("status") in ("SUCCEEDED", "CAUGHT_ERROR") else EXIT_FAILED)
+
+
+def _register_groups() -> None:
+    """Attach the command groups that live in modules of their own."""
+    from statelang.cli import events, history, serve, workflows
+    for module, names in ((history, ("history", "replay", "redrive", "fork")),
+                          (events, ("events", "rules")),
+                          (workflows, ("workflows", "demo")),
+                          (serve, ("serve", "graph"))):
+        for n in names:
+            main.add_command(getattr(module, n))
+
+
+_register_groups()
+
+
+if __name__ == "__main__":
+    main()

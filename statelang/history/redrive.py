@@ -1,0 +1,175 @@
+"""Redrive (AWS RedriveExecution) and fork: continue an execution from its stored history.
+
+Both fast-forward a `ReplayEngine` over the recorded history: every step that succeeded is
+reproduced from its recorded result (no handler runs again), and the run stops where the record
+says the execution broke — the task whose failure ended it, the tasks that never finished. That
+live state (frames, pending tasks, timers) becomes the execution's new checkpoint. This is why only
+the failed Map iterations and Parallel branches run again: the others are answered from the record.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from statelang.history.replay import ReplayClock, ReplayEngine, compare, normalize_events
+from statelang.interpreter.step import TASK, Run
+from statelang.runtime.engine import Engine
+from statelang.runtime.storage import Commit, Message
+
+REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
+REDRIVE_WINDOW = timedelta(days=14)
+MAX_REDRIVES = 1000
+
+
+class ExecutionNotRedrivable(Exception):
+    """Raised with AWS's reasons: wrong status, too old, Express, too many redrives."""
+
+
+def redrive_status(row: dict, now: datetime) -> tuple[str, str | None]:
+    """(redriveStatus, redriveStatusReason) as DescribeExecution reports them."""
+    if row.get("type") == "EXPRESS":
+        return "NOT_REDRIVABLE", "Express executions cannot be redriven."
+    if row["status"] not in REDRIVABLE:
+        return "NOT_REDRIVABLE", f"Execution is {row['status']}."
+    stop = row.get("stopDate")
+    if stop is not None and now - stop > REDRIVE_WINDOW:
+        return "NOT_REDRIVABLE", "Execution stopped more than 14 days ago."
+    if (row.get("redriveCount") or 0) >= MAX_REDRIVES:
+        return "NOT_REDRIVABLE", "Execution has reached the maximum number of redrives."
+    return "REDRIVABLE", None
+
+
+class _Forward(ReplayEngine):
+    """Fast-forward that never runs past the end of the record."""
+
+    def __init__(self, events: list[dict], **kw):
+        super().__init__(events, None, mode="redrive", **kw)
+        self.limit = events[-1]["timestamp"]
+
+    def _apply_message(self, run: Run, m: Message, now: datetime) -> None:
+        if m.kind in ("execution_timeout", "stop"):
+            return
+        super()._apply_message(run, m, now)
+
+    def run_until_idle(self, max_rounds: int | None = None) -> int:
+        steps = 0
+        while True:
+            arns = self.store.claim(self.worker_id, self.clock.now(), self.lease_seconds, 64)
+            if arns:
+                for arn in arns:
+                    self.process(arn)
+                    steps += 1
+                continue
+            due = self.store.next_due()
+            if due is None or due > self.limit or due <= self.clock.floor:
+                return steps
+            self.clock.set(due)
+
+
+def _fast_forward(engine: Engine, row: dict, events: list[dict], definition: Any) -> tuple[Run, _Forward]:
+    fwd = _Forward(events, account_id=engine.account_id, region=engine.region)
+    clock: ReplayClock = fwd.clock  # type: ignore[assignment]
+    arn = row["executionArn"]
+    started = next(e for e in events if e["type"] == "ExecutionStarted")
+    role = (started.get("executionStartedEventDetails") or {}).get("roleArn", "")
+    machine = fwd.compiled(definition)
+    clock.run = Run(machine, arn, row["name"], row["stateMachineArn"], None, clock.now())
+    run = fwd.start(definition, json.loads(row["input"]), arn=arn, name=row["name"],
+                    state_machine_arn=row["stateMachineArn"], role_arn=role)
+    clock.run = run
+    fwd.run_until_idle()
+    return run, fwd
+
+
+def redrive(engine: Engine, arn: str) -> dict:
+    """Continue a FAILED, TIMED_OUT or ABORTED execution from where it broke. Returns its row."""
+    row = engine.store.get_execution(arn)
+    if row is None:
+        raise KeyError(arn)
+    now = engine.clock.now()
+    status, reason = redrive_status(row, now)
+    if status != "REDRIVABLE":
+        raise ExecutionNotRedrivable(f"Execution {arn} cannot be redriven: {reason}")
+    events = normalize_events(engine.store.history(arn))
+    run, fwd = _fast_forward(engine, row, events, row["definition"])
+    produced = fwd.store.history(arn)
+    div = compare(events[:len(produced)], produced)
+    if div is not None:
+        raise ExecutionNotRedrivable(f"Execution {arn} cannot be redriven: its history does not reproduce "
+                                     f"({div.reason} at event {div.event_id})")
+    if run.status != "RUNNING" or not run.frames:
+        raise ExecutionNotRedrivable(f"Execution {arn} cannot be redriven: nothing is left to run.")
+    last = events[-1]["id"]
+    count = (row.get("redriveCount") or 0) + 1
+    redriven = {"timestamp": now, "type": "ExecutionRedriven", "id": last + 1, "previousEventId": last,
+                "executionRedrivenEventDetails": {"redriveCount": count}}
+    commit = Commit(arn, [redriven])
+    pending_timers = [m for m in fwd.store._live.values()  # noqa: SLF001 - same package's store
+                      if m.execution_arn == arn and m.kind in ("wait", "retry", "task_timeout", "heartbeat")]
+    for frame in run.frames.values():
+        if frame.id in fwd.left_pending and frame.retries:
+            frame.retries = [0] * len(frame.retries)   # a redriven state starts its retries afresh
+            if frame.data.get("invoke"):
+                frame.data["invoke"] = dict(frame.data["invoke"], retry_count=0)
+        commit.frames[frame.id] = frame
+        token = (frame.data.get("invoke") or {}).get("token") if frame.phase == TASK else None
+        if token:
+            spec = frame.data["invoke"]
+            commit.add_tokens.append({"token": token, "execution_arn": arn, "frame_id": frame.id,
+                                      "seq": frame.seq, "activity_arn": spec["resource"] if spec["kind"] == "activity"
+                                      else None, "input": json.dumps(spec["input"]), "state": spec["state"]})
+    for m in pending_timers:
+        commit.add_messages.append(Message(arn, m.kind, max(m.due, now), m.frame_id, m.seq, m.payload))
+    commit.add_messages.append(Message(arn, "run", now))
+    timeout = run.machine.timeout_seconds
+    if timeout:
+        commit.add_messages.append(Message(arn, "execution_timeout", now + timedelta(seconds=timeout), "0", 0))
+    commit.execution = {"status": "RUNNING", "redriveCount": count, "redriveDate": now, "stopDate": None,
+                        "error": None, "cause": None, "output": None, "next_event_id": last + 2}
+    engine.store.apply(commit)
+    engine._runs.pop(arn, None)  # noqa: SLF001 - the engine reloads the new checkpoint
+    engine._wake.set()  # noqa: SLF001
+    return engine.store.get_execution(arn)
+
+
+def top_level_state_at(events: list[dict], definition: dict, event_id: int) -> tuple[str, Any]:
+    """(state name, its input) of the top-level state running at `event_id`: the last top-level
+    StateEntered at or before it (a nested state forks at the Parallel/Map that holds it)."""
+    top = set(definition["States"])
+    found = None
+    for ev in events:
+        if ev["id"] > event_id:
+            break
+        if ev["type"].endswith("StateEntered"):
+            d = ev.get("stateEnteredEventDetails") or {}
+            if d.get("name") in top:
+                found = (d["name"], json.loads(d["input"]) if d.get("input") else {})
+    if found is None:
+        return definition["StartAt"], None
+    return found
+
+
+def fork(engine: Engine, arn: str, from_event: int, *, definition: str | dict | None = None,
+         name: str | None = None) -> str:
+    """Start a new execution at the state that was running at `from_event`, with the data it had."""
+    row = engine.store.get_execution(arn)
+    if row is None:
+        raise KeyError(arn)
+    events = normalize_events(engine.store.history(arn))
+    recorded = row["definition"] if isinstance(row["definition"], dict) else json.loads(row["definition"])
+    state, data = top_level_state_at(events, recorded, from_event)
+    new_def = definition if definition is not None else recorded
+    if isinstance(new_def, str):
+        new_def = json.loads(new_def)
+    if state not in new_def["States"]:
+        raise ValueError(f"state '{state}' (running at event {from_event}) is not in the new definition")
+    new_def = dict(new_def, StartAt=state)
+    if data is None:
+        data = json.loads(row["input"])
+    name = name or f"{row['name']}-fork-{from_event}-{engine.clock.now().strftime('%H%M%S%f')}"
+    new_arn = row["executionArn"].rsplit(":", 1)[0] + ":" + name
+    engine.start(new_def, data, arn=new_arn, name=name, state_machine_arn=row["stateMachineArn"],
+                 role_arn=row.get("roleArn") or "", extra={"forkedFrom": arn, "forkedAtEvent": from_event})
+    return new_arn

@@ -1,0 +1,397 @@
+"""Replay: re-run an execution from its stored history and report where it diverges.
+
+The interpreter is deterministic once task outcomes and times are fixed, so replay is a fold over
+the history: run the definition (the recorded one or a new one) on the recorded input, answer
+every task with the outcome recorded for it instead of calling a handler, read every time from
+the recorded event being reproduced, and compare the produced events with the recorded ones.
+
+A task's recorded outcome is found by following the recorded history from the event the replay
+has just produced for it (its Started/Scheduled event) along ``previousEventId`` links, which
+stay within one thread of control (the top level, a branch, an iteration).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from statelang.interpreter.step import Run
+from statelang.runtime.clock import Clock
+from statelang.runtime.engine import Engine
+from statelang.runtime.storage import Message
+
+FORMAT = "statelang.history"
+VERSION = 1
+
+_OUTCOME = {"TaskSucceeded", "TaskFailed", "TaskTimedOut", "LambdaFunctionSucceeded",
+            "LambdaFunctionFailed", "LambdaFunctionTimedOut", "LambdaFunctionScheduleFailed",
+            "LambdaFunctionStartFailed", "ActivitySucceeded", "ActivityFailed", "ActivityTimedOut",
+            "TaskStartFailed", "TaskSubmitFailed"}
+_FOLLOW = {"TaskStarted", "TaskSubmitted", "ActivityStarted", "LambdaFunctionStarted"}
+
+
+class NoRecordedResult(Exception):
+    def __init__(self, state: str, event_id: int):
+        super().__init__(f"the task of state '{state}' (event {event_id}) has no recorded result")
+        self.state = state
+        self.event_id = event_id
+
+
+@dataclass
+class Divergence:
+    """The first event where the replay differs from the record."""
+
+    event_id: int
+    reason: str
+    expected: dict | None = None
+    actual: dict | None = None
+    state: str | None = None
+
+    def __str__(self) -> str:
+        where = f" in state '{self.state}'" if self.state else ""
+        exp = _brief(self.expected)
+        act = _brief(self.actual)
+        return f"event {self.event_id}{where}: {self.reason}\n  recorded: {exp}\n  replayed: {act}"
+
+
+@dataclass
+class ReplayResult:
+    ok: bool
+    divergence: Divergence | None
+    events: list[dict] = field(default_factory=list)
+    status: str | None = None
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+# -- history documents ------------------------------------------------------------------------
+def _ts(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, UTC)
+    t = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def normalize_events(events: list[dict]) -> list[dict]:
+    return [dict(ev, timestamp=_ts(ev["timestamp"])) for ev in sorted(events, key=lambda e: e["id"])]
+
+
+def export_document(row: dict, events: list[dict]) -> dict:
+    """The portable form of one execution: definition, input, execution row and events."""
+    execution = {k: row.get(k) for k in ("executionArn", "stateMachineArn", "name", "status", "startDate",
+                                         "stopDate", "output", "error", "cause", "redriveCount")}
+    return {"format": FORMAT, "version": VERSION, "execution": execution,
+            "definition": row.get("definition"), "input": json.loads(row["input"]) if row.get("input") else {},
+            "events": events}
+
+
+def dumps_document(doc: dict) -> str:
+    def default(o: Any) -> Any:
+        if isinstance(o, datetime):
+            return o.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        raise TypeError(type(o).__name__)
+    return json.dumps(doc, indent=1, default=default, ensure_ascii=False)
+
+
+def load_document(source: str | bytes | dict | list) -> dict:
+    """An exported document, a bare list of events, or GetExecutionHistory's {"events": [...]}."""
+    if isinstance(source, (str, bytes)):
+        source = json.loads(source)
+    if isinstance(source, list):
+        source = {"events": source}
+    if not isinstance(source, dict) or "events" not in source:
+        raise ValueError("a history must be an exported document or a list of events")
+    if source.get("format") not in (None, FORMAT):
+        raise ValueError(f"unknown history format {source.get('format')!r}")
+    if source.get("version", VERSION) > VERSION:
+        raise ValueError(f"history format version {source['version']} is newer than this statelang "
+                         f"understands ({VERSION})")
+    doc = dict(source)
+    doc["events"] = normalize_events(source["events"])
+    if "input" not in doc:
+        started = next((e for e in doc["events"] if e["type"] == "ExecutionStarted"), None)
+        details = (started or {}).get("executionStartedEventDetails", {})
+        doc["input"] = json.loads(details["input"]) if details.get("input") else {}
+    return doc
+
+
+# -- the replay engine ------------------------------------------------------------------------
+class ReplayClock(Clock):
+    """Reads the time of the recorded event the run is about to produce."""
+
+    virtual = True
+
+    def __init__(self, events: list[dict]):
+        self.times = {e["id"]: e["timestamp"] for e in events}
+        self.floor = events[0]["timestamp"] if events else datetime.fromtimestamp(0, UTC)
+        self.run: Run | None = None
+
+    def now(self) -> datetime:
+        t = self.times.get(self.run.next_id) if self.run is not None else None
+        return max(t, self.floor) if t is not None else self.floor
+
+    def set(self, when: datetime) -> None:
+        if when > self.floor:
+            self.floor = when
+
+    def sleep_until(self, due, wake=None) -> None:
+        self.set(due)
+
+
+class ReplayEngine(Engine):
+    """An in-memory engine whose tasks are answered from a recorded history.
+
+    mode "replay": every task must have a recorded outcome (else NoRecordedResult);
+    mode "redrive": tasks whose recorded outcome ended the execution (or that have none) are left
+    pending for live handlers, and the fast-forward stops there.
+    """
+
+    def __init__(self, events: list[dict], handlers: dict | None = None, mode: str = "replay", **kw):
+        self.recorded = events
+        self.by_id = {e["id"]: e for e in events}
+        self.after: dict[int, list[dict]] = {}
+        for e in events:
+            self.after.setdefault(e["previousEventId"], []).append(e)
+        self.live = handlers is not None and mode == "replay"
+        self.mode = mode
+        self.left_pending: list[str] = []
+        self.missing: list[tuple[str, int]] = []   # (state, event id) of tasks the record never answered
+        super().__init__(db="memory", handlers=handlers, clock=ReplayClock(events), max_workers=1, **kw)
+
+    def _outcome_chain(self, start_id: int) -> tuple[dict | None, dict | None]:
+        """(TaskSubmitted event or None, outcome event or None) following start_id's thread."""
+        submitted = None
+        cur = start_id
+        for _ in range(10000):
+            nxt = [e for e in self.after.get(cur, ()) if e["type"] in _OUTCOME or e["type"] in _FOLLOW]
+            if not nxt:
+                return submitted, None
+            ev = nxt[0]
+            if ev["type"] in _OUTCOME:
+                return submitted, ev
+            if ev["type"] == "TaskSubmitted":
+                submitted = ev
+            cur = ev["id"]
+        return submitted, None
+
+    def _terminal(self, outcome: dict) -> bool:
+        """A failure after which its thread did nothing more (no retry, no catch)."""
+        if outcome["type"].endswith("Succeeded"):
+            return False
+        return not any(not e["type"].startswith("Execution") and not e["type"].startswith("MapIteration")
+                       and not e["type"].endswith(("StateFailed", "StateAborted"))
+                       for e in self.after.get(outcome["id"], ()))
+
+    def _invoke_all(self, run: Run, invokes: list[tuple]) -> list:
+        return [self._invoke(run, fid, seq, spec) for (_, fid, seq, spec) in invokes]
+
+    def _flush(self, run: Run, consumed: list[int]) -> list[tuple]:
+        commit = self._commit_of(run, consumed)
+        self.store.apply(commit)
+        return list(commit.invokes)  # type: ignore[attr-defined]
+
+    def _invoke(self, run: Run, fid: str, seq: int, spec: dict):
+        if self.live:
+            return super()._invoke(run, fid, seq, spec)
+        frame = run.frames.get(fid)
+        if frame is None or frame.seq != seq:
+            return None   # its iteration or branch was aborted in the same step
+        submitted, outcome = self._outcome_chain(frame.last_id)
+        if self.mode == "redrive" and (outcome is None or self._terminal(outcome)):
+            self.left_pending.append(fid)
+            return None
+        if outcome is None and submitted is None:
+            # Left pending: a sibling's failure may abort it in the record. If the record really
+            # has no result for it, the comparison ends early and this names the reason.
+            self.missing.append((spec["state"], frame.last_id))
+            return None
+        kind = spec["kind"]
+        if kind == "activity":
+            started = next((e for e in self.after.get(frame.last_id, ()) if e["type"] == "ActivityStarted"), None)
+            if started is not None:
+                worker = started.get("activityStartedEventDetails", {}).get("workerName", "")
+                self.store.add_message(Message(run.arn, "activity_started", started["timestamp"], fid, seq,
+                                               {"workerName": worker}))
+            if outcome is not None:
+                self.store.add_message(Message(run.arn, "token", outcome["timestamp"], fid, seq,
+                                               _token_payload(outcome)))
+            return None
+        if spec.get("wait_for_token") or spec.get("sync") or submitted is not None:
+            # the task was submitted (callback, .sync child, ...): its outcome arrives later
+            if outcome is not None and not outcome["type"].endswith("TimedOut"):
+                self.store.add_message(Message(run.arn, "token", outcome["timestamp"], fid, seq,
+                                               _token_payload(outcome)))
+            if submitted is not None:
+                d = submitted.get("taskSubmittedEventDetails", {})
+                return ("submitted", json.loads(d["output"]) if d.get("output") else None)
+            if outcome is not None and outcome["type"].endswith("Failed"):
+                p = _token_payload(outcome)
+                return ("err", p["error"], p.get("cause"))
+            return None
+        if outcome["type"].endswith("TimedOut"):
+            return None if self._timer_will_fire(outcome) else ("timeout",)
+        p = _token_payload(outcome)
+        if p["ok"]:
+            value = p["output"]
+            if kind == "lambda_invoke" and isinstance(value, dict) and "Payload" in value:
+                value = value["Payload"]
+            return ("ok", value)
+        return ("err", p["error"], p.get("cause"))
+
+    def _timer_will_fire(self, outcome: dict) -> bool:
+        return False
+
+
+def _token_payload(outcome: dict) -> dict:
+    d = next((v for k, v in outcome.items() if k.endswith("EventDetails")), {}) or {}
+    if outcome["type"].endswith("Succeeded"):
+        return {"ok": True, "output": json.loads(d["output"]) if d.get("output") is not None else None}
+    return {"ok": False, "error": d.get("error"), "cause": d.get("cause")}
+
+
+# -- comparing --------------------------------------------------------------------------------
+def _details(ev: dict) -> dict:
+    return next((v for k, v in ev.items() if k.endswith("EventDetails")), {}) or {}
+
+
+def _brief(ev: dict | None) -> str:
+    if ev is None:
+        return "(none)"
+    d = _details(ev)
+    extra = ", ".join(f"{k}={str(v)[:80]}" for k, v in d.items() if k in ("name", "index", "input", "output",
+                                                                          "error", "cause"))
+    return f"#{ev['id']} {ev['type']}" + (f" ({extra})" if extra else "")
+
+
+_IGNORED = {"inputDetails", "outputDetails", "roleArn", "stateMachineArn", "assignedVariablesDetails"}
+
+
+def _state_of(events: list[dict], ev: dict | None) -> str | None:
+    """The state an event belongs to: its own name, or that of the StateEntered it follows."""
+    if ev is None:
+        return None
+    by_id = {e["id"]: e for e in events}
+    cur: dict | None = ev
+    for _ in range(10000):
+        if cur is None:
+            return None
+        d = cur.get("stateEnteredEventDetails")
+        if d is not None:
+            return d.get("name")
+        cur = by_id.get(cur.get("previousEventId"))
+    return None
+
+
+def compare(recorded: list[dict], produced: list[dict]) -> Divergence | None:
+    """The first differing event, ignoring timestamps and ARNs that name the replay itself."""
+    div = _compare(recorded, produced)
+    if div is not None and div.state is None:
+        div.state = _state_of(recorded, div.expected) or _state_of(produced, div.actual)
+    return div
+
+
+def _compare(recorded: list[dict], produced: list[dict]) -> Divergence | None:
+    for i in range(max(len(recorded), len(produced))):
+        exp = recorded[i] if i < len(recorded) else None
+        act = produced[i] if i < len(produced) else None
+        if exp is None:
+            return Divergence(act["id"], "the replay produced an event the recorded history does not have",
+                              None, act, _details(act).get("name"))
+        if act is None:
+            return Divergence(exp["id"], "the replay ended before the recorded history",
+                              exp, None, _details(exp).get("name"))
+        de, da = _details(exp), _details(act)
+        if exp["type"] != act["type"]:
+            reason = "a different state was taken" if (exp["type"].endswith("StateEntered")
+                                                      or act["type"].endswith("StateEntered")) \
+                else f"a different event ({exp['type']} recorded, {act['type']} replayed)"
+            return Divergence(exp["id"], reason, exp, act, de.get("name") or da.get("name"))
+        if de.get("name") != da.get("name"):
+            return Divergence(exp["id"], "a different state was taken", exp, act, de.get("name"))
+        if exp.get("previousEventId") != act.get("previousEventId"):
+            return Divergence(exp["id"], "the event follows a different event", exp, act, de.get("name"))
+        for key in sorted(set(de) | set(da)):
+            if key in _IGNORED:
+                continue
+            ve, va = de.get(key), da.get(key)
+            if key in ("input", "output", "parameters") and isinstance(ve, str) and isinstance(va, str):
+                try:
+                    ve, va = json.loads(ve), json.loads(va)
+                except ValueError:
+                    pass
+            if ve != va:
+                return Divergence(exp["id"], f"different data ({key})", exp, act, de.get("name"))
+    return None
+
+
+# -- entry points -----------------------------------------------------------------------------
+def replay(history: Any, definition: str | dict | None = None, handlers: dict | None = None,
+           *, account_id: str = "123456789012", region: str = "us-east-1") -> ReplayResult:
+    """Re-run a recorded execution; ``result.ok`` or ``result.divergence``.
+
+    `history`: an exported document (see `export_document`), GetExecutionHistory's response, or a
+    list of events (then `definition` is required). `definition`: run this one instead of the
+    recorded one. `handlers`: call these instead of feeding recorded results (to check a changed
+    handler against the record).
+    """
+    doc = load_document(history)
+    definition = definition if definition is not None else doc.get("definition")
+    if definition is None:
+        raise ValueError("replay needs the definition: the history document holds none")
+    events = doc["events"]
+    execution = doc.get("execution") or {}
+    arn = execution.get("executionArn") or f"arn:aws:states:{region}:{account_id}:execution:replay:replay"
+    sm_arn = execution.get("stateMachineArn") or arn.replace(":execution:", ":stateMachine:").rsplit(":", 1)[0]
+    started = next((e for e in events if e["type"] == "ExecutionStarted"), None)
+    role = ((started or {}).get("executionStartedEventDetails") or {}).get("roleArn", "")
+    engine = ReplayEngine(events, handlers, account_id=account_id, region=region)
+    _schedule_external(engine, events, arn)
+    clock: ReplayClock = engine.clock  # type: ignore[assignment]
+    try:
+        run = _start(engine, clock, definition, doc["input"], arn, execution.get("name") or arn.rsplit(":", 1)[-1],
+                     sm_arn, role)
+        engine.run_until_idle()
+    except NoRecordedResult as exc:
+        produced = engine.store.history(arn)
+        div = compare(events[:len(produced)], produced) or Divergence(
+            exc.event_id, "a task with no recorded result", None, produced[-1] if produced else None, exc.state)
+        return ReplayResult(False, div, produced)
+    produced = engine.store.history(arn)
+    div = compare(events, produced)
+    closed = bool(events) and events[-1]["type"] in ("ExecutionSucceeded", "ExecutionFailed",
+                                                      "ExecutionTimedOut", "ExecutionAborted")
+    # A task without a recorded result: abandoned if the record closed anyway (a sibling's failure
+    # ended its state), else the record stops short of what the replay needs.
+    if engine.missing and ((div is not None and div.reason.startswith("the replay ended"))
+                           or (div is None and not closed)):
+        state, event_id = engine.missing[0]
+        div = Divergence(event_id, "a task with no recorded result", None,
+                         next((e for e in produced if e["id"] == event_id), None), state)
+        return ReplayResult(False, div, produced)
+    return ReplayResult(div is None, div, produced, run.status, run.output, run.error, run.cause)
+
+
+def _start(engine: Engine, clock: ReplayClock, definition, input, arn, name, sm_arn, role) -> Run:
+    machine = engine.compiled(definition)
+    probe = Run(machine, arn, name, sm_arn, input, clock.now(), role)
+    clock.run = probe  # next_id 1: ExecutionStarted's time
+    run = engine.start(definition, input, arn=arn, name=name, state_machine_arn=sm_arn, role_arn=role)
+    clock.run = run
+    return run
+
+
+def _schedule_external(engine: Engine, events: list[dict], arn: str) -> None:
+    """Inputs that came from outside the execution: a stop request."""
+    for e in events:
+        if e["type"] == "ExecutionAborted":
+            d = e.get("executionAbortedEventDetails") or {}
+            engine.store.add_message(Message(arn, "stop", e["timestamp"], payload={
+                "error": d.get("error"), "cause": d.get("cause")}))

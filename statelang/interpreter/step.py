@@ -1,0 +1,531 @@
+"""The pure step: (compiled machine, execution state, input event) -> new events + commands.
+
+An execution is a set of *frames*: the top level, each running Parallel branch and each running
+Map iteration is one. A frame sits on one state of one states table and is in one phase:
+
+    enter     about to enter its state (runnable)
+    task      a task was scheduled; waits for its result, a token, or a timeout
+    timer     a Wait state waits for its timer
+    retry     a failed state waits for its retry delay
+    children  a Parallel/Map waits for its branches or iterations
+    resume    a result arrived; runnable, `pending` says which
+
+The interpreter never reads a clock, never does I/O and never calls a handler: the engine passes
+``now`` in and carries out the commands it leaves in ``run.commands``. Because everything it
+decides depends only on the events fed in, the same events always give the same history, which
+is what makes crash recovery and replay simple: fold the inputs again.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from statelang.interpreter.branches import Branches
+from statelang.interpreter.events import dump, dump_checked, resource_parts
+from statelang.interpreter.frames import (  # noqa: F401
+    CHILDREN,
+    DONE,
+    ENTER,
+    RESUME,
+    RETRY,
+    TASK,
+    TIMER,
+    Frame,
+    Run,
+    _join,
+    _map_path,
+    _rng,
+    _seed,
+    _token,
+)
+from statelang.interpreter.retry import decide_retry, find_catcher
+from statelang.language import errors as E
+from statelang.language.compiler import CState
+from statelang.language.env import Env
+from statelang.language.errors import StatesError
+
+
+def _iso(t: datetime) -> str:
+    """AWS's context-object timestamps: ISO 8601, UTC, milliseconds, 'Z'."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    from statelang.language.timestamps import parse_timestamp as parse
+    return parse(text)
+
+
+class Interpreter(Branches):
+    """Stateless: every method takes the `Run` it works on."""
+
+    # -- entry points -----------------------------------------------------------------------
+    def start(self, run: Run, now: datetime) -> None:
+        details = {"input": dump(run.input), "inputDetails": {"truncated": False}, "roleArn": run.role_arn}
+        for key in ("stateMachineVersionArn", "stateMachineAliasArn"):
+            if run.started_with.get(key):
+                details[key] = run.started_with[key]
+        run.emit(None, "ExecutionStarted", details, now)
+        root = Frame("0", None, "", run.machine.start_at[""], run.input, 0)  # AWS: first state's previousEventId is 0
+        run.frames[root.id] = root
+        run.touch(root)
+        run.runnable.append(root.id)
+        timeout = run.machine.timeout_seconds
+        if timeout:
+            run.commands.append(("timer", "0", now + timedelta(seconds=timeout), "execution_timeout", 0))
+
+    def advance(self, run: Run, now: datetime) -> None:
+        """Run every runnable frame until each one waits on something outside."""
+        while run.runnable and run.status == "RUNNING":
+            fid = run.runnable.popleft()
+            frame = run.frames.get(fid)
+            if frame is None:
+                continue
+            try:
+                self._run_frame(run, frame, now)
+            except StatesError as exc:  # a terminal error escaped a state: the execution fails
+                self.fail_execution(run, exc.error, exc.cause, now)
+
+    def task_result(self, run: Run, frame_id: str, seq: int, ok: bool, value: Any,
+                    cause: str | None, now: datetime, whole: bool = False) -> bool:
+        """A task's outcome. Returns False (and changes nothing) when it is stale."""
+        frame = run.frames.get(frame_id)
+        if frame is None or frame.phase != TASK or frame.seq != seq or run.status != "RUNNING":
+            return False
+        frame.pending = (("ok_whole" if whole else "ok"), value) if ok else ("err", value, cause)
+        frame.phase = RESUME
+        run.touch(frame)
+        run.runnable.append(frame.id)
+        return True
+
+    def task_submitted(self, run: Run, frame_id: str, seq: int, output: Any, now: datetime) -> None:
+        """A .waitForTaskToken/.sync task's call was accepted; its outcome comes later."""
+        frame = run.frames.get(frame_id)
+        if frame is None or frame.phase != TASK or frame.seq != seq:
+            return
+        st = run.machine.state(frame.table, frame.state)
+        rtype, rname = resource_parts(st.resource)
+        run.emit(frame, "TaskSubmitted", {"resourceType": rtype, "resource": rname,
+                                          "output": dump(output), "outputDetails": {"truncated": False}}, now)
+        run.touch(frame)
+
+    def timer_fired(self, run: Run, frame_id: str, kind: str, seq: int, now: datetime) -> bool:
+        if run.status != "RUNNING":
+            return False
+        if kind == "execution_timeout":
+            self._end(run, "ExecutionTimedOut", now, error=E.TIMEOUT,
+                      cause="The execution has timed out.")  # AWS leaves cause empty; see tests
+            return True
+        frame = run.frames.get(frame_id)
+        if frame is None or frame.seq != seq:
+            return False
+        if kind == "wait" and frame.phase == TIMER:
+            frame.pending = ("waited",)
+        elif kind == "retry" and frame.phase == RETRY:
+            frame.pending = ("retry",)
+        elif kind in ("task_timeout", "heartbeat") and frame.phase == TASK:
+            frame.pending = ("timeout", E.HEARTBEAT_TIMEOUT if kind == "heartbeat" else E.TIMEOUT)
+        else:
+            return False
+        frame.phase = RESUME
+        run.touch(frame)
+        run.runnable.append(frame.id)
+        return True
+
+    def heartbeat(self, run: Run, frame_id: str, seq: int, now: datetime) -> bool:
+        frame = run.frames.get(frame_id)
+        if frame is None or frame.phase != TASK or frame.seq != seq:
+            return False
+        hb = frame.data.get("heartbeat")
+        if hb:
+            run.commands.append(("timer", frame.id, now + timedelta(seconds=hb), "heartbeat", frame.seq))
+        return True
+
+    def stop(self, run: Run, error: str | None, cause: str | None, now: datetime) -> None:
+        if run.status == "RUNNING":
+            self._end(run, "ExecutionAborted", now, error=error, cause=cause)
+
+    def fail_execution(self, run: Run, error: str, cause: str | None, now: datetime) -> None:
+        if run.status == "RUNNING":
+            self._end(run, "ExecutionFailed", now, error=error, cause=cause)
+
+    # -- the frame loop ---------------------------------------------------------------------
+    def _run_frame(self, run: Run, frame: Frame, now: datetime) -> None:
+        machine = run.machine
+        while True:
+            st = machine.tables[frame.table][frame.state]
+            if frame.phase == ENTER:
+                outcome = self._enter(run, frame, st, now)
+            elif frame.phase == RESUME:
+                outcome = self._resume(run, frame, st, now)
+            else:
+                return
+            if outcome is None:          # waiting on something outside
+                run.touch(frame)
+                return
+            kind = outcome[0]
+            if kind == "next":
+                frame.state = outcome[1]
+                frame.input = outcome[2]
+                frame.phase = ENTER
+                frame.retries = []
+                frame.data = {}
+                continue
+            if kind == "end":
+                self._frame_succeeded(run, frame, outcome[1], now)
+                return
+            if kind == "fail":
+                self._frame_failed(run, frame, outcome[1], outcome[2], now)
+                return
+
+    def _env(self, run: Run, frame: Frame, st: CState, now: datetime, extra: dict | None = None) -> Env:
+        ctx: dict[str, Any] = {}
+        if st.uses_context or extra:
+            ctx = {
+                "Execution": {"Id": run.arn, "Input": run.input, "Name": run.name,
+                              "RoleArn": run.role_arn, "StartTime": _iso(run.start),
+                              "RedriveCount": run.redrive_count},
+                "State": {"EnteredTime": _iso(frame.entered_time or now), "Name": st.name,
+                          "RetryCount": sum(frame.retries) if frame.retries else 0},
+                "StateMachine": {"Id": run.state_machine_arn,
+                                 "Name": run.state_machine_arn.rsplit(":", 1)[-1]},
+            }
+            if extra:
+                ctx.update(extra)
+        return Env(ctx, self._variables(run, frame), None, _seed(run, frame))
+
+    def _variables(self, run: Run, frame: Frame) -> dict:
+        return frame.variables or {}
+
+    def _runtime(self, frame: Frame, st: CState, exc: StatesError) -> StatesError:
+        if exc.error in (E.RUNTIME, E.QUERY_EVALUATION_ERROR) and exc.cause \
+                and not exc.cause.startswith("An error occurred"):
+            return StatesError(exc.error, f"An error occurred while executing the state '{st.name}' "
+                                          f"(entered at the event id #{frame.entered_id}). {exc.cause}")
+        return exc
+
+    def _transition(self, st: CState, output: Any) -> tuple:
+        if st.end or st.next is None:
+            return ("end", output)
+        return ("next", st.next, output)
+
+    def _exit(self, run: Run, frame: Frame, st: CState, output: Any, now: datetime,
+              result: Any = None, env: Env | None = None, assign: Any = None, nxt: str | None = None) -> tuple:
+        """Emit <Type>StateExited and move on. Assign is evaluated here, after the output, with the
+        variables as they were at state entry (AWS evaluates Assign and Output side by side)."""
+        text = dump_checked(output, st.name)
+        run.dumped[frame.id] = (output, text)   # the next state's input: dumped once, not twice
+        details = {"name": st.name, "output": text, "outputDetails": {"truncated": False}}
+        assign = assign if assign is not None else st.assign
+        if assign is not None:
+            assigned = assign(frame.input, result, env or self._env(run, frame, st, now))
+            if assigned:
+                _check_variables(assigned, st.name)
+                frame.variables = {**(frame.variables or {}), **assigned}
+                details["assignedVariables"] = {k: dump(v) for k, v in assigned.items()}
+                details["assignedVariablesDetails"] = {"truncated": False}
+        run.emit(frame, st.type + "StateExited", details, now)
+        if nxt is not None:
+            return ("next", nxt, output)
+        return self._transition(st, output)
+
+    def _enter(self, run: Run, frame: Frame, st: CState, now: datetime) -> tuple | None:
+        t = st.type
+        frame.entered_time = now
+        cached = run.dumped.get(frame.id)
+        text = cached[1] if cached is not None and cached[0] is frame.input else dump_checked(frame.input, st.name)
+        frame.entered_id = run.emit(frame, t + "StateEntered", {
+            "name": st.name, "input": text, "inputDetails": {"truncated": False}}, now)
+        if st.retry and not frame.retries:
+            frame.retries = [0] * len(st.retry)
+        try:
+            if t == "Pass":
+                env = self._env(run, frame, st, now)
+                result = st.prepare(frame.input, env)
+                out = st.complete(frame.input, result, env)
+                return self._exit(run, frame, st, out, now, result, env)
+            if t == "Task":
+                return self._schedule(run, frame, st, now, first=True)
+            if t == "Choice":
+                env = self._env(run, frame, st, now)
+                effective = st.prepare(frame.input, env)
+                chosen = st.choices(effective, env)
+                rule_assign = None
+                if isinstance(chosen, tuple):   # JSONata: (Next, the rule's Output fn, its Assign fn)
+                    chosen, rule_output, rule_assign = chosen
+                    if rule_output is not None:
+                        out = rule_output(frame.input, effective, env)
+                        return self._exit(run, frame, st, out, now, effective, env, rule_assign, chosen)
+                nxt = chosen or st.default
+                if nxt is None:
+                    return ("fail", E.NO_CHOICE_MATCHED,
+                            f"An error occurred while executing the state '{st.name}' (entered at the "
+                            f"event id #{frame.entered_id}). No Choice rule matched and there was no "
+                            f"Default rule.")  # text unconfirmed against AWS; error name is
+                out = st.complete(frame.input, effective, env)
+                return self._exit(run, frame, st, out, now, effective, env, rule_assign, nxt)
+            if t == "Wait":
+                return self._wait(run, frame, st, now)
+            if t == "Succeed":
+                env = self._env(run, frame, st, now)
+                out = st.complete(frame.input, st.prepare(frame.input, env), env)
+                run.emit(frame, "SucceedStateExited", {"name": st.name, "output": dump(out),
+                                                       "outputDetails": {"truncated": False}}, now)
+                return ("end", out)
+            if t == "Fail":
+                env = self._env(run, frame, st, now)
+                error = st.error(frame.input, env) if st.error else None
+                cause = st.cause(frame.input, env) if st.cause else None
+                return ("fail", error, cause)
+            if t in ("Parallel", "Map"):
+                return self._start_children(run, frame, st, now)
+        except StatesError as exc:
+            exc = self._runtime(frame, st, exc)
+            return self._state_error(run, frame, st, exc.error, exc.cause, now)
+        raise StatesError(E.RUNTIME, f"Unknown state type {t!r}")
+
+    def _resume(self, run: Run, frame: Frame, st: CState, now: datetime) -> tuple | None:
+        pending = frame.pending
+        frame.pending = None
+        kind = pending[0]
+        if kind in ("ok", "ok_whole", "err", "timeout"):
+            data = frame.data
+            if data.get("timeout") or data.get("heartbeat") or data.get("token"):
+                # only then are there timers or a token of this wait to drop
+                run.commands.append(("settle", frame.id, frame.seq))
+        try:
+            if kind == "waited":
+                env = self._env(run, frame, st, now)
+                effective = frame.data.pop("effective")
+                out = st.complete(frame.input, effective, env)
+                return self._exit(run, frame, st, out, now, effective, env)
+            if kind == "retry":
+                if st.type == "Task":
+                    return self._schedule(run, frame, st, now, first=False)
+                return self._start_children(run, frame, st, now)
+            if kind == "ok":
+                return self._task_succeeded(run, frame, st, pending[1], now)
+            if kind == "ok_whole":   # a mocked response: already the service's whole answer
+                return self._task_succeeded(run, frame, st, pending[1], now, whole=True)
+            if kind == "err":
+                self._task_event(run, frame, st, "Failed", now, error=pending[1], cause=pending[2])
+                return self._state_error(run, frame, st, pending[1], pending[2], now)
+            if kind == "timeout":
+                cause = None
+                self._task_event(run, frame, st, "TimedOut", now, error=pending[1], cause=cause)
+                return self._state_error(run, frame, st, pending[1], cause, now)
+            if kind == "children_ok":
+                return self._children_succeeded(run, frame, st, pending[1], now)
+            if kind == "map_run_ok":
+                run.emit(frame, "MapRunSucceeded", None, now)
+                env = self._env(run, frame, st, now)
+                frame.data = {}
+                out = st.complete(frame.input, pending[1], env)
+                return self._exit(run, frame, st, out, now, pending[1], env)
+            if kind == "map_run_err":
+                d = {"error": pending[1]} if pending[2] is None else {"error": pending[1], "cause": pending[2]}
+                run.emit(frame, "MapRunFailed", d, now)
+                return self._state_error(run, frame, st, pending[1], pending[2], now)
+            if kind == "children_err":
+                run.emit(frame, st.type + "StateFailed", {}, now)
+                return self._state_error(run, frame, st, pending[1], pending[2], now)
+        except StatesError as exc:
+            exc = self._runtime(frame, st, exc)
+            return self._state_error(run, frame, st, exc.error, exc.cause, now)
+        raise AssertionError(f"unknown pending result {kind}")
+
+    # -- errors -----------------------------------------------------------------------------
+    def _state_error(self, run: Run, frame: Frame, st: CState, error: str, cause: str | None,
+                     now: datetime) -> tuple | None:
+        if error in (E.RUNTIME,):
+            raise StatesError(error, cause)
+        if st.retry:
+            decision = decide_retry(st.retry, frame.retries, error, _rng(run, frame))
+            if decision is not None:
+                i, delay = decision
+                frame.retries[i] += 1
+                frame.seq += 1
+                frame.phase = RETRY
+                run.commands.append(("timer", frame.id, now + timedelta(seconds=delay), "retry", frame.seq))
+                return None
+        catcher = find_catcher(st.catch, error) if st.catch else None
+        if catcher is None:
+            return ("fail", error, cause)
+        err_obj = {"Error": error, "Cause": cause} if cause is not None else {"Error": error}
+        env = self._env(run, frame, st, now)
+        if "_output" in catcher:   # JSONata: Output/Assign see $states.errorOutput
+            out = catcher["_output"](frame.input, err_obj, env)
+        else:
+            out = catcher["_result_path"](frame.input, err_obj)
+        return self._exit(run, frame, st, out, now, err_obj, env, catcher.get("_assign") or _NO_ASSIGN,
+                          catcher["Next"])
+
+    def _end(self, run: Run, type_: str, now: datetime, output: Any = None, error: str | None = None,
+             cause: str | None = None) -> None:
+        if type_ == "ExecutionSucceeded":
+            try:
+                text = dump_checked(output, "execution")
+            except StatesError as exc:
+                type_, error, cause = "ExecutionFailed", exc.error, exc.cause
+            else:
+                run.emit(None, type_, {"output": text, "outputDetails": {"truncated": False}}, now)
+                run.status, run.output = "SUCCEEDED", output
+        if type_ != "ExecutionSucceeded":
+            details: dict[str, Any] = {}
+            if error is not None:
+                details["error"] = error
+            if cause is not None:
+                details["cause"] = cause
+            run.emit(None, type_, details, now)
+            run.status = {"ExecutionFailed": "FAILED", "ExecutionTimedOut": "TIMED_OUT",
+                          "ExecutionAborted": "ABORTED"}[type_]
+            run.error, run.cause = error, cause
+        run.stop_time = now
+        for f in list(run.frames.values()):
+            run.commands.append(("cancel", f.id))
+            run.drop(f)
+        run.runnable.clear()
+        run.commands.append(("done",))
+
+    # -- Task -------------------------------------------------------------------------------
+    def _schedule(self, run: Run, frame: Frame, st: CState, now: datetime, first: bool) -> tuple | None:
+        rng = _rng(run, frame)
+        token = None
+        extra = None
+        if st.wait_for_token or st.kind == "activity":
+            token = _token(rng)
+            extra = {"Task": {"Token": token}}
+        # Parameters are evaluated for every attempt: $$.State.RetryCount differs between them.
+        env = self._env(run, frame, st, now, extra)
+        args = st.prepare(frame.input, env)
+        timeout = st.timeout(frame.input, env) if st.timeout else None
+        heartbeat = st.heartbeat(frame.input, env) if st.heartbeat else None
+        frame.data = {"args": args, "token": token, "timeout": timeout, "heartbeat": heartbeat}
+        frame.seq += 1
+        frame.phase = TASK
+        kind = st.kind
+        if kind == "lambda":
+            d = {"resource": st.resource, "input": dump(args), "inputDetails": {"truncated": False}}
+            if timeout:
+                d["timeoutInSeconds"] = timeout
+            run.emit(frame, "LambdaFunctionScheduled", d, now)
+            run.emit(frame, "LambdaFunctionStarted", None, now)
+        elif kind == "activity":
+            d = {"resource": st.resource, "input": dump(args), "inputDetails": {"truncated": False}}
+            if timeout:
+                d["timeoutInSeconds"] = timeout
+            if heartbeat:
+                d["heartbeatInSeconds"] = heartbeat
+            run.emit(frame, "ActivityScheduled", d, now)
+        else:
+            rtype, rname = resource_parts(st.resource)
+            d = {"resourceType": rtype, "resource": rname, "region": run.region,
+                 "parameters": dump(args)}
+            if timeout:
+                d["timeoutInSeconds"] = timeout
+            if heartbeat:
+                d["heartbeatInSeconds"] = heartbeat
+            run.emit(frame, "TaskScheduled", d, now)
+            run.emit(frame, "TaskStarted", {"resourceType": rtype, "resource": rname}, now)
+        if timeout:
+            run.commands.append(("timer", frame.id, now + timedelta(seconds=timeout), "task_timeout", frame.seq))
+        if heartbeat and (token is not None):
+            run.commands.append(("timer", frame.id, now + timedelta(seconds=heartbeat), "heartbeat", frame.seq))
+        retry_count = sum(frame.retries) if frame.retries else 0
+        run.commands.append(("invoke", frame.id, frame.seq, {
+            "resource": st.resource, "kind": kind, "input": args, "token": token,
+            "wait_for_token": bool(st.wait_for_token), "sync": bool(st.sync), "timeout": timeout,
+            "state": st.name, "retry_count": retry_count, "index": _map_path(run, frame),
+            "idempotency_key": f"{run.arn}/{frame.id}/{st.name}#{frame.entered_id}",
+            "entered_time": now}))
+        return None
+
+    def _task_event(self, run: Run, frame: Frame, st: CState, what: str, now: datetime,
+                    output: str | None = None, error: str | None = None, cause: str | None = None) -> None:
+        prefix = {"lambda": "LambdaFunction", "activity": "Activity"}.get(st.kind, "Task")
+        d: dict[str, Any] = {}
+        if prefix == "Task":
+            d["resourceType"], d["resource"] = resource_parts(st.resource)
+        if output is not None:
+            d["output"] = output
+            d["outputDetails"] = {"truncated": False}
+        if error is not None:
+            d["error"] = error
+        if cause is not None:
+            d["cause"] = cause
+        run.emit(frame, prefix + what, d, now)
+
+    def _task_succeeded(self, run: Run, frame: Frame, st: CState, result: Any, now: datetime,
+                        whole: bool = False) -> tuple:
+        if st.kind == "lambda_invoke" and not st.wait_for_token and not whole:
+            result = {"ExecutedVersion": "$LATEST", "Payload": result,
+                      "SdkHttpMetadata": {
+                          "AllHttpHeaders": {"X-Amz-Executed-Version": ["$LATEST"], "Connection": ["keep-alive"],
+                                             "Content-Length": [str(len(dump(result)))],
+                                             "Date": [now.strftime("%a, %d %b %Y %H:%M:%S GMT")],
+                                             "X-Amzn-Trace-Id": [""], "Content-Type": ["application/json"],
+                                             "x-amzn-RequestId": [""]},
+                          "HttpHeaders": {"Connection": "keep-alive", "Content-Length": str(len(dump(result))),
+                                          "Content-Type": "application/json",
+                                          "Date": now.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+                                          "X-Amz-Executed-Version": "$LATEST", "x-amzn-RequestId": "",
+                                          "X-Amzn-Trace-Id": ""},
+                          "HttpStatusCode": 200},
+                      "SdkResponseMetadata": {"RequestId": str(_token(_rng(run, frame)))},
+                      "StatusCode": 200}
+        try:
+            text = dump_checked(result, st.name)
+        except StatesError as exc:
+            who = st.resource if st.kind in ("lambda", "activity") else resource_parts(st.resource)[0]
+            cause = (f"The state/task '{who}' returned a result with a size exceeding the maximum "
+                     f"number of bytes service limit.")
+            self._task_event(run, frame, st, "Failed", now, error=exc.error, cause=cause)
+            return self._state_error(run, frame, st, exc.error, cause, now)
+        self._task_event(run, frame, st, "Succeeded", now, output=text)
+        env = self._env(run, frame, st, now)
+        out = st.complete(frame.input, result, env)
+        frame.data = {}
+        return self._exit(run, frame, st, out, now, result, env)
+
+    # -- Wait -------------------------------------------------------------------------------
+    def _wait(self, run: Run, frame: Frame, st: CState, now: datetime) -> None:
+        env = self._env(run, frame, st, now)
+        effective = st.prepare(frame.input, env)
+        how, fn = st.wait_until
+        value = fn(effective, env)
+        if how == "seconds":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise StatesError(E.RUNTIME, f"The SecondsPath parameter does not reference a valid "
+                                             f"positive integer: {dump(value)}")
+            due = now + timedelta(seconds=value)
+        else:
+            due = parse_timestamp(value) if isinstance(value, str) else None
+            if due is None:
+                raise StatesError(E.RUNTIME, f"The TimestampPath parameter does not reference a valid "
+                                             f"ISO-8601 extended offset date-time format string: {dump(value)}")
+        frame.data = {"effective": effective}
+        frame.seq += 1
+        frame.phase = TIMER
+        run.commands.append(("timer", frame.id, due, "wait", frame.seq))
+        return None
+
+def _NO_ASSIGN(data: Any, result: Any, env: Env) -> dict:
+    return {}
+
+
+MAX_VARIABLE_BYTES = 262144       # one variable's serialized size (AWS)
+MAX_ASSIGN_BYTES = 262144         # all variables assigned by one Assign field (AWS)
+
+
+def _check_variables(assigned: dict, state: str) -> None:
+    total = 0
+    for name, value in assigned.items():
+        size = len(dump(value).encode())
+        total += size
+        if size > MAX_VARIABLE_BYTES:
+            raise StatesError(E.DATA_LIMIT_EXCEEDED, f"The variable '{name}' assigned in state '{state}' "
+                                                     f"exceeds the maximum size of 256 KiB.")
+    if total > MAX_ASSIGN_BYTES:
+        raise StatesError(E.DATA_LIMIT_EXCEEDED, f"The variables assigned in state '{state}' exceed the "
+                                                 f"maximum combined size of 256 KiB.")
+

@@ -1,0 +1,236 @@
+"""Turn a validated definition into closures, once.
+
+The compiled machine holds, for every states table (the top level, each Parallel branch, each
+Map's item processor), the compiled states keyed by name. Each compiled state carries its data
+processing as two closures so the interpreter does not care which query language wrote them:
+
+* ``prepare(input, env) -> value``: what the state works on (InputPath then Parameters or Result
+  for a Pass/Task/Parallel; InputPath for the others);
+* ``complete(input, result, env) -> output``: ResultSelector, ResultPath, OutputPath.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from statelang.language import paths
+from statelang.language.env import Env
+
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+
+Fn = Callable[[Any, Env], Any]
+
+
+def _identity(data: Any, env: Env) -> Any:
+    return data
+
+
+def _const(value: Any) -> Fn:
+    """A constant (a Pass state's Result). Shared, not copied: nothing downstream mutates a value —
+    ResultPath copies on write, and handlers get their own copy of their input."""
+    return lambda data, env: value
+
+
+class CState:
+    """One compiled state. Type-specific fields are set only where they apply."""
+
+    __slots__ = (
+        "name", "type", "table", "next", "end", "definition", "uses_context", "prepare", "complete",
+        "retry", "catch", "result_path", "assign",
+        # Task
+        "resource", "kind", "integration", "wait_for_token", "sync", "timeout", "heartbeat",
+        "credentials",
+        # Choice
+        "choices", "default",
+        # Wait
+        "wait_until",
+        # Fail
+        "error", "cause",
+        # Parallel / Map
+        "branches", "items", "item_selector", "max_concurrency", "tolerated_count",
+        "tolerated_percentage", "processor", "distributed", "label", "item_reader", "item_batcher",
+        "result_writer", "execution_type", "query_language",
+    )
+
+    def __init__(self, name: str, table: str, d: dict):
+        for s in self.__slots__:
+            setattr(self, s, None)
+        self.name = name
+        self.type = d["Type"]
+        self.table = table
+        self.definition = d
+        self.next = d.get("Next")
+        self.end = bool(d.get("End", False))
+        self.retry = d.get("Retry") or []
+        self.catch = [_catcher(c) for c in d.get("Catch") or []]
+        self.uses_context = "$$" in json.dumps(d)
+        self.query_language = "JSONPath"
+
+
+def _catcher(c: dict) -> dict:
+    out = dict(c, _result_path=paths.compile_result_path(c["ResultPath"] if "ResultPath" in c else paths.MISSING))
+    if "Assign" in c:
+        from statelang.language.variables import compile_jsonpath_assign
+        out["_assign"] = compile_jsonpath_assign(c["Assign"], "Catch")
+    return out
+
+
+class CompiledMachine:
+    """All states tables of one definition. Table keys: "" for the top level, "<state>/<i>" for
+    branch i of a Parallel, "<state>" for a Map's processor (nested keys joined with '/')."""
+
+    def __init__(self, definition: dict):
+        self.definition = definition
+        self.tables: dict[str, dict[str, CState]] = {}
+        self.start_at: dict[str, str] = {}
+        self.timeout_seconds = definition.get("TimeoutSeconds")
+        self.query_language = definition.get("QueryLanguage", "JSONPath")
+        self._compile_table("", definition, self.query_language)
+
+    def state(self, table: str, name: str) -> CState:
+        return self.tables[table][name]
+
+    def _compile_table(self, key: str, machine: dict, ql: str) -> None:
+        self.start_at[key] = machine["StartAt"]
+        table: dict[str, CState] = {}
+        self.tables[key] = table
+        for name, d in machine["States"].items():
+            state_ql = d.get("QueryLanguage", ql)
+            if state_ql == "JSONata":
+                from statelang.language import jsonata
+                table[name] = jsonata.compile_state(self, key, name, d)
+            else:
+                table[name] = compile_jsonpath_state(self, key, name, d)
+            st = table[name]
+            st.query_language = state_ql
+            sub_ql = state_ql
+            if st.type == "Parallel":
+                for i, branch in enumerate(d["Branches"]):
+                    self._compile_table(_join(key, f"{name}/{i}"), branch, branch.get("QueryLanguage", sub_ql))
+            elif st.type == "Map":
+                proc = d.get("ItemProcessor") or d.get("Iterator")
+                self._compile_table(_join(key, name), proc, proc.get("QueryLanguage", sub_ql))
+
+
+def _join(parent: str, child: str) -> str:
+    return f"{parent}/{child}" if parent else child
+
+
+def _number_or_path(d: dict, field: str) -> Fn | None:
+    if field in d:
+        v = d[field]
+        return lambda data, env: v
+    if field + "Path" in d:
+        p = paths.compile_path(d[field + "Path"])
+        return p
+    return None
+
+
+def classify_resource(resource: str) -> tuple[str, bool, bool]:
+    """(kind, wait_for_token, sync) of a Task's Resource.
+
+    kind: "lambda_invoke" (the optimised integration), "lambda" (a function ARN or a bare handler
+    name), "activity", "service" (arn:aws:states:::service:action).
+    """
+    wait = resource.endswith(".waitForTaskToken")
+    sync = ".sync" in resource
+    if resource.startswith("arn:aws:states:::lambda:invoke"):
+        return "lambda_invoke", wait, sync
+    if resource.startswith("arn:aws:states:::"):
+        return "service", wait, sync
+    if ":activity:" in resource:
+        return "activity", False, False
+    return "lambda", False, False
+
+
+def compile_jsonpath_state(machine: CompiledMachine, table: str, name: str, d: dict) -> CState:
+    st = CState(name, table, d)
+    t = st.type
+    input_path = paths.compile_input_path(d["InputPath"]) if "InputPath" in d else _identity
+    output_path = paths.compile_output_path(d["OutputPath"]) if "OutputPath" in d else _identity
+    result_path = paths.compile_result_path(d["ResultPath"] if "ResultPath" in d else paths.MISSING)
+    st.result_path = result_path
+    params = paths.compile_template(d["Parameters"], "Parameters") if "Parameters" in d else None
+    selector = paths.compile_template(d["ResultSelector"], "ResultSelector") if "ResultSelector" in d else None
+    if "Assign" in d:
+        from statelang.language.variables import compile_jsonpath_assign
+        st.assign = compile_jsonpath_assign(d["Assign"], t, selector)
+
+    if t == "Pass" and "Result" in d:
+        result = _const(d["Result"])
+        st.prepare = lambda data, env: result(None, env)
+    elif params is not None and t != "Map":   # a Map's Parameters is its per-item selector
+        st.prepare = lambda data, env: params(input_path(data, env), env)
+    else:
+        st.prepare = input_path
+
+    if t in ("Choice", "Wait", "Succeed"):
+        st.complete = lambda data, effective, env: output_path(effective, env)
+    elif selector is not None:
+        st.complete = lambda data, result, env: output_path(result_path(data, selector(result, env)), env)
+    elif output_path is _identity:
+        st.complete = lambda data, result, env: result_path(data, result)
+    else:
+        st.complete = lambda data, result, env: output_path(result_path(data, result), env)
+
+    if t == "Task":
+        st.resource = d["Resource"]
+        st.kind, st.wait_for_token, st.sync = classify_resource(st.resource)
+        st.timeout = _number_or_path(d, "TimeoutSeconds")
+        st.heartbeat = _number_or_path(d, "HeartbeatSeconds")
+    elif t == "Choice":
+        from statelang.language.choice import compile_choices
+        st.choices = compile_choices(d["Choices"])
+        st.default = d.get("Default")
+    elif t == "Wait":
+        if "Seconds" in d:
+            secs = d["Seconds"]
+            st.wait_until = ("seconds", lambda data, env: secs)
+        elif "SecondsPath" in d:
+            st.wait_until = ("seconds", paths.compile_path(d["SecondsPath"]))
+        elif "Timestamp" in d:
+            ts = d["Timestamp"]
+            st.wait_until = ("timestamp", lambda data, env: ts)
+        else:
+            st.wait_until = ("timestamp", paths.compile_path(d["TimestampPath"]))
+    elif t == "Fail":
+        st.error = _fail_field(d, "Error")
+        st.cause = _fail_field(d, "Cause")
+    elif t == "Parallel":
+        st.branches = len(d["Branches"])
+    elif t == "Map":
+        st.items = paths.compile_path(d["ItemsPath"]) if "ItemsPath" in d else _identity
+        sel = d.get("ItemSelector", d.get("Parameters"))
+        st.item_selector = paths.compile_template(sel, "ItemSelector") if sel is not None else None
+        st.max_concurrency = _number_or_path(d, "MaxConcurrency")
+        st.tolerated_count = _number_or_path(d, "ToleratedFailureCount")
+        st.tolerated_percentage = _number_or_path(d, "ToleratedFailurePercentage")
+        map_processor(st, d)
+    return st
+
+
+def map_processor(st: CState, d: dict) -> None:
+    """What a Map's processor and distributed-mode fields say, the same in both query languages."""
+    proc = d.get("ItemProcessor") or d.get("Iterator") or {}
+    cfg = proc.get("ProcessorConfig") or {}
+    st.distributed = cfg.get("Mode") == "DISTRIBUTED"
+    st.execution_type = cfg.get("ExecutionType", "STANDARD")
+    st.label = d.get("Label")
+    st.item_reader = d.get("ItemReader")
+    st.item_batcher = d.get("ItemBatcher")
+    st.result_writer = d.get("ResultWriter")
+
+
+def _fail_field(d: dict, field: str) -> Fn | None:
+    if field in d:
+        v = d[field]
+        return lambda data, env: v
+    if field + "Path" in d:
+        expr = d[field + "Path"]
+        if expr.startswith("States."):   # ErrorPath/CausePath may be an intrinsic function call
+            from statelang.language.intrinsics import compile_intrinsic
+            return compile_intrinsic(expr)
+        return paths.compile_path(expr)
+    return None

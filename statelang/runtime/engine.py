@@ -1,0 +1,646 @@
+"""Drives executions: feeds the interpreter, carries out its commands, commits through a Store.
+
+One execution step is: apply the due messages (timers fired, tokens answered, stop requests),
+let the interpreter advance every runnable frame, then commit the new events, the changed frames
+and the new timers in one transaction — *before* any handler it asked for is called. A crash
+therefore loses at most work that the next claim of the execution redoes identically; a handler
+whose result was not committed runs again with the same idempotency key (at least once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
+
+from statelang.interpreter.step import RESUME, TASK, Frame, Interpreter, Run
+from statelang.language import jsontext
+from statelang.language.compiler import CompiledMachine
+from statelang.runtime.clock import Clock, make_clock
+from statelang.runtime.resources import Resources, TaskContext
+from statelang.runtime.storage import Commit, MemoryStore, Message, Store, open_store
+
+
+def _fault(point: str) -> None:
+    """Named crash points for the crash tests: STATELANG_FAULT=point[:n] exits at the n-th pass."""
+    spec = os.environ.get("STATELANG_FAULT")
+    if not spec:
+        return
+    name, _, n = spec.partition(":")
+    if name != point:
+        return
+    counter = _fault_counts.get(point, 0) + 1
+    _fault_counts[point] = counter
+    if counter >= int(n or 1):
+        os._exit(137)
+
+
+_fault_counts: dict[str, int] = {}
+
+
+_COMPILED: dict[str, CompiledMachine] = {}
+
+
+_KEY_OF_OBJECT: dict[int, tuple[dict, str]] = {}
+
+
+def definition_key(definition: str | dict) -> str:
+    """A digest of the definition's text. A dict seen before (the same object) is not serialised
+    again: `statelang.run` in a test loop passes the same dict thousands of times."""
+    if isinstance(definition, str):
+        return hashlib.sha1(definition.encode()).hexdigest()
+    hit = _KEY_OF_OBJECT.get(id(definition))
+    if hit is not None and hit[0] is definition:
+        return hit[1]
+    key = hashlib.sha1(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+    if len(_KEY_OF_OBJECT) > 256:
+        _KEY_OF_OBJECT.clear()
+    _KEY_OF_OBJECT[id(definition)] = (definition, key)
+    return key
+
+
+def compiled(definition: str | dict) -> CompiledMachine:
+    """Compile once per distinct definition text, shared by every engine of the process: the
+    compiled machine is immutable, so sharing it is safe."""
+    key = definition_key(definition)
+    m = _COMPILED.get(key)
+    if m is None:
+        from statelang.language.definition import load_definition
+        if len(_COMPILED) > 512:
+            _COMPILED.clear()
+        m = _COMPILED[key] = CompiledMachine(load_definition(definition))
+    return m
+
+
+class Engine:
+    """Durable executions. ``Engine(db="sqlite:///flows.db", handlers=..., clock="virtual")``."""
+
+    def __init__(self, db: str | Store | None = None, handlers: dict | None = None,
+                 clock: str | Clock = "real", state_machines: dict | None = None,
+                 account_id: str = "123456789012", region: str = "us-east-1",
+                 worker_id: str | None = None, max_workers: int = 8, lease_seconds: float = 60.0,
+                 eager: bool | str = False):
+        self.store = open_store(db)
+        self.clock = make_clock(clock)
+        self.account_id = account_id
+        self.region = region
+        self.resources = Resources(handlers, region, account_id)
+        self.interpreter = Interpreter()
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = lease_seconds
+        # eager=True: start_execution runs the execution in the calling thread until it waits or
+        # ends (as the AWS service starts it at once), saving a claim; "always" also on a virtual
+        # clock. Off by default so that a start returns before any handler runs.
+        self.eager = eager
+        self.max_workers = max_workers
+        self._pool: ThreadPoolExecutor | None = None
+        self.max_defer_events = 2000      # group commit bounds (see _deferrable)
+        self.max_defer_seconds = 0.5
+        self._machines: dict[str, CompiledMachine] = {}
+        self._runs: dict[str, Run] = {}
+        self._cache_runs = isinstance(self.store, MemoryStore)
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self.state_machines = dict(state_machines or {})
+        self.listeners: list = []   # callables(execution_row) on every status change
+        self.integrations: dict[str, Any] = {}  # resource prefix -> callable(engine, run, fid, seq, spec)
+        self.end_hooks: list = []   # callables(engine, run, commit) inside an execution's end commit
+        self.tickers: list = []     # callables(now) -> int: other due work (bus schedules, retries)
+        self.timer_sources: list = []  # callables() -> datetime | None: when that work is next due
+        from statelang.runtime.nested import install
+        install(self)
+        self.map_runs = None   # the distributed Map runner (statelang.maprun), when available
+        try:
+            from statelang.runtime.map_run import MapRuns
+        except ImportError:
+            pass
+        else:
+            self.map_runs = MapRuns(self)
+
+    def client(self):
+        """A client with boto3's ``stepfunctions`` methods, arguments, responses and exceptions."""
+        from statelang.api.client import Client
+        return Client(self)
+
+    def replay(self, arn: str, definition: str | dict | None = None, handlers: dict | None = None):
+        """Re-run a stored execution against its recorded results; see `statelang.replay`."""
+        from statelang.history.replay import export_document, replay
+        row = self.store.get_execution(arn)
+        if row is None:
+            raise KeyError(arn)
+        return replay(export_document(row, self.store.history(arn)), definition, handlers,
+                      account_id=self.account_id, region=self.region)
+
+    def redrive(self, arn: str) -> dict:
+        from statelang.history.redrive import redrive
+        return redrive(self, arn)
+
+    def export_history(self, arn: str) -> dict:
+        from statelang.history.replay import export_document
+        row = self.store.get_execution(arn)
+        if row is None:
+            raise KeyError(arn)
+        return export_document(row, self.store.history(arn))
+
+    def import_history(self, document: dict | str) -> str:
+        """Recreate an exported execution in this engine's database; returns its ARN."""
+        from statelang.history.replay import load_document
+        doc = load_document(document)
+        ex = doc.get("execution") or {}
+        arn = ex["executionArn"]
+        events = doc["events"]
+        row = {"executionArn": arn, "stateMachineArn": ex.get("stateMachineArn"), "name": ex.get("name"),
+               "status": ex.get("status") or "FAILED", "startDate": events[0]["timestamp"],
+               "stopDate": events[-1]["timestamp"] if ex.get("status") != "RUNNING" else None,
+               "input": json.dumps(doc.get("input")), "output": ex.get("output"), "error": ex.get("error"),
+               "cause": ex.get("cause"), "redriveCount": ex.get("redriveCount") or 0,
+               "definition": doc["definition"] if isinstance(doc["definition"], str) else json.dumps(doc["definition"]),
+               "roleArn": "", "next_event_id": events[-1]["id"] + 1, "imported": True}
+        from statelang.runtime.storage import Commit
+        self.store.create_execution(row, Commit(arn, events))
+        return arn
+
+    # -- machines ---------------------------------------------------------------------------
+    def compiled(self, definition: str | dict) -> CompiledMachine:
+        return compiled(definition)
+
+    # -- starting ---------------------------------------------------------------------------
+    def start(self, definition: str | dict, input: Any, *, arn: str, name: str, state_machine_arn: str,
+              role_arn: str = "", extra: dict | None = None) -> Run:
+        """Create an execution and commit its ExecutionStarted; the run itself is a message due now."""
+        machine = self.compiled(definition)
+        now = self.clock.now()
+        run = Run(machine, arn, name, state_machine_arn, input, now, role_arn, self.region, self.account_id)
+        run.parent = (extra or {}).get("parent")
+        run.started_with = {k: (extra or {}).get(k) for k in ("stateMachineVersionArn", "stateMachineAliasArn")
+                            if (extra or {}).get(k)}
+        self.interpreter.start(run, now)
+        eager = self.eager and not self.clock.virtual or self.eager == "always"
+        if eager and not self.listeners:
+            # Run as far as it goes without telling anyone outside (plain handlers only), so that
+            # creating the execution and its first steps are one transaction.
+            with self._lock:
+                self._advance_in_memory(run)
+        commit = self._commit_of(run, [])
+        # Eager: this thread runs the execution right after creating it. Its "run" message is then
+        # a safety net due only when a lease would have expired, consumed by the first step's commit.
+        kick = Message(arn, "run", now + timedelta(seconds=self.lease_seconds) if eager else now)
+        if run.status == "RUNNING":
+            commit.add_messages.append(kick)
+        row = {"executionArn": arn, "stateMachineArn": state_machine_arn, "name": name,
+               "status": "RUNNING", "startDate": now,
+               "definition": definition if isinstance(definition, str) or self._cache_runs
+               else json.dumps(definition),
+               "roleArn": role_arn, "redriveCount": 0, "next_event_id": run.next_id, **(extra or {})}
+        if "input" not in row:   # the API passes the caller's own text in extra
+            row["input"] = json.dumps(input)
+        self.store.create_execution(row, commit)
+        if self._cache_runs:
+            self._runs[arn] = run
+        if self.listeners:
+            self._notify(run)   # AWS publishes a RUNNING status change too
+        if eager and run.status == "RUNNING":
+            with self._lock:
+                run.released = True
+                recorded = [c for c in commit.invokes if c[3].get("kind") != "activity"]  # type: ignore[attr-defined]
+                if recorded:   # invocations the creating commit recorded (a token, a child execution)
+                    self._apply_outcomes(run, recorded, self._invoke_all(run, recorded))
+                self._drive(run, [kick.id])
+        elif run.status != "RUNNING":
+            self._notify(run)
+        else:
+            self._wake.set()
+        return run
+
+    def _advance_in_memory(self, run: Run) -> None:
+        it = self.interpreter
+        last = self.clock.elapsed()
+        while run.status == "RUNNING":
+            it.advance(run, self.clock.now())
+            invokes = self._deferrable(run, last, force=True)
+            if invokes is None:
+                return
+            self._apply_outcomes(run, invokes, self._invoke_all(run, invokes))
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run_until_idle(self, max_rounds: int | None = None) -> int:
+        """Run everything runnable now; on a virtual clock also jump to each next timer.
+        Returns the number of executions steps taken."""
+        steps = 0
+        virtual = self.clock.virtual
+        while max_rounds is None or steps < max_rounds:
+            now = self.clock.now()
+            if virtual:   # the earliest message first: when it is not due yet there is nothing to claim
+                due = self.store.next_due()
+                arns = self.store.claim(self.worker_id, now, self.lease_seconds, 64) if due is not None and due <= now else []
+            else:
+                arns = self.store.claim(self.worker_id, now, self.lease_seconds, 64)
+            if arns:
+                for arn in arns:
+                    self.process(arn)
+                    steps += 1
+                continue
+            if any([tick(now) for tick in self.tickers]):
+                continue   # a schedule or a delivery retry fired and may have started executions
+            if virtual:
+                if due is not None:
+                    # Other timer sources (schedules) fire interleaved with the engine's timers but
+                    # do not keep a virtual run going on their own: a cron rule never ends.
+                    others = [d for d in (src() for src in self.timer_sources) if d is not None and d < due]
+                    self.clock.set(min(others, default=due))
+                    continue
+            break
+        return steps
+
+    def serve_forever(self, poll_seconds: float = 1.0) -> None:
+        """The worker loop: run what is due, sleep until the next timer or a wake-up."""
+        self._stopping.clear()
+        while not self._stopping.is_set():
+            self.run_until_idle()
+            self._wake.clear()
+            dues = [d for d in [self.store.next_due(), *(src() for src in self.timer_sources)] if d is not None]
+            due = min(dues, default=None)
+            delay = poll_seconds
+            if due is not None:
+                delay = max(0.0, min(poll_seconds, (due - self.clock.now()).total_seconds()))
+            if self.clock.virtual and due is not None:
+                continue
+            self._wake.wait(delay)
+
+    def close(self) -> None:
+        """Stop the worker loop and release the store's connections."""
+        self.shutdown()
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+
+    def wait(self, arn: str, timeout: float | None = None) -> dict:
+        """Block (real clock) or jump (virtual clock) until the execution is no longer RUNNING or
+        nothing more can happen to it; returns its row."""
+        deadline = None if timeout is None else self.clock.elapsed() + timeout
+        row = self.store.get_execution(arn)
+        if row is None or row["status"] != "RUNNING":
+            return row   # an eager start already ran it to the end
+        while True:
+            self.run_until_idle()
+            row = self.store.get_execution(arn)
+            if row is None or row["status"] != "RUNNING":
+                return row
+            due = self.store.next_due()
+            if due is None or self.clock.virtual:
+                return row
+            if deadline is not None and self.clock.elapsed() >= deadline:
+                return row
+            self.clock.sleep_until(due, self._wake)
+
+    # -- inputs from outside ----------------------------------------------------------------
+    def stop_execution(self, arn: str, error: str | None = None, cause: str | None = None) -> dict | None:
+        """Abort a RUNNING execution now (ExecutionAborted); returns its row."""
+        self.store.add_message(Message(arn, "stop", self.clock.now(), payload={"error": error, "cause": cause}))
+        self.process(arn)
+        return self.store.get_execution(arn)
+
+    def send_task_result(self, token: str, ok: bool, output: Any = None, error: str | None = None,
+                         cause: str | None = None) -> str:
+        """Answer a task token. Returns "ok", "unknown" (no such token) or "closed" (its task is
+        over: answered, timed out, or its execution ended). The execution moves on at the next
+        `run_until_idle` or worker pass."""
+        payload = {"ok": True, "output": output} if ok else {"ok": False, "error": error, "cause": cause}
+        status = self.store.resolve_token(token, Message("", "token", self.clock.now(), payload=payload))
+        if status == "ok":
+            self._wake.set()
+        return status
+
+    def send_task_heartbeat(self, token: str) -> str:
+        status = self.store.resolve_token(token, Message("", "beat", self.clock.now()))
+        if status == "ok":
+            self._wake.set()
+        return status
+
+    def get_activity_task(self, activity_arn: str, worker_name: str = "") -> dict | None:
+        """Hand the oldest scheduled task of an activity to a worker: {token, input} or None."""
+        row = self.store.claim_activity_task(activity_arn, worker_name, self.clock.now())
+        if row is not None:
+            self._wake.set()
+        return row
+
+    # -- one execution ----------------------------------------------------------------------
+    def process(self, arn: str) -> None:
+        with self._lock:
+            run = self._load(arn)
+            now = self.clock.now()
+            msgs = self.store.due_messages(arn, now)
+            if run is None or run.status != "RUNNING":
+                if msgs:
+                    self.store.apply(Commit(arn, consumed=[m.id for m in msgs]))
+                self.store.release(arn, self.worker_id)
+                return
+            run.released = False
+            if any(c[0] == "invoke" for c in run.commands):
+                # Invocations recovered from a crashed worker run first, as they ran before
+                # anything these messages answer (a token the handler handed out, say).
+                try:
+                    self._drive(run, [])
+                except BaseException:
+                    self.store.release(arn, self.worker_id)
+                    raise
+                run.released = False
+                now = self.clock.now()
+            consumed = []
+            for m in msgs:
+                consumed.append(m.id)
+                self._apply_message(run, m, now)
+            try:
+                self._drive(run, consumed)
+            finally:
+                if not run.released:
+                    self.store.release(arn, self.worker_id)
+                if not self._cache_runs or run.status != "RUNNING":
+                    self._runs.pop(arn, None)
+
+    def _load(self, arn: str) -> Run | None:
+        run = self._runs.get(arn)
+        if run is not None:
+            return run
+        row = self.store.get_execution(arn)
+        if row is None:
+            return None
+        machine = self.compiled(row["definition"])
+        run = Run(machine, arn, row["name"], row["stateMachineArn"], json.loads(row["input"]),
+                  row["startDate"], row.get("roleArn") or "", self.region, self.account_id,
+                  row.get("redriveCount") or 0)
+        run.next_id = row["next_event_id"]
+        run.status = row["status"]
+        run.parent = row.get("parent")
+        for fid, fd in self.store.load_frames(arn).items():
+            frame = fd if isinstance(fd, Frame) else Frame.from_dict(fd)
+            run.frames[fid] = frame
+        self._recover(run)
+        if self._cache_runs:
+            self._runs[arn] = run
+        return run
+
+    def _recover(self, run: Run) -> None:
+        """Rebuild what was in flight: runnable frames, and task invocations never answered."""
+        for frame in sorted(run.frames.values(), key=lambda f: f.last_id):
+            if frame.phase in ("enter", RESUME):
+                run.runnable.append(frame.id)
+            elif frame.phase == TASK and frame.data.get("invoke"):
+                spec = dict(frame.data["invoke"])
+                run.commands.append(("invoke", frame.id, frame.seq, spec))
+            elif frame.data.get("map_run") and self.map_runs is not None:
+                self.map_runs.recover(run, frame)
+
+    def _apply_message(self, run: Run, m: Message, now: datetime) -> None:
+        it = self.interpreter
+        k = m.kind
+        if k == "run":
+            return
+        if k in ("wait", "retry", "task_timeout", "heartbeat", "execution_timeout"):
+            if k == "heartbeat":
+                frame = run.frames.get(m.frame_id)
+                if frame is not None and frame.phase == TASK and frame.seq == m.seq:
+                    beat = frame.data.get("last_beat")
+                    hb = frame.data.get("heartbeat")
+                    if beat and hb:
+                        due = datetime.fromisoformat(beat).timestamp() + hb
+                        if due > now.timestamp():
+                            from datetime import UTC
+                            run.commands.append(("timer", frame.id, datetime.fromtimestamp(due, UTC),
+                                                 "heartbeat", frame.seq))
+                            return
+            it.timer_fired(run, m.frame_id, k, m.seq, now)
+        elif k == "token":
+            p = m.payload
+            if p.get("ok"):
+                it.task_result(run, m.frame_id, m.seq, True, p.get("output"), None, now)
+            else:
+                it.task_result(run, m.frame_id, m.seq, False, p.get("error") or "", p.get("cause"), now)
+        elif k == "beat":
+            frame = run.frames.get(m.frame_id)
+            if frame is not None and frame.phase == TASK and frame.seq == m.seq:
+                frame.data["last_beat"] = now.isoformat()
+                run.touch(frame)
+        elif k == "activity_started":
+            frame = run.frames.get(m.frame_id)
+            if frame is not None and frame.phase == TASK and frame.seq == m.seq:
+                run.emit(frame, "ActivityStarted", {"workerName": (m.payload or {}).get("workerName", "")}, now)
+                run.touch(frame)
+        elif k == "stop":
+            p = m.payload or {}
+            it.stop(run, p.get("error"), p.get("cause"), now)
+        elif k == "map_child_done":
+            if self.map_runs is not None:
+                self.map_runs.child_done(run, m, now)
+        elif k == "child_done":
+            p = m.payload
+            it.task_result(run, m.frame_id, m.seq, p["ok"], p.get("output") if p["ok"] else p.get("error"),
+                           p.get("cause"), now)
+
+    def _drive(self, run: Run, consumed: list[int]) -> None:
+        it = self.interpreter
+        last_commit = self.clock.elapsed()
+        while True:
+            it.advance(run, self.clock.now())
+            invokes = self._deferrable(run, last_commit)
+            if invokes is None:
+                invokes = self._flush(run, consumed)
+                consumed = []
+                last_commit = self.clock.elapsed()
+            if not invokes:
+                if run.runnable and run.status == "RUNNING":
+                    continue   # something finished during the flush (e.g. a map run) and is runnable
+                return
+            self._apply_outcomes(run, invokes, self._invoke_all(run, invokes))
+
+    def _apply_outcomes(self, run: Run, invokes: list[tuple], outcomes: list) -> None:
+        """Feed handler outcomes to the interpreter, in the order the invocations were issued."""
+        it = self.interpreter
+        now = self.clock.now()
+        for (_, fid, seq, spec), outcome in zip(invokes, outcomes, strict=True):
+            if outcome is None:
+                continue
+            frame = run.frames.get(fid)
+            if frame is not None and frame.seq == seq:
+                frame.data.pop("invoke", None)
+                run.touch(frame)
+            if outcome[0] == "timeout":
+                it.timer_fired(run, fid, "task_timeout", seq, now)
+            elif outcome[0] == "ok_whole":
+                it.task_result(run, fid, seq, True, outcome[1], None, now, whole=True)
+            elif outcome[0] == "submitted" or (spec.get("wait_for_token") and outcome[0] == "ok"):
+                it.task_submitted(run, fid, seq, outcome[1], now)
+            elif outcome[0] == "ok":
+                it.task_result(run, fid, seq, True, outcome[1], None, now)
+            else:
+                it.task_result(run, fid, seq, False, outcome[1], outcome[2], now)
+        _fault("after_handler")
+
+    def _deferrable(self, run: Run, last_commit: float, force: bool = False) -> list[tuple] | None:
+        """Group commit: the invocations of this step, taken without committing, when that is safe.
+
+        Committing before every handler call would cost one fsync per task. It is not needed for
+        correctness: a step that is lost in a crash is redone identically from the last checkpoint
+        and its handlers run again with the same idempotency key (at least once, as promised). It
+        IS needed when something outside may act on the step before the next commit — a task
+        token handed to a handler, an activity a worker may poll, a child execution — so those
+        steps commit first. Bounded by `max_defer_events` and `max_defer_seconds`."""
+        if (self._cache_runs and not force) or run.status != "RUNNING" or not run.commands:
+            return None
+        if len(run.events) > self.max_defer_events or self.clock.elapsed() - last_commit > self.max_defer_seconds:
+            return None
+        invokes, rest = [], []
+        for c in run.commands:
+            if c[0] == "invoke":
+                spec = c[3]
+                if spec.get("token") or spec["kind"] == "activity" or any(
+                        spec["resource"].startswith(p) for p in self.integrations):
+                    return None
+                invokes.append(c)
+            elif c[0] in ("map_run", "done"):
+                return None
+            else:
+                rest.append(c)
+        if not invokes:
+            return None
+        run.commands = rest
+        return invokes
+
+    def _invoke_all(self, run: Run, invokes: list[tuple]) -> list:
+        calls = [(fid, seq, spec) for (_, fid, seq, spec) in invokes]
+        if len(calls) == 1 or self.max_workers <= 1:
+            return [self._invoke(run, *c) for c in calls]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="statelang-task")
+        return list(self._pool.map(lambda c: self._invoke(run, *c), calls))
+
+    def _invoke(self, run: Run, fid: str, seq: int, spec: dict):
+        kind = spec["kind"]
+        if kind == "activity":
+            return None  # a worker polls it with get_activity_task
+        resource = spec["resource"]
+        for prefix, integration in self.integrations.items():
+            if resource.startswith(prefix):
+                return integration(self, run, fid, seq, spec)
+        ctx = TaskContext(run.arn, run.name, run.state_machine_arn, spec["state"], spec["retry_count"],
+                          spec["idempotency_key"], spec.get("token"), spec.get("index"), resource)
+        _fault("in_handler")
+        started = self.clock.elapsed()
+        outcome = self.resources.invoke(spec, ctx)
+        if outcome[0] == "ok" and ctx.extra.get("mocked_response"):
+            outcome = ("ok_whole", outcome[1])   # a mocked service response is the whole response
+        timeout = spec.get("timeout")
+        if timeout and not spec.get("wait_for_token") and self.clock.elapsed() - started > timeout:
+            return ("timeout",)
+        return outcome
+
+    # -- committing -------------------------------------------------------------------------
+    def _commit_of(self, run: Run, consumed: list[int]) -> Commit:
+        if run.kick is not None:   # the safety net of the previous commit: its invocations are answered
+            consumed = [*consumed, run.kick.id]
+            run.kick = None
+        commit = Commit(run.arn, run.events, consumed=consumed)
+        commit.map_runs = []  # type: ignore[attr-defined]
+        if run.keep_history is not None:
+            run.keep_history.extend(run.events)
+        run.events = []
+        cmds, run.commands = run.commands, []
+        invokes = []
+        for c in cmds:
+            op = c[0]
+            if op == "timer":
+                _, fid, due, kind, seq = c
+                commit.add_messages.append(Message(run.arn, kind, due, fid, seq))
+            elif op == "invoke":
+                _, fid, seq, spec = c
+                frame = run.frames.get(fid)
+                if frame is not None and spec.get("kind") != "activity":
+                    frame.data["invoke"] = _jsonable_spec(spec)
+                    run.touch(frame)
+                if spec.get("token"):
+                    commit.add_tokens.append({
+                        "token": spec["token"], "execution_arn": run.arn, "frame_id": fid, "seq": seq,
+                        "activity_arn": spec["resource"] if spec["kind"] == "activity" else None,
+                        "input": json.dumps(spec["input"]), "state": spec["state"]})
+                invokes.append(c)
+            elif op == "cancel":
+                commit.cancel_frames.append((c[1], -1))
+                commit.close_frames_tokens.append(c[1])
+            elif op == "settle":
+                commit.cancel_frames.append((c[1], c[2]))
+                commit.close_frames_tokens.append(c[1])
+            elif op == "map_run":
+                commit.map_runs.append(c)  # type: ignore[attr-defined]
+            elif op == "done":
+                commit.close_all = True
+        for fid in run.dirty:
+            f = run.frames.get(fid)
+            if f is not None:
+                commit.frames[fid] = f
+        for fid in run.removed:
+            commit.frames[fid] = None
+        run.dirty = set()
+        run.removed = set()
+        ex = {"next_event_id": run.next_id, "status": run.status}
+        if run.status != "RUNNING":
+            ex.update(stopDate=run.stop_time, output=None if run.output is None and run.status != "SUCCEEDED"
+                      else jsontext.dumps(run.output), error=run.error, cause=run.cause)
+        commit.execution = ex
+        if commit.close_all:
+            for hook in self.end_hooks:
+                hook(self, run, commit)
+        commit.invokes = invokes  # type: ignore[attr-defined]
+        return commit
+
+    def _flush(self, run: Run, consumed: list[int]) -> list[tuple]:
+        commit = self._commit_of(run, consumed)
+        in_flight = [c for c in commit.invokes if c[3].get("kind") != "activity"]  # type: ignore[attr-defined]
+        if (in_flight or commit.map_runs) and not self._cache_runs:  # type: ignore[attr-defined]
+            # Handlers are about to run on this commit's word. If the process dies before their
+            # results are committed, this message (due when our lease would expire) lets another
+            # worker claim the execution and re-invoke them; the next commit consumes it.
+            run.kick = Message(run.arn, "run", self.clock.now() + timedelta(seconds=self.lease_seconds))
+            commit.add_messages.append(run.kick)
+        if not commit.invokes and not commit.map_runs and not run.runnable:  # type: ignore[attr-defined]
+            commit.release = self.worker_id   # the last commit of this pass gives the lease back
+            run.released = True
+        _fault("before_commit")
+        self.store.apply(commit)
+        _fault("after_commit")
+        if run.status != "RUNNING" and commit.close_all:
+            self._notify(run)
+        for _, fid, seq, spec in commit.map_runs:  # type: ignore[attr-defined]
+            if self.map_runs is None:
+                self.interpreter.map_run_finished(run, fid, seq, False, "States.Runtime",
+                                                  "Distributed Map is not available in this build.",
+                                                  self.clock.now())
+            else:
+                self.map_runs.start(run, fid, seq, spec)
+        return [c for c in commit.invokes if c[3].get("kind") != "activity"]  # type: ignore[attr-defined]
+
+    def _notify(self, run: Run) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(self.store.get_execution(run.arn))
+            except Exception:  # noqa: BLE001 - a listener must not break the engine
+                pass
+
+
+def _jsonable_spec(spec: dict) -> dict:
+    out = dict(spec)
+    t = out.get("entered_time")
+    if isinstance(t, datetime):
+        out["entered_time"] = t.isoformat()
+    return out

@@ -1,0 +1,174 @@
+"""Task resources -> Python callables, and how a handler's outcome becomes a task result.
+
+A handler is registered under a bare name ("ValidateOrder"), a Lambda function ARN, a service
+integration ARN ("arn:aws:states:::dynamodb:putItem") or "service:action". It takes the task input
+and, if it accepts a second argument, a `TaskContext`. It returns the result (any JSON value) or
+raises: the exception becomes a task failure as Lambda reports one — error = the exception's
+class name (or its ``error`` attribute), cause = Lambda's JSON error document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import traceback
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from statelang.language.errors import StatelangError, StatesError
+
+Outcome = tuple  # ("ok", value) | ("err", error, cause)
+
+
+@dataclass
+class TaskContext:
+    """What a handler may learn about the task it runs for."""
+
+    execution_arn: str
+    execution_name: str
+    state_machine_arn: str
+    state_name: str
+    retry_count: int
+    idempotency_key: str   # stable across retries and across a crash's re-run of the same state entry
+    task_token: str | None = None
+    map_index: list[int] | None = None
+    resource: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class HandlerError(StatelangError):
+    """Raise to fail a task with a chosen error name and cause."""
+
+    def __init__(self, error: str, cause: str = ""):
+        super().__init__(cause)
+        self.error = error
+        self.cause = cause
+
+
+def _function_name(ref: str) -> str:
+    """'arn:aws:lambda:us-east-1:123:function:Name:alias' or '123:function:Name' or 'Name' -> 'Name'."""
+    if ":function:" in ref:
+        return ref.split(":function:", 1)[1].split(":", 1)[0]
+    return ref
+
+
+class Resources:
+    def __init__(self, handlers: Mapping[str, Callable] | None = None, region: str = "us-east-1",
+                 account_id: str = "123456789012"):
+        self.region = region
+        self.account_id = account_id
+        self._handlers: dict[str, tuple[Callable, bool, bool]] = {}
+        for key, fn in (handlers or {}).items():
+            self.register(key, fn)
+
+    def register(self, key: str, fn: Callable) -> None:
+        wants_context = _arity(fn) >= 2
+        is_async = inspect.iscoroutinefunction(fn)
+        entry = (fn, wants_context, is_async)
+        self._handlers[key] = entry
+        if ":function:" in key:
+            self._handlers.setdefault(_function_name(key), entry)
+        elif key.startswith("arn:aws:states:::"):
+            self._handlers.setdefault(key[len("arn:aws:states:::"):], entry)
+
+    def update(self, handlers: Mapping[str, Callable]) -> None:
+        for k, v in handlers.items():
+            self.register(k, v)
+
+    def lookup(self, kind: str, resource: str, args: Any) -> tuple[Callable, bool, bool] | None:
+        h = self._handlers
+        if kind == "lambda":
+            return h.get(resource) or h.get(_function_name(resource))
+        if kind == "lambda_invoke":
+            fname = args.get("FunctionName") if isinstance(args, dict) else None
+            if fname is None:
+                return None
+            return h.get(fname) or h.get(_function_name(fname)) or h.get(
+                f"arn:aws:lambda:{self.region}:{self.account_id}:function:{_function_name(fname)}")
+        base = resource.split(".waitForTaskToken")[0].split(".sync")[0]
+        return (h.get(resource) or h.get(base) or h.get(base[len("arn:aws:states:::"):])
+                or h.get(resource[len("arn:aws:states:::"):]))
+
+    def invoke(self, spec: dict, ctx: TaskContext) -> Outcome:
+        kind, resource, args = spec["kind"], spec["resource"], spec["input"]
+        entry = self.lookup(kind, resource, args)
+        if entry is None:
+            return _missing(kind, resource, args, self)
+        fn, wants_context, is_async = entry
+        payload = args.get("Payload") if kind == "lambda_invoke" and isinstance(args, dict) else args
+        # The handler gets its own copy: whatever it mutates must not leak into the history.
+        payload = json.loads(json.dumps(payload))
+        try:
+            result = fn(payload, ctx) if wants_context else fn(payload)
+            if is_async or inspect.isawaitable(result):
+                result = _run_coroutine(result)
+        except StatesError as exc:
+            return ("err", exc.error, exc.cause)
+        except HandlerError as exc:
+            return ("err", exc.error, exc.cause)
+        except Exception as exc:  # noqa: BLE001 - any handler failure is a task failure
+            return ("err",) + _lambda_error(exc, kind)
+        try:   # checked apart from the call: a TypeError the handler raised is the handler's own
+            json.dumps(result)
+        except (TypeError, ValueError) as exc:
+            return ("err", "States.Runtime",
+                    f"The handler for '{resource}' returned a value that is not JSON: {exc}")
+        return ("ok", result)
+
+
+def _arity(fn: Callable) -> int:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    n = 0
+    for p in params:
+        if p.kind == p.VAR_POSITIONAL:
+            return 2
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            n += 1
+    return n
+
+
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _run_coroutine(coro):
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # Called from code that is itself inside a running loop: asyncio allows one loop per thread,
+    # so the coroutine runs to the end on a thread of its own.
+    with ThreadPoolExecutor(1, thread_name_prefix="statelang-async") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _lambda_error(exc: BaseException, kind: str) -> tuple[str, str]:
+    name = getattr(exc, "error", None) or type(exc).__name__
+    if kind in ("lambda", "lambda_invoke"):
+        # Lambda's stackTrace lists the function's own frames: the engine's are left out.
+        here = __file__.rsplit("/", 1)[0]
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(here)]
+        stack = [line.rstrip() for line in traceback.format_list(frames)][-10:]
+        cause = json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__,
+                            "requestId": "", "stackTrace": stack}, separators=(",", ":"))
+        return name, cause
+    return name, str(exc)
+
+
+def _missing(kind: str, resource: str, args: Any, res: Resources) -> Outcome:
+    if kind in ("lambda", "lambda_invoke"):
+        fname = args.get("FunctionName") if kind == "lambda_invoke" and isinstance(args, dict) else resource
+        fname = fname or "(no FunctionName)"
+        arn = fname if fname.startswith("arn:") else \
+            f"arn:aws:lambda:{res.region}:{res.account_id}:function:{_function_name(fname)}"
+        return ("err", "Lambda.ResourceNotFoundException",
+                f"Function not found: {arn} (Service: Lambda, Status Code: 404, "
+                f"Request ID: 00000000-0000-0000-0000-000000000000). No handler is registered for "
+                f"'{fname}': pass handlers={{'{_function_name(fname)}': callable}}.")
+    return ("err", "States.Runtime",
+            f"No handler is registered for the resource '{resource}': pass handlers={{'{resource}': callable}}.")

@@ -1,0 +1,309 @@
+"""The Store protocol the engine writes through, and the in-memory store `statelang.run` uses.
+
+Everything an execution does reaches the store as one `Commit`: the new history events, the
+execution's changed columns, the changed frames (the checkpoint), the messages it starts waiting
+for (timers: due later; nothing else) and the messages it consumed. A store applies a commit in one
+transaction, so a crash leaves either all of a step or none of it.
+
+External inputs — a task token answered, a heartbeat, a stop request, an activity worker picking a
+task — are *messages* too, due now: whoever holds the execution's lease consumes them in the
+commit that records their effect, so each is applied exactly once.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from statelang.language.errors import StatelangError
+
+
+@dataclass
+class Message:
+    execution_arn: str
+    kind: str       # wait | retry | task_timeout | heartbeat | execution_timeout | token | beat | stop | run | activity_started
+    due: datetime
+    frame_id: str = ""
+    seq: int = 0
+    payload: Any = None
+    id: int = 0
+
+
+@dataclass
+class Commit:
+    execution_arn: str
+    events: list[dict] = field(default_factory=list)
+    execution: dict[str, Any] = field(default_factory=dict)   # changed execution columns
+    frames: dict[str, Any] = field(default_factory=dict)      # frame id -> Frame (None: removed)
+    add_messages: list[Message] = field(default_factory=list)
+    consumed: list[int] = field(default_factory=list)         # message ids applied by this commit
+    cancel_frames: list[tuple[str, int]] = field(default_factory=list)  # (frame id, seq): drop its timers with seq <= it (seq -1: all)
+    add_tokens: list[dict] = field(default_factory=list)      # {token, execution_arn, frame_id, seq, activity_arn?, input?}
+    close_frames_tokens: list[str] = field(default_factory=list)  # frame ids whose tokens close
+    close_all: bool = False  # the execution ended: drop every message and token of it
+    release: str | None = None  # worker whose lease on the execution this commit gives up
+
+
+class ExecutionAlreadyExistsError(StatelangError):
+    pass
+
+
+class StoreUnavailableError(StatelangError, ValueError):
+    """A database URL that no installed store answers."""
+
+
+class Store(Protocol):
+    """What the engine needs from persistence. Rows are plain dicts with AWS's field names
+    (executionArn, stateMachineArn, name, status, startDate, stopDate, input, output, error, cause,
+    redriveCount, ...) plus ``definition`` (the text the execution runs) and ``next_event_id``."""
+
+    # state machines, versions, aliases, activities, tags: plain records keyed by ARN
+    def put_record(self, kind: str, arn: str, record: dict) -> None: ...
+    def get_record(self, kind: str, arn: str) -> dict | None: ...
+    def list_records(self, kind: str) -> list[dict]: ...
+    def delete_record(self, kind: str, arn: str) -> None: ...
+
+    # executions
+    def create_execution(self, row: dict, commit: Commit) -> None: ...      # raises ExecutionAlreadyExistsError
+    def get_execution(self, arn: str) -> dict | None: ...
+    def list_executions(self, state_machine_arn: str | None = None, status: str | None = None) -> list[dict]: ...
+    def load_frames(self, arn: str) -> dict[str, dict]: ...
+    def history(self, arn: str) -> list[dict]: ...
+    def apply(self, commit: Commit) -> None: ...
+
+    # messages and leases
+    def add_message(self, message: Message) -> None: ...
+    def due_messages(self, arn: str, now: datetime) -> list[Message]: ...
+    def next_due(self) -> datetime | None: ...
+    def claim(self, worker: str, now: datetime, lease_seconds: float, limit: int) -> list[str]: ...
+    def release(self, arn: str, worker: str) -> None: ...
+
+    # tokens and activity tasks
+    def get_token(self, token: str) -> dict | None: ...
+    def resolve_token(self, token: str, message: Message) -> str: ...     # "ok" | "unknown" | "closed"
+    def claim_activity_task(self, activity_arn: str, worker_name: str, now: datetime) -> dict | None: ...
+
+
+class MemoryStore:
+    """Dicts and a heap. Single process; the fastest path for `statelang.run` and unit tests."""
+
+    def __init__(self):
+        self.records: dict[str, dict[str, dict]] = {}
+        self.executions: dict[str, dict] = {}
+        self.events: dict[str, list[dict]] = {}
+        self.frames: dict[str, dict[str, Any]] = {}
+        self._heap: list[tuple[datetime, int, Message]] = []
+        self._ids = itertools.count(1)
+        self._live: dict[int, Message] = {}
+        self._by_arn: dict[str, dict[int, Message]] = {}   # the same messages, by execution
+        self.tokens: dict[str, dict] = {}
+        self.activity_queue: dict[str, list[str]] = {}
+        self.leases: dict[str, tuple[str, datetime]] = {}
+        self.lock = threading.RLock()
+
+    # records
+    def put_record(self, kind, arn, record):
+        self.records.setdefault(kind, {})[arn] = record
+
+    def get_record(self, kind, arn):
+        return self.records.get(kind, {}).get(arn)
+
+    def list_records(self, kind):
+        return list(self.records.get(kind, {}).values())
+
+    def delete_record(self, kind, arn):
+        self.records.get(kind, {}).pop(arn, None)
+
+    # executions
+    def create_execution(self, row, commit):
+        with self.lock:
+            if row["executionArn"] in self.executions:
+                raise ExecutionAlreadyExistsError(row["executionArn"])
+            self.executions[row["executionArn"]] = dict(row)
+            self.events[row["executionArn"]] = []
+            self.frames[row["executionArn"]] = {}
+            self.apply(commit)
+
+    def get_execution(self, arn):
+        return self.executions.get(arn)
+
+    def list_executions(self, state_machine_arn=None, status=None):
+        return [e for e in self.executions.values()
+                if (state_machine_arn is None or e["stateMachineArn"] == state_machine_arn)
+                and (status is None or e["status"] == status)]
+
+    def load_frames(self, arn):
+        return {k: v.to_dict() for k, v in self.frames.get(arn, {}).items()}
+
+    def history(self, arn):
+        return self.events.get(arn, [])
+
+    def apply(self, commit: Commit) -> None:
+        with self.lock:
+            arn = commit.execution_arn
+            if commit.events:
+                self.events[arn].extend(commit.events)
+            if commit.execution:
+                self.executions[arn].update(commit.execution)
+            frames = self.frames[arn]
+            for fid, f in commit.frames.items():
+                if f is None:
+                    frames.pop(fid, None)
+                else:
+                    frames[fid] = f
+            for mid in commit.consumed:
+                self._forget(mid)
+            if commit.close_all:
+                for mid in list(self._by_arn.get(arn) or ()):
+                    self._forget(mid)
+                for row in self.tokens.values():
+                    if row["execution_arn"] == arn:
+                        row["closed"] = True
+            for fid, seq in commit.cancel_frames:
+                for mid, m in list((self._by_arn.get(arn) or {}).items()):
+                    if m.frame_id == fid and (seq < 0 or m.seq <= seq) \
+                            and m.kind in ("wait", "retry", "task_timeout", "heartbeat"):
+                        self._forget(mid)
+            for fid in commit.close_frames_tokens:
+                for row in self.tokens.values():
+                    if row["execution_arn"] == arn and row["frame_id"] == fid:
+                        row["closed"] = True
+            for m in commit.add_messages:
+                self.add_message(m)
+            if commit.release:
+                self.leases.pop(arn, None)
+            for t in commit.add_tokens:
+                self.tokens[t["token"]] = dict(t, closed=False)
+                if t.get("activity_arn"):
+                    self.activity_queue.setdefault(t["activity_arn"], []).append(t["token"])
+
+    # messages
+    def add_message(self, message: Message) -> None:
+        with self.lock:
+            message.id = next(self._ids)
+            self._live[message.id] = message
+            self._by_arn.setdefault(message.execution_arn, {})[message.id] = message
+            heapq.heappush(self._heap, (message.due, message.id, message))
+
+    def due_messages(self, arn, now):
+        with self.lock:
+            mine = self._by_arn.get(arn) or {}
+            return sorted((m for m in mine.values() if m.due <= now), key=lambda m: (m.due, m.id))
+
+    def _forget(self, mid: int) -> None:
+        m = self._live.pop(mid, None)
+        if m is not None:
+            mine = self._by_arn.get(m.execution_arn)
+            if mine is not None:
+                mine.pop(mid, None)
+                if not mine:
+                    del self._by_arn[m.execution_arn]
+
+    def _prune(self):
+        while self._heap and self._heap[0][1] not in self._live:
+            heapq.heappop(self._heap)
+
+    def next_due(self):
+        with self.lock:
+            self._prune()
+            return self._heap[0][0] if self._heap else None
+
+    def claim(self, worker, now, lease_seconds, limit):
+        with self.lock:
+            self._prune()
+            out: list[str] = []
+            seen = set()
+            # The earliest entries usually hold `limit` executions: sort all only when they do not.
+            head = heapq.nsmallest(min(len(self._heap), limit * 8), self._heap)
+            if len({m.execution_arn for _, mid, m in head if mid in self._live}) < limit:
+                head = sorted(self._heap)
+            for due, mid, m in head:
+                if due > now or len(out) >= limit:
+                    break
+                if mid in self._live and m.execution_arn not in seen:
+                    seen.add(m.execution_arn)
+                    out.append(m.execution_arn)
+            return out
+
+    def release(self, arn, worker):
+        self.leases.pop(arn, None)
+
+    # tokens
+    def get_token(self, token):
+        return self.tokens.get(token)
+
+    def resolve_token(self, token, message):
+        with self.lock:
+            row = self.tokens.get(token)
+            if row is None:
+                return "unknown"
+            if row["closed"]:
+                return "closed"
+            if message.kind == "token":
+                row["closed"] = True
+            message.execution_arn, message.frame_id, message.seq = row["execution_arn"], row["frame_id"], row["seq"]
+            self.add_message(message)
+            return "ok"
+
+    def claim_activity_task(self, activity_arn, worker_name, now):
+        with self.lock:
+            queue = self.activity_queue.get(activity_arn) or []
+            while queue:
+                token = queue.pop(0)
+                row = self.tokens.get(token)
+                if row and not row["closed"]:
+                    self.add_message(Message(row["execution_arn"], "activity_started", now, row["frame_id"],
+                                             row["seq"], {"workerName": worker_name}))
+                    return row
+            return None
+
+
+DEFAULT_DB = "sqlite:///.statelang/statelang.db"
+MEMORY_URLS = ("memory", ":memory:", "memory://")
+STORE_ENTRY_POINTS = "statelang.stores"
+
+
+def open_store(db: str | Store | None) -> Store:
+    """The store for `db`: a Store as given, the memory store, or the SQL store its URL names.
+
+    SQL stores are found by the URL's scheme among the ``statelang.stores`` entry points (this
+    package declares ``sqlite`` and ``postgresql``), so the runtime depends on the protocol alone
+    and the store package depends on the runtime, never the other way round."""
+    if db is None:
+        db = DEFAULT_DB
+    if not isinstance(db, str):
+        return db
+    if db in MEMORY_URLS:
+        return MemoryStore()
+    scheme = db.split(":", 1)[0].split("+", 1)[0]
+    opener = _store_openers().get(scheme)
+    if opener is None:
+        known = ", ".join(sorted(_store_openers())) or "none installed"
+        raise StoreUnavailableError(
+            f"no store for database URL {db.split('://')[0]}://...: known schemes are memory, {known}")
+    return opener(db)
+
+
+_OPENERS: dict[str, Any] = {}
+
+
+def _store_openers() -> dict[str, Any]:
+    if not _OPENERS:
+        from importlib.metadata import entry_points
+        for ep in entry_points(group=STORE_ENTRY_POINTS):
+            _OPENERS.setdefault(ep.name, _LazyOpener(ep))
+    return _OPENERS
+
+
+class _LazyOpener:
+    """An entry point loaded on its first use: SQLAlchemy is imported only by a SQL store."""
+
+    def __init__(self, entry_point: Any):
+        self.entry_point = entry_point
+
+    def __call__(self, url: str) -> Store:
+        return self.entry_point.load()(url)
