@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from statelang.interpreter.frames import Frame, Run
+from statelang.interpreter.frames import ExecutionState, Frame
 from statelang.interpreter.step import RETRY, TASK, Interpreter
 from statelang.runtime.engine import compiled
 
@@ -28,21 +28,21 @@ ARN = "arn:aws:states:us-east-1:123456789012:execution:sm:e1"
 IT = Interpreter()
 
 
-def start(definition: dict, input=None) -> Run:
-    run = Run(compiled(definition), ARN, "e1", SM, {} if input is None else input, T0)
+def start(definition: dict, input=None) -> ExecutionState:
+    run = ExecutionState(compiled(definition), ARN, "e1", SM, {} if input is None else input, T0)
     IT.start(run, T0)
     IT.advance(run, T0)
     return run
 
 
-def take(run: Run, op: str) -> list[tuple]:
+def take(run: ExecutionState, op: str) -> list[tuple]:
     """The commands of one kind left for the engine (and forget all commands, as a flush does)."""
     out = [c for c in run.commands if c[0] == op]
     run.commands = []
     return out
 
 
-def types(run: Run) -> list[str]:
+def types(run: ExecutionState) -> list[str]:
     return [e["type"] for e in run.events]
 
 
@@ -181,7 +181,7 @@ def test_stop_without_error_or_cause_has_empty_details():
 
 def test_execution_timeout_timer_and_timing_out():
     d = {"StartAt": "T", "TimeoutSeconds": 30, "States": {"T": task(End=True)}}
-    run = Run(compiled(d), ARN, "e1", SM, {}, T0)
+    run = ExecutionState(compiled(d), ARN, "e1", SM, {}, T0)
     IT.start(run, T0)
     timers = [c for c in run.commands if c[0] == "timer"]
     assert timers == [("timer", "0", T0 + timedelta(seconds=30), "execution_timeout", 0)]
@@ -268,7 +268,7 @@ def map_machine(max_concurrency: int | None = None, **extra) -> dict:
     return {"StartAt": "M", "States": {"M": m}}
 
 
-def started(run: Run) -> list[int]:
+def started(run: ExecutionState) -> list[int]:
     return [e["mapIterationStartedEventDetails"]["index"] for e in run.events if e["type"] == "MapIterationStarted"]
 
 
@@ -383,9 +383,9 @@ def test_frame_round_trips_through_a_json_checkpoint(id, parent, state, input, p
     assert g.entered_time == entered and g.pending == pending and isinstance(g.retries, list)
 
 
-def rebuild(run: Run) -> Run:
+def rebuild(run: ExecutionState) -> ExecutionState:
     """A fresh Run from what a checkpoint holds: frames as JSON and the next event id."""
-    copy = Run(run.machine, run.arn, run.name, run.state_machine_arn, run.input, run.start)
+    copy = ExecutionState(run.machine, run.arn, run.name, run.state_machine_arn, run.input, run.start)
     copy.next_id = run.next_id
     for fid, f in run.frames.items():
         copy.frames[fid] = Frame.from_dict(json.loads(json.dumps(f.to_dict())))
@@ -401,7 +401,7 @@ def test_a_run_resumed_from_its_checkpoint_continues_identically():
             {"StartAt": "X", "States": {"X": task("FX", End=True)}}]}}}
     live = start(d, {"k": 1})
 
-    def script(run: Run) -> list:
+    def script(run: ExecutionState) -> list:
         log = []
         _, fid, seq, _ = take(run, "invoke")[0]
         IT.task_result(run, fid, seq, False, "Flaky", None, T0)

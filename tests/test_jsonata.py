@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import statelang
-from statelang.runtime import engine as _engine
 from statelang.language.env import Env
 from statelang.language.jsonata import Expression, bindings, compile_template
+from statelang.runtime import engine as _engine
 
 if not hasattr(_engine.Engine, "end_hooks"):  # tolerate an engine mid-refactor in this tree
     _engine.Engine.end_hooks = []

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from statelang.language import errors as E
 from statelang.interpreter.retry import decide_retry, error_matches, find_catcher
+from statelang.language import errors as E
 
 # -- error matching -----------------------------------------------------------------------------
 

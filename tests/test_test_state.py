@@ -13,8 +13,8 @@ import json
 
 import pytest
 
-from statelang.api.test_state import TestStateError
-from statelang.api.test_state import test_state as run_test_state
+from statelang.api.teststate import TestStateError
+from statelang.api.teststate import test_state as run_test_state
 
 TASK = {
     "Type": "Task", "Resource": "arn:aws:states:::dynamodb:getItem",

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 import statelang
-from statelang.runtime import engine as _engine
 from statelang.language.env import Env
 from statelang.language.paths import compile_template
 from statelang.language.variables import check_assign, compile_jsonpath_assign
+from statelang.runtime import engine as _engine
 
 if not hasattr(_engine.Engine, "end_hooks"):  # tolerate an engine mid-refactor in this tree
     _engine.Engine.end_hooks = []

@@ -279,7 +279,7 @@ def worker(db, handlers, poll, once):
 def test_state_cmd(definition, input_, state_name, inspection_level, variables, mock, retrier_retry_count,
                    handlers):
     """Run one state, as AWS's TestState API does: output, error, next state, inspection data."""
-    from statelang.api.test_state import TestStateError, test_state
+    from statelang.api.teststate import TestStateError, test_state
     config = {"retrierRetryCount": retrier_retry_count} if retrier_retry_count is not None else None
     try:
         out = test_state(read_definition(definition), read_json_arg(input_, "input", {}),

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from statelang.history.replay import ReplayClock, ReplayEngine, compare, normalize_events
-from statelang.interpreter.step import TASK, Run
+from statelang.interpreter.step import TASK, ExecutionState
 from statelang.runtime.engine import Engine
 from statelang.runtime.storage import Commit, Message
 
@@ -48,7 +48,7 @@ class _Forward(ReplayEngine):
         super().__init__(events, None, mode="redrive", **kw)
         self.limit = events[-1]["timestamp"]
 
-    def _apply_message(self, run: Run, m: Message, now: datetime) -> None:
+    def _apply_message(self, run: ExecutionState, m: Message, now: datetime) -> None:
         if m.kind in ("execution_timeout", "stop"):
             return
         super()._apply_message(run, m, now)
@@ -68,14 +68,14 @@ class _Forward(ReplayEngine):
             self.clock.set(due)
 
 
-def _fast_forward(engine: Engine, row: dict, events: list[dict], definition: Any) -> tuple[Run, _Forward]:
+def _fast_forward(engine: Engine, row: dict, events: list[dict], definition: Any) -> tuple[ExecutionState, _Forward]:
     fwd = _Forward(events, account_id=engine.account_id, region=engine.region)
     clock: ReplayClock = fwd.clock  # type: ignore[assignment]
     arn = row["executionArn"]
     started = next(e for e in events if e["type"] == "ExecutionStarted")
     role = (started.get("executionStartedEventDetails") or {}).get("roleArn", "")
     machine = fwd.compiled(definition)
-    clock.run = Run(machine, arn, row["name"], row["stateMachineArn"], None, clock.now())
+    clock.run = ExecutionState(machine, arn, row["name"], row["stateMachineArn"], None, clock.now())
     run = fwd.start(definition, json.loads(row["input"]), arn=arn, name=row["name"],
                     state_machine_arn=row["stateMachineArn"], role_arn=role)
     clock.run = run

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from statelang.interpreter.step import Run
+from statelang.interpreter.step import ExecutionState
 from statelang.runtime.clock import Clock
 from statelang.runtime.engine import Engine
 from statelang.runtime.storage import Message
@@ -132,7 +132,7 @@ class ReplayClock(Clock):
     def __init__(self, events: list[dict]):
         self.times = {e["id"]: e["timestamp"] for e in events}
         self.floor = events[0]["timestamp"] if events else datetime.fromtimestamp(0, UTC)
-        self.run: Run | None = None
+        self.run: ExecutionState | None = None
 
     def now(self) -> datetime:
         t = self.times.get(self.run.next_id) if self.run is not None else None
@@ -190,15 +190,15 @@ class ReplayEngine(Engine):
                        and not e["type"].endswith(("StateFailed", "StateAborted"))
                        for e in self.after.get(outcome["id"], ()))
 
-    def _invoke_all(self, run: Run, invokes: list[tuple]) -> list:
+    def _invoke_all(self, run: ExecutionState, invokes: list[tuple]) -> list:
         return [self._invoke(run, fid, seq, spec) for (_, fid, seq, spec) in invokes]
 
-    def _flush(self, run: Run, consumed: list[int]) -> list[tuple]:
+    def _flush(self, run: ExecutionState, consumed: list[int]) -> list[tuple]:
         commit = self._commit_of(run, consumed)
         self.store.apply(commit)
         return list(commit.invokes)  # type: ignore[attr-defined]
 
-    def _invoke(self, run: Run, fid: str, seq: int, spec: dict):
+    def _invoke(self, run: ExecutionState, fid: str, seq: int, spec: dict):
         if self.live:
             return super()._invoke(run, fid, seq, spec)
         frame = run.frames.get(fid)
@@ -379,9 +379,9 @@ def replay(history: Any, definition: str | dict | None = None, handlers: dict | 
     return ReplayResult(div is None, div, produced, run.status, run.output, run.error, run.cause)
 
 
-def _start(engine: Engine, clock: ReplayClock, definition, input, arn, name, sm_arn, role) -> Run:
+def _start(engine: Engine, clock: ReplayClock, definition, input, arn, name, sm_arn, role) -> ExecutionState:
     machine = engine.compiled(definition)
-    probe = Run(machine, arn, name, sm_arn, input, clock.now(), role)
+    probe = ExecutionState(machine, arn, name, sm_arn, input, clock.now(), role)
     clock.run = probe  # next_id 1: ExecutionStarted's time
     run = engine.start(definition, input, arn=arn, name=name, state_machine_arn=sm_arn, role_arn=role)
     clock.run = run

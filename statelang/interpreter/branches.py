@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from statelang.interpreter.frames import CHILDREN, RESUME, Frame, Run, _join, _rng, _token
+from statelang.interpreter.frames import CHILDREN, RESUME, ExecutionState, Frame, _join, _rng, _token
 from statelang.language import errors as E
 from statelang.language.compiler import CState
 from statelang.language.env import Env
@@ -20,7 +20,7 @@ from statelang.language.errors import StatesError
 
 
 class Branches:
-    def _frame_succeeded(self, run: Run, frame: Frame, output: Any, now: datetime) -> None:
+    def _frame_succeeded(self, run: ExecutionState, frame: Frame, output: Any, now: datetime) -> None:
         if frame.parent is None:
             self._end(run, "ExecutionSucceeded", now, output=output)
             return
@@ -34,7 +34,7 @@ class Branches:
         run.drop(frame)
         self._child_finished(run, parent, pst, now)
 
-    def _frame_failed(self, run: Run, frame: Frame, error: str | None, cause: str | None,
+    def _frame_failed(self, run: ExecutionState, frame: Frame, error: str | None, cause: str | None,
                       now: datetime) -> None:
         if frame.parent is None:
             self._end(run, "ExecutionFailed", now, error=error, cause=cause)
@@ -72,7 +72,7 @@ class Branches:
             return False
         return True
 
-    def _abort_children(self, run: Run, parent: Frame, now: datetime) -> None:
+    def _abort_children(self, run: ExecutionState, parent: Frame, now: datetime) -> None:
         pst = run.machine.tables[parent.table][parent.state]
         for child in [f for f in run.frames.values() if f.parent == parent.id]:
             self._abort_children(run, child, now)
@@ -82,7 +82,7 @@ class Branches:
             run.drop(child)
         parent.data["queue"] = []
 
-    def _start_children(self, run: Run, frame: Frame, st: CState, now: datetime) -> tuple | None:
+    def _start_children(self, run: ExecutionState, frame: Frame, st: CState, now: datetime) -> tuple | None:
         env = self._env(run, frame, st, now)
         if st.type == "Parallel":
             effective = st.prepare(frame.input, env)
@@ -128,7 +128,7 @@ class Branches:
         self._launch_items(run, frame, st, now)
         return None
 
-    def _start_map_run(self, run: Run, frame: Frame, st: CState, effective: Any, env: Env,
+    def _start_map_run(self, run: ExecutionState, frame: Frame, st: CState, effective: Any, env: Env,
                        now: datetime) -> None:
         from statelang.language import paths
         d = st.definition
@@ -189,7 +189,7 @@ class Branches:
         run.commands.append(("map_run", frame.id, frame.seq, spec))
         return None
 
-    def map_item_input(self, run: Run, frame_id: str, index: int, item: Any, now: datetime) -> Any:
+    def map_item_input(self, run: ExecutionState, frame_id: str, index: int, item: Any, now: datetime) -> Any:
         """A distributed Map item's input: the ItemSelector (with $$.Map.Item) or the item."""
         frame = run.frames[frame_id]
         st = run.machine.tables[frame.table][frame.state]
@@ -198,7 +198,7 @@ class Branches:
         env = self._env(run, frame, st, now, {"Map": {"Item": {"Index": index, "Value": item}}})
         return st.item_selector(frame.data["effective"], env)
 
-    def map_run_finished(self, run: Run, frame_id: str, seq: int, ok: bool, value: Any,
+    def map_run_finished(self, run: ExecutionState, frame_id: str, seq: int, ok: bool, value: Any,
                          cause: str | None, now: datetime) -> bool:
         frame = run.frames.get(frame_id)
         if frame is None or frame.phase != CHILDREN or frame.seq != seq or run.status != "RUNNING":
@@ -209,7 +209,7 @@ class Branches:
         run.runnable.append(frame.id)
         return True
 
-    def _launch_items(self, run: Run, frame: Frame, st: CState, now: datetime) -> None:
+    def _launch_items(self, run: ExecutionState, frame: Frame, st: CState, now: datetime) -> None:
         data = frame.data
         items, limit = data["items"], data["limit"]
         table = _join(frame.table, st.name)
@@ -229,7 +229,7 @@ class Branches:
             run.touch(child)
             run.runnable.append(child.id)
 
-    def _child_finished(self, run: Run, parent: Frame, pst: CState, now: datetime) -> None:
+    def _child_finished(self, run: ExecutionState, parent: Frame, pst: CState, now: datetime) -> None:
         data = parent.data
         data["remaining"] -= 1
         data["running"] -= 1
@@ -241,7 +241,7 @@ class Branches:
             parent.phase = RESUME
             run.runnable.append(parent.id)
 
-    def _children_succeeded(self, run: Run, frame: Frame, st: CState, results: list, now: datetime) -> tuple:
+    def _children_succeeded(self, run: ExecutionState, frame: Frame, st: CState, results: list, now: datetime) -> tuple:
         run.emit(frame, st.type + "StateSucceeded", None, now)
         env = self._env(run, frame, st, now)
         frame.data = {}

@@ -67,7 +67,7 @@ class Frame:
         return f
 
 
-class Run:
+class ExecutionState:
     """The live state of one execution: what a checkpoint stores, plus unflushed output."""
 
     def __init__(self, machine: CompiledMachine, arn: str, name: str, state_machine_arn: str,
@@ -141,7 +141,7 @@ def _join(parent: str, child: str) -> str:
     return f"{parent}/{child}" if parent else child
 
 
-def _map_path(run: Run, frame: Frame) -> list[int] | None:
+def _map_path(run: ExecutionState, frame: Frame) -> list[int] | None:
     idx = []
     f: Frame | None = frame
     while f is not None and f.parent is not None:
@@ -150,11 +150,11 @@ def _map_path(run: Run, frame: Frame) -> list[int] | None:
     return idx[::-1] or None
 
 
-def _seed(run: Run, frame: Frame) -> str:
+def _seed(run: ExecutionState, frame: Frame) -> str:
     return f"{run.arn}#{frame.id}#{frame.last_id}"
 
 
-def _rng(run: Run, frame: Frame) -> random.Random:
+def _rng(run: ExecutionState, frame: Frame) -> random.Random:
     """A random source fixed by (execution, event): a re-run draws the same numbers."""
     return random.Random(_seed(run, frame))
 

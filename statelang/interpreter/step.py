@@ -31,8 +31,8 @@ from statelang.interpreter.frames import (  # noqa: F401
     RETRY,
     TASK,
     TIMER,
+    ExecutionState,
     Frame,
-    Run,
     _join,
     _map_path,
     _rng,
@@ -57,10 +57,10 @@ def parse_timestamp(text: str) -> datetime | None:
 
 
 class Interpreter(Branches):
-    """Stateless: every method takes the `Run` it works on."""
+    """Stateless: every method takes the `ExecutionState` it works on."""
 
     # -- entry points -----------------------------------------------------------------------
-    def start(self, run: Run, now: datetime) -> None:
+    def start(self, run: ExecutionState, now: datetime) -> None:
         details = {"input": dump(run.input), "inputDetails": {"truncated": False}, "roleArn": run.role_arn}
         for key in ("stateMachineVersionArn", "stateMachineAliasArn"):
             if run.started_with.get(key):
@@ -74,7 +74,7 @@ class Interpreter(Branches):
         if timeout:
             run.commands.append(("timer", "0", now + timedelta(seconds=timeout), "execution_timeout", 0))
 
-    def advance(self, run: Run, now: datetime) -> None:
+    def advance(self, run: ExecutionState, now: datetime) -> None:
         """Run every runnable frame until each one waits on something outside."""
         while run.runnable and run.status == "RUNNING":
             fid = run.runnable.popleft()
@@ -86,7 +86,7 @@ class Interpreter(Branches):
             except StatesError as exc:  # a terminal error escaped a state: the execution fails
                 self.fail_execution(run, exc.error, exc.cause, now)
 
-    def task_result(self, run: Run, frame_id: str, seq: int, ok: bool, value: Any,
+    def task_result(self, run: ExecutionState, frame_id: str, seq: int, ok: bool, value: Any,
                     cause: str | None, now: datetime, whole: bool = False) -> bool:
         """A task's outcome. Returns False (and changes nothing) when it is stale."""
         frame = run.frames.get(frame_id)
@@ -98,7 +98,7 @@ class Interpreter(Branches):
         run.runnable.append(frame.id)
         return True
 
-    def task_submitted(self, run: Run, frame_id: str, seq: int, output: Any, now: datetime) -> None:
+    def task_submitted(self, run: ExecutionState, frame_id: str, seq: int, output: Any, now: datetime) -> None:
         """A .waitForTaskToken/.sync task's call was accepted; its outcome comes later."""
         frame = run.frames.get(frame_id)
         if frame is None or frame.phase != TASK or frame.seq != seq:
@@ -109,7 +109,7 @@ class Interpreter(Branches):
                                           "output": dump(output), "outputDetails": {"truncated": False}}, now)
         run.touch(frame)
 
-    def timer_fired(self, run: Run, frame_id: str, kind: str, seq: int, now: datetime) -> bool:
+    def timer_fired(self, run: ExecutionState, frame_id: str, kind: str, seq: int, now: datetime) -> bool:
         if run.status != "RUNNING":
             return False
         if kind == "execution_timeout":
@@ -132,7 +132,7 @@ class Interpreter(Branches):
         run.runnable.append(frame.id)
         return True
 
-    def heartbeat(self, run: Run, frame_id: str, seq: int, now: datetime) -> bool:
+    def heartbeat(self, run: ExecutionState, frame_id: str, seq: int, now: datetime) -> bool:
         frame = run.frames.get(frame_id)
         if frame is None or frame.phase != TASK or frame.seq != seq:
             return False
@@ -141,16 +141,16 @@ class Interpreter(Branches):
             run.commands.append(("timer", frame.id, now + timedelta(seconds=hb), "heartbeat", frame.seq))
         return True
 
-    def stop(self, run: Run, error: str | None, cause: str | None, now: datetime) -> None:
+    def stop(self, run: ExecutionState, error: str | None, cause: str | None, now: datetime) -> None:
         if run.status == "RUNNING":
             self._end(run, "ExecutionAborted", now, error=error, cause=cause)
 
-    def fail_execution(self, run: Run, error: str, cause: str | None, now: datetime) -> None:
+    def fail_execution(self, run: ExecutionState, error: str, cause: str | None, now: datetime) -> None:
         if run.status == "RUNNING":
             self._end(run, "ExecutionFailed", now, error=error, cause=cause)
 
     # -- the frame loop ---------------------------------------------------------------------
-    def _run_frame(self, run: Run, frame: Frame, now: datetime) -> None:
+    def _run_frame(self, run: ExecutionState, frame: Frame, now: datetime) -> None:
         machine = run.machine
         while True:
             st = machine.tables[frame.table][frame.state]
@@ -178,7 +178,7 @@ class Interpreter(Branches):
                 self._frame_failed(run, frame, outcome[1], outcome[2], now)
                 return
 
-    def _env(self, run: Run, frame: Frame, st: CState, now: datetime, extra: dict | None = None) -> Env:
+    def _env(self, run: ExecutionState, frame: Frame, st: CState, now: datetime, extra: dict | None = None) -> Env:
         ctx: dict[str, Any] = {}
         if st.uses_context or extra:
             ctx = {
@@ -194,7 +194,7 @@ class Interpreter(Branches):
                 ctx.update(extra)
         return Env(ctx, self._variables(run, frame), None, _seed(run, frame))
 
-    def _variables(self, run: Run, frame: Frame) -> dict:
+    def _variables(self, run: ExecutionState, frame: Frame) -> dict:
         return frame.variables or {}
 
     def _runtime(self, frame: Frame, st: CState, exc: StatesError) -> StatesError:
@@ -209,7 +209,7 @@ class Interpreter(Branches):
             return ("end", output)
         return ("next", st.next, output)
 
-    def _exit(self, run: Run, frame: Frame, st: CState, output: Any, now: datetime,
+    def _exit(self, run: ExecutionState, frame: Frame, st: CState, output: Any, now: datetime,
               result: Any = None, env: Env | None = None, assign: Any = None, nxt: str | None = None) -> tuple:
         """Emit <Type>StateExited and move on. Assign is evaluated here, after the output, with the
         variables as they were at state entry (AWS evaluates Assign and Output side by side)."""
@@ -229,7 +229,7 @@ class Interpreter(Branches):
             return ("next", nxt, output)
         return self._transition(st, output)
 
-    def _enter(self, run: Run, frame: Frame, st: CState, now: datetime) -> tuple | None:
+    def _enter(self, run: ExecutionState, frame: Frame, st: CState, now: datetime) -> tuple | None:
         t = st.type
         frame.entered_time = now
         cached = run.dumped.get(frame.id)
@@ -284,7 +284,7 @@ class Interpreter(Branches):
             return self._state_error(run, frame, st, exc.error, exc.cause, now)
         raise StatesError(E.RUNTIME, f"Unknown state type {t!r}")
 
-    def _resume(self, run: Run, frame: Frame, st: CState, now: datetime) -> tuple | None:
+    def _resume(self, run: ExecutionState, frame: Frame, st: CState, now: datetime) -> tuple | None:
         pending = frame.pending
         frame.pending = None
         kind = pending[0]
@@ -335,7 +335,7 @@ class Interpreter(Branches):
         raise AssertionError(f"unknown pending result {kind}")
 
     # -- errors -----------------------------------------------------------------------------
-    def _state_error(self, run: Run, frame: Frame, st: CState, error: str, cause: str | None,
+    def _state_error(self, run: ExecutionState, frame: Frame, st: CState, error: str, cause: str | None,
                      now: datetime) -> tuple | None:
         if error in (E.RUNTIME,):
             raise StatesError(error, cause)
@@ -360,7 +360,7 @@ class Interpreter(Branches):
         return self._exit(run, frame, st, out, now, err_obj, env, catcher.get("_assign") or _NO_ASSIGN,
                           catcher["Next"])
 
-    def _end(self, run: Run, type_: str, now: datetime, output: Any = None, error: str | None = None,
+    def _end(self, run: ExecutionState, type_: str, now: datetime, output: Any = None, error: str | None = None,
              cause: str | None = None) -> None:
         if type_ == "ExecutionSucceeded":
             try:
@@ -388,7 +388,7 @@ class Interpreter(Branches):
         run.commands.append(("done",))
 
     # -- Task -------------------------------------------------------------------------------
-    def _schedule(self, run: Run, frame: Frame, st: CState, now: datetime, first: bool) -> tuple | None:
+    def _schedule(self, run: ExecutionState, frame: Frame, st: CState, now: datetime, first: bool) -> tuple | None:
         rng = _rng(run, frame)
         token = None
         extra = None
@@ -440,7 +440,7 @@ class Interpreter(Branches):
             "entered_time": now}))
         return None
 
-    def _task_event(self, run: Run, frame: Frame, st: CState, what: str, now: datetime,
+    def _task_event(self, run: ExecutionState, frame: Frame, st: CState, what: str, now: datetime,
                     output: str | None = None, error: str | None = None, cause: str | None = None) -> None:
         prefix = {"lambda": "LambdaFunction", "activity": "Activity"}.get(st.kind, "Task")
         d: dict[str, Any] = {}
@@ -455,7 +455,7 @@ class Interpreter(Branches):
             d["cause"] = cause
         run.emit(frame, prefix + what, d, now)
 
-    def _task_succeeded(self, run: Run, frame: Frame, st: CState, result: Any, now: datetime,
+    def _task_succeeded(self, run: ExecutionState, frame: Frame, st: CState, result: Any, now: datetime,
                         whole: bool = False) -> tuple:
         if st.kind == "lambda_invoke" and not st.wait_for_token and not whole:
             result = {"ExecutedVersion": "$LATEST", "Payload": result,
@@ -488,7 +488,7 @@ class Interpreter(Branches):
         return self._exit(run, frame, st, out, now, result, env)
 
     # -- Wait -------------------------------------------------------------------------------
-    def _wait(self, run: Run, frame: Frame, st: CState, now: datetime) -> None:
+    def _wait(self, run: ExecutionState, frame: Frame, st: CState, now: datetime) -> None:
         env = self._env(run, frame, st, now)
         effective = st.prepare(frame.input, env)
         how, fn = st.wait_until

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from statelang.interpreter.step import RESUME, TASK, Frame, Interpreter, Run
+from statelang.interpreter.step import RESUME, TASK, ExecutionState, Frame, Interpreter
 from statelang.language import jsontext
 from statelang.language.compiler import CompiledMachine
 from statelang.runtime.clock import Clock, make_clock
@@ -102,7 +102,7 @@ class Engine:
         self.max_defer_events = 2000      # group commit bounds (see _deferrable)
         self.max_defer_seconds = 0.5
         self._machines: dict[str, CompiledMachine] = {}
-        self._runs: dict[str, Run] = {}
+        self._runs: dict[str, ExecutionState] = {}
         self._cache_runs = isinstance(self.store, MemoryStore)
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -172,11 +172,11 @@ class Engine:
 
     # -- starting ---------------------------------------------------------------------------
     def start(self, definition: str | dict, input: Any, *, arn: str, name: str, state_machine_arn: str,
-              role_arn: str = "", extra: dict | None = None) -> Run:
+              role_arn: str = "", extra: dict | None = None) -> ExecutionState:
         """Create an execution and commit its ExecutionStarted; the run itself is a message due now."""
         machine = self.compiled(definition)
         now = self.clock.now()
-        run = Run(machine, arn, name, state_machine_arn, input, now, role_arn, self.region, self.account_id)
+        run = ExecutionState(machine, arn, name, state_machine_arn, input, now, role_arn, self.region, self.account_id)
         run.parent = (extra or {}).get("parent")
         run.started_with = {k: (extra or {}).get(k) for k in ("stateMachineVersionArn", "stateMachineAliasArn")
                             if (extra or {}).get(k)}
@@ -218,7 +218,7 @@ class Engine:
             self._wake.set()
         return run
 
-    def _advance_in_memory(self, run: Run) -> None:
+    def _advance_in_memory(self, run: ExecutionState) -> None:
         it = self.interpreter
         last = self.clock.elapsed()
         while run.status == "RUNNING":
@@ -370,7 +370,7 @@ class Engine:
                 if not self._cache_runs or run.status != "RUNNING":
                     self._runs.pop(arn, None)
 
-    def _load(self, arn: str) -> Run | None:
+    def _load(self, arn: str) -> ExecutionState | None:
         run = self._runs.get(arn)
         if run is not None:
             return run
@@ -378,7 +378,7 @@ class Engine:
         if row is None:
             return None
         machine = self.compiled(row["definition"])
-        run = Run(machine, arn, row["name"], row["stateMachineArn"], json.loads(row["input"]),
+        run = ExecutionState(machine, arn, row["name"], row["stateMachineArn"], json.loads(row["input"]),
                   row["startDate"], row.get("roleArn") or "", self.region, self.account_id,
                   row.get("redriveCount") or 0)
         run.next_id = row["next_event_id"]
@@ -392,7 +392,7 @@ class Engine:
             self._runs[arn] = run
         return run
 
-    def _recover(self, run: Run) -> None:
+    def _recover(self, run: ExecutionState) -> None:
         """Rebuild what was in flight: runnable frames, and task invocations never answered."""
         for frame in sorted(run.frames.values(), key=lambda f: f.last_id):
             if frame.phase in ("enter", RESUME):
@@ -403,7 +403,7 @@ class Engine:
             elif frame.data.get("map_run") and self.map_runs is not None:
                 self.map_runs.recover(run, frame)
 
-    def _apply_message(self, run: Run, m: Message, now: datetime) -> None:
+    def _apply_message(self, run: ExecutionState, m: Message, now: datetime) -> None:
         it = self.interpreter
         k = m.kind
         if k == "run":
@@ -449,7 +449,7 @@ class Engine:
             it.task_result(run, m.frame_id, m.seq, p["ok"], p.get("output") if p["ok"] else p.get("error"),
                            p.get("cause"), now)
 
-    def _drive(self, run: Run, consumed: list[int]) -> None:
+    def _drive(self, run: ExecutionState, consumed: list[int]) -> None:
         it = self.interpreter
         last_commit = self.clock.elapsed()
         while True:
@@ -465,7 +465,7 @@ class Engine:
                 return
             self._apply_outcomes(run, invokes, self._invoke_all(run, invokes))
 
-    def _apply_outcomes(self, run: Run, invokes: list[tuple], outcomes: list) -> None:
+    def _apply_outcomes(self, run: ExecutionState, invokes: list[tuple], outcomes: list) -> None:
         """Feed handler outcomes to the interpreter, in the order the invocations were issued."""
         it = self.interpreter
         now = self.clock.now()
@@ -488,7 +488,7 @@ class Engine:
                 it.task_result(run, fid, seq, False, outcome[1], outcome[2], now)
         _fault("after_handler")
 
-    def _deferrable(self, run: Run, last_commit: float, force: bool = False) -> list[tuple] | None:
+    def _deferrable(self, run: ExecutionState, last_commit: float, force: bool = False) -> list[tuple] | None:
         """Group commit: the invocations of this step, taken without committing, when that is safe.
 
         Committing before every handler call would cost one fsync per task. It is not needed for
@@ -518,7 +518,7 @@ class Engine:
         run.commands = rest
         return invokes
 
-    def _invoke_all(self, run: Run, invokes: list[tuple]) -> list:
+    def _invoke_all(self, run: ExecutionState, invokes: list[tuple]) -> list:
         calls = [(fid, seq, spec) for (_, fid, seq, spec) in invokes]
         if len(calls) == 1 or self.max_workers <= 1:
             return [self._invoke(run, *c) for c in calls]
@@ -526,7 +526,7 @@ class Engine:
             self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="statelang-task")
         return list(self._pool.map(lambda c: self._invoke(run, *c), calls))
 
-    def _invoke(self, run: Run, fid: str, seq: int, spec: dict):
+    def _invoke(self, run: ExecutionState, fid: str, seq: int, spec: dict):
         kind = spec["kind"]
         if kind == "activity":
             return None  # a worker polls it with get_activity_task
@@ -547,7 +547,7 @@ class Engine:
         return outcome
 
     # -- committing -------------------------------------------------------------------------
-    def _commit_of(self, run: Run, consumed: list[int]) -> Commit:
+    def _commit_of(self, run: ExecutionState, consumed: list[int]) -> Commit:
         if run.kick is not None:   # the safety net of the previous commit: its invocations are answered
             consumed = [*consumed, run.kick.id]
             run.kick = None
@@ -604,7 +604,7 @@ class Engine:
         commit.invokes = invokes  # type: ignore[attr-defined]
         return commit
 
-    def _flush(self, run: Run, consumed: list[int]) -> list[tuple]:
+    def _flush(self, run: ExecutionState, consumed: list[int]) -> list[tuple]:
         commit = self._commit_of(run, consumed)
         in_flight = [c for c in commit.invokes if c[3].get("kind") != "activity"]  # type: ignore[attr-defined]
         if (in_flight or commit.map_runs) and not self._cache_runs:  # type: ignore[attr-defined]
@@ -630,7 +630,7 @@ class Engine:
                 self.map_runs.start(run, fid, seq, spec)
         return [c for c in commit.invokes if c[3].get("kind") != "activity"]  # type: ignore[attr-defined]
 
-    def _notify(self, run: Run) -> None:
+    def _notify(self, run: ExecutionState) -> None:
         for listener in list(self.listeners):
             try:
                 listener(self.store.get_execution(run.arn))
