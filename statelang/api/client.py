@@ -512,8 +512,9 @@ class Client(MachinesMixin):
     # -- validation -----------------------------------------------------------------------------
     def _validate_state_machine_definition(self, *, definition: str, type: str | None = None,
                                            severity: str | None = None, maxResults: int | None = None) -> dict:
+        from statelang.language.definition import json_text_problems
         from statelang.language.validation import to_aws_location, validate
-        found = validate(definition)
+        found = json_text_problems(definition) or validate(definition)
         if (severity or "ERROR") == "ERROR":
             found = [d for d in found if d.severity == "ERROR"]
         limit = maxResults or 100

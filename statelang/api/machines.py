@@ -145,12 +145,13 @@ class MachinesMixin:
                       key=lambda a: (a["creationDate"], a["name"]))
 
     def _check_definition(self, definition: str) -> None:
+        from statelang.language.definition import json_text_problems
         from statelang.language.validation import to_aws_location, validate
         if len(definition.encode()) > MAX_DEFINITION_BYTES:
             raise error("ValidationException",
                         "1 validation error detected: Value at 'definition' failed to satisfy constraint: "
                         f"Member must have length less than or equal to {MAX_DEFINITION_BYTES}")
-        problems = [d for d in validate(definition) if d.severity == "ERROR"]
+        problems = [d for d in json_text_problems(definition) or validate(definition) if d.severity == "ERROR"]
         if problems:
             parts = [f"{d.code}: {d.message}" + (f" at {to_aws_location(d.location)}" if d.location else "")
                      for d in problems]
