@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
 import inspect
 import json
 import sys
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import click
@@ -53,16 +56,14 @@ def read_definition(path: str) -> str:
 
 def load_handlers(specs: tuple[str, ...]) -> dict:
     """'pkg.module' -> its HANDLERS dict if it has one, else every public function by name;
-    'pkg.module:NAME' -> that attribute (a dict, or a callable registered under NAME)."""
+    'pkg.module:NAME' -> that attribute (a dict, or a callable registered under NAME).
+
+    The module is looked up in the current folder first (see `import_user_module`), then where
+    Python finds installed modules."""
     handlers: dict = {}
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
     for spec in specs:
         mod_name, _, attr = spec.partition(":")
-        try:
-            module = importlib.import_module(mod_name)
-        except ImportError as exc:
-            raise UserError(f"cannot import handlers module {mod_name!r}: {exc}") from None
+        module = import_user_module(mod_name)
         if attr:
             obj = getattr(module, attr, None)
             if obj is None:
@@ -75,6 +76,61 @@ def load_handlers(specs: tuple[str, ...]) -> dict:
                 if not name.startswith("_") and inspect.isfunction(obj) and obj.__module__ == module.__name__:
                     handlers[name] = obj
     return handlers
+
+
+def import_user_module(name: str) -> ModuleType:
+    """Import the user's ``name`` (dotted) from the current folder without changing `sys.path`.
+
+    The console script's `sys.path` does not hold the current folder, and putting it there would
+    let a user's ``store.py`` or ``handlers/`` shadow what other code imports (and ours shadow
+    theirs). So only the top-level package or module of ``name`` is looked up in the current
+    folder and registered in `sys.modules` under its name, where ``import handlers`` in the user's
+    own code finds that same module; the dotted rest is imported through that package's
+    ``__path__``. A name not in the current folder is imported as usual (an installed package).
+    A module of the user's that imports a sibling *module* by its bare name still needs that
+    folder on PYTHONPATH; inside a package, relative imports work."""
+    if not name or any(not part.isidentifier() for part in name.split(".")):
+        raise UserError(f"cannot import handlers module {name!r}: not a dotted module name")
+    top = name.partition(".")[0]
+    cwd = str(Path.cwd())
+    found = importlib.machinery.PathFinder.find_spec(top, [cwd])
+    loaded = sys.modules.get(top)
+    if found is not None and found.loader is not None and loaded is None:
+        module = importlib.util.module_from_spec(found)
+        sys.modules[top] = module
+        try:
+            found.loader.exec_module(module)
+        except BaseException as exc:
+            sys.modules.pop(top, None)
+            if isinstance(exc, Exception):
+                raise UserError(f"cannot import handlers module {name!r} from {found.origin}: "
+                                f"{type(exc).__name__}: {exc}") from None
+            raise
+    elif found is not None and loaded is not None and not _same_place(loaded, found):
+        raise UserError(f"cannot import handlers module {name!r}: {top!r} in {cwd} is shadowed by the "
+                        f"{top!r} already imported from {_place(loaded)}")
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if found is None and exc.name == top:
+            raise UserError(f"cannot import handlers module {name!r}: no {top!r} in {cwd} "
+                            "nor among the installed modules") from None
+        raise UserError(f"cannot import handlers module {name!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the user's module failed while importing
+        raise UserError(f"cannot import handlers module {name!r}: {type(exc).__name__}: {exc}") from None
+
+
+def _place(module: ModuleType) -> str:
+    path = getattr(module, "__path__", None)
+    return str(getattr(module, "__file__", None) or (list(path) if path is not None else "?"))
+
+
+def _same_place(module: ModuleType, spec: importlib.machinery.ModuleSpec) -> bool:
+    """Whether an imported module is the one ``spec`` found (so importing it again changes nothing)."""
+    if spec.origin and getattr(module, "__file__", None):
+        return Path(module.__file__).resolve() == Path(spec.origin).resolve()
+    here = {str(Path(p).resolve()) for p in (spec.submodule_search_locations or [])}
+    return bool(here) and here <= {str(Path(p).resolve()) for p in getattr(module, "__path__", [])}
 
 
 def _json_default(o: Any) -> Any:
