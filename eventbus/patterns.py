@@ -28,6 +28,21 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from statelang.eventbus.terms import (
+    AnythingBut,
+    CidrRange,
+    EqualsIgnoreCase,
+    Exact,
+    Exclusion,
+    Field,
+    Leaf,
+    NumericRange,
+    ObjectPattern,
+    Prefix,
+    Suffix,
+    Term,
+    Wildcard,
+)
 from statelang.language.errors import StatelangError
 
 __all__ = [
@@ -35,7 +50,10 @@ __all__ = [
     "CompiledPattern",
     "InvalidEventPattern",
     "compile_pattern",
+    "index_key",
+    "ip_literal",
     "leaf_values",
+    "object_elements",
     "parse_pattern",
 ]
 
@@ -82,11 +100,14 @@ Predicate = Callable[[Any], bool]
 class CompiledPattern:
     """A validated pattern, ready to test many events. Build it with `compile_pattern`."""
 
-    __slots__ = ("pattern", "_root", "required")
+    __slots__ = ("pattern", "_root", "required", "tree")
 
-    def __init__(self, pattern: dict, root: Predicate, required: dict[tuple[str, ...], frozenset]):
+    def __init__(self, pattern: dict, root: Predicate, required: dict[tuple[str, ...], frozenset],
+                 tree: ObjectPattern):
         self.pattern = pattern
         self._root = root
+        # The typed form the predicate was built from; the compiled matcher indexes it.
+        self.tree = tree
         # Paths the pattern requires, outside any "$or", whose only entries are exact values:
         # path -> index keys (see `index_key`). An event can match only if one of its leaf
         # values at that path has one of these keys; `PatternIndex` files rules under them.
@@ -121,8 +142,8 @@ def compile_pattern(pattern: dict | str | CompiledPattern) -> CompiledPattern:
         return pattern
     parsed = parse_pattern(pattern)
     required: dict[tuple[str, ...], frozenset] = {}
-    root = _compile_object(parsed, (), "", in_or=False, required=required)
-    return CompiledPattern(parsed, root, required)
+    root, tree = _compile_object(parsed, (), "", in_or=False, required=required)
+    return CompiledPattern(parsed, root, required, tree)
 
 
 # --- event side -------------------------------------------------------------------------------
@@ -143,11 +164,12 @@ def leaf_values(node: Any) -> list:
     return [node]
 
 
-def _object_elements(node: list) -> list:
+def object_elements(node: list) -> list:
+    """The objects in an event array, through nested arrays: what an object pattern is tried on."""
     out: list = []
     for item in node:
         if isinstance(item, list):
-            out.extend(_object_elements(item))
+            out.extend(object_elements(item))
         elif isinstance(item, dict):
             out.append(item)
     return out
@@ -178,49 +200,58 @@ def _where(path: str, key: str) -> str:
 
 
 def _compile_object(obj: dict, keys: tuple, path: str, *, in_or: bool,
-                    required: dict | None) -> Predicate:
+                    required: dict | None) -> tuple[Predicate, ObjectPattern]:
     if not obj:
         raise InvalidEventPattern("Empty objects are not allowed", path)
     conjuncts: list[Predicate] = []
+    fields: list[Field] = []
+    alternatives: list[tuple[ObjectPattern, ...]] = []
     for key, value in obj.items():
         if not isinstance(key, str):
             raise InvalidEventPattern(f"Field name {key!r} is not a string", path)
         where = _where(path, key)
         if key == OR_KEY:
-            conjuncts.append(_compile_or(value, keys, where))
+            any_branch, branches = _compile_or(value, keys, where)
+            conjuncts.append(any_branch)
+            alternatives.append(branches)
             continue
         if in_or and key in RESERVED_IN_OR:
             raise InvalidEventPattern(
                 f"{key} is Ruler reserved fieldName which cannot be used inside {OR_KEY}.", where)
         if isinstance(value, dict):
-            child = _compile_object(value, keys + (key,), where, in_or=in_or, required=required)
+            child, subtree = _compile_object(value, keys + (key,), where, in_or=in_or, required=required)
             conjuncts.append(_descend(key, child))
+            fields.append(Field(key, subtree))
         elif isinstance(value, list):
-            leaf, exact = _compile_leaf(value, where)
+            leaf, exact, typed = _compile_leaf(value, where)
             if required is not None and exact is not None:
                 required[keys + (key,)] = exact
             conjuncts.append(_leaf_field(key, leaf))
+            fields.append(Field(key, typed))
         else:
             raise InvalidEventPattern(f'"{key}" must be an object or an array', where)
-    return _all_of(conjuncts)
+    return _all_of(conjuncts), ObjectPattern(tuple(fields), tuple(alternatives))
 
 
-def _compile_or(value: Any, keys: tuple, path: str) -> Predicate:
+def _compile_or(value: Any, keys: tuple, path: str) -> tuple[Predicate, tuple[ObjectPattern, ...]]:
     if not isinstance(value, list):
         raise InvalidEventPattern(f"It must be an Array followed with {OR_KEY}.", path)
     branches: list[Predicate] = []
+    typed: list[ObjectPattern] = []
     for index, branch in enumerate(value):
         if not isinstance(branch, dict):
             raise InvalidEventPattern(
                 f"Only JSON object is allowed in array of {OR_KEY} relationship.", f"{path}[{index}]")
-        branches.append(_compile_object(branch, keys, f"{path}[{index}]", in_or=True, required=None))
+        predicate, tree = _compile_object(branch, keys, f"{path}[{index}]", in_or=True, required=None)
+        branches.append(predicate)
+        typed.append(tree)
     if len(branches) < 2:
         raise InvalidEventPattern(f"There must have at least 2 Objects in {OR_KEY} relationship.", path)
 
     def any_branch(node: Any) -> bool:
         return any(branch(node) for branch in branches)
 
-    return any_branch
+    return any_branch, tuple(typed)
 
 
 def _all_of(conjuncts: list[Predicate]) -> Predicate:
@@ -246,7 +277,7 @@ def _all_of(conjuncts: list[Predicate]) -> Predicate:
 def _through_array(check: Predicate, node: Any) -> bool:
     """An object pattern on an array: one object element must satisfy all of it."""
     if isinstance(node, list):
-        elements = _object_elements(node)
+        elements = object_elements(node)
         if elements:
             return any(check(element) for element in elements)
     return check(_EMPTY)
@@ -275,13 +306,15 @@ def _leaf_field(key: str, leaf: Callable[[list], bool]) -> Predicate:
 # --- leaves -----------------------------------------------------------------------------------
 
 
-def _compile_leaf(entries: list, path: str) -> tuple[Callable[[list], bool], frozenset | None]:
-    """Compile one leaf array; also return its index keys when all entries are exact values."""
+def _compile_leaf(entries: list, path: str) -> tuple[Callable[[list], bool], frozenset | None, Leaf]:
+    """Compile one leaf array; also return its index keys when all entries are exact values, and
+    its typed form."""
     if not entries:
         raise InvalidEventPattern("Empty arrays are not allowed", path)
     exact: set = set()
     ip_literals: list = []
     matchers: list[Predicate] = []
+    terms: list[Term] = []
     wants_present = wants_absent = False
     for index, entry in enumerate(entries):
         where = f"{path}[{index}]"
@@ -292,9 +325,10 @@ def _compile_leaf(entries: list, path: str) -> tuple[Callable[[list], bool], fro
             elif operator is False:
                 wants_absent = True
             else:
-                matchers.append(operator)
+                matchers.append(_term_predicate(operator))
+                terms.append(operator)
         elif isinstance(entry, str):
-            address = _ip_literal(entry)
+            address = ip_literal(entry)
             if address is not None:
                 ip_literals.append(address)
             exact.add(("s", entry))
@@ -302,10 +336,13 @@ def _compile_leaf(entries: list, path: str) -> tuple[Callable[[list], bool], fro
             exact.add(index_key(entry))
         else:
             raise InvalidEventPattern("Match value must be String, number, true, false, or null", where)
-    if exact:
-        matchers.insert(0, _exact_matcher(frozenset(exact), tuple(ip_literals)))
+    typed_exact = Exact(frozenset(exact), tuple(ip_literals)) if exact else None
+    if typed_exact is not None:
+        matchers.insert(0, _exact_matcher(typed_exact.keys, typed_exact.ip_literals))
     only_exact = len(matchers) == 1 and exact and not ip_literals and not wants_present and not wants_absent
-    return _leaf_matcher(matchers, wants_present, wants_absent), (frozenset(exact) if only_exact else None)
+    typed = Leaf(typed_exact, tuple(terms), wants_present, wants_absent)
+    return (_leaf_matcher(matchers, wants_present, wants_absent), (frozenset(exact) if only_exact else None),
+            typed)
 
 
 def _is_finite_number(value: Any) -> bool:
@@ -329,7 +366,7 @@ def _exact_matcher(keys: frozenset, ip_literals: tuple) -> Predicate:
         if _index_key_or_none(value) in keys:
             return True
         if ip_literals and isinstance(value, str):
-            address = _ip_literal(value)
+            address = ip_literal(value)
             return address is not None and address in ip_literals
         return False
 
@@ -392,8 +429,8 @@ def _single_string(expr: dict, name: str, where: str) -> str:
     return value
 
 
-def _compile_operator(expr: dict, where: str) -> Predicate | bool:
-    """One match expression; `True`/`False` stand for ``exists`` true/false."""
+def _compile_operator(expr: dict, where: str) -> Term | bool:
+    """One match expression as a term; `True`/`False` stand for ``exists`` true/false."""
     if not expr:
         raise InvalidEventPattern("Match expression name not found", where)
     name = next(iter(expr))
@@ -404,20 +441,19 @@ def _compile_operator(expr: dict, where: str) -> Predicate | bool:
             if len(expr) > 1:
                 raise InvalidEventPattern("Only one key allowed in match expression", where)
             folded = value["equals-ignore-case"].lower()
-            return _prefix(folded, fold=True) if name == "prefix" else _suffix(folded, fold=True)
+            return Prefix(folded, fold=True) if name == "prefix" else Suffix(folded, fold=True)
         if isinstance(value, dict):
             inner = next(iter(value), "")
             if inner == "equals-ignore-case":
                 raise InvalidEventPattern("equals-ignore-case match pattern must be a string", where)
             raise InvalidEventPattern(f"Unsupported {name} pattern: {inner}", where)
         text = _single_string(expr, name, where)
-        return _prefix(text) if name == "prefix" else _suffix(text)
+        return Prefix(text) if name == "prefix" else Suffix(text)
     if name == "equals-ignore-case":
-        folded = _single_string(expr, name, where).lower()
-        return lambda v: type(v) is str and v.lower() == folded
+        return EqualsIgnoreCase(_single_string(expr, name, where).lower())
     if name == "wildcard":
-        regex = _wildcard_regex(_single_string(expr, name, where), where)
-        return lambda v: type(v) is str and regex.fullmatch(v) is not None
+        text = _single_string(expr, name, where)
+        return Wildcard(text, _wildcard_regex(text, where))
     if name == "exists":
         if not isinstance(value, bool):
             raise InvalidEventPattern("exists match pattern must be either true or false.", where)
@@ -442,6 +478,29 @@ def _compile_operator(expr: dict, where: str) -> Predicate | bool:
     if name == "anything-but":
         return _anything_but(expr, value, where)
     raise InvalidEventPattern(f"Unrecognized match type {name}", where)
+
+
+def _term_predicate(term: Term) -> Predicate:
+    """The plain matcher's test of one value against one term."""
+    if isinstance(term, Prefix):
+        return _prefix(term.text, term.fold)
+    if isinstance(term, Suffix):
+        return _suffix(term.text, term.fold)
+    if isinstance(term, EqualsIgnoreCase):
+        folded = term.folded
+        return lambda v: type(v) is str and v.lower() == folded
+    if isinstance(term, Wildcard):
+        regex = term.regex
+        return lambda v: type(v) is str and regex.fullmatch(v) is not None
+    if isinstance(term, NumericRange):
+        checks = [_comparison(operator, operand) for operator, operand in term.comparisons]
+        if len(checks) == 1:
+            return checks[0]
+        low, high = checks
+        return lambda v: low(v) and high(v)
+    if isinstance(term, CidrRange):
+        return _in_cidr(term)
+    return _excluding(term)
 
 
 def _prefix(text: str, fold: bool = False) -> Predicate:
@@ -488,7 +547,7 @@ def _wildcard_regex(text: str, where: str) -> re.Pattern:
     return re.compile(body[1:-1] if body.startswith('"') else body, re.DOTALL)
 
 
-def _numeric(terms: list, where: str) -> Predicate:
+def _numeric(terms: list, where: str) -> NumericRange:
     """``[op, n]`` or ``[>/>=, low, </<=, high]``, with event-ruler's messages."""
     if not terms or not isinstance(terms[0], str):
         raise InvalidEventPattern(
@@ -501,7 +560,7 @@ def _numeric(terms: list, where: str) -> Predicate:
         raise InvalidEventPattern(f"Value of {label} must be numeric", where)
     first = terms[1]
     if len(terms) == 2:
-        return _comparison(operator, first)
+        return NumericRange(((operator, first),))
     if operator not in (">", ">="):
         raise InvalidEventPattern("Too many elements in numeric expression", where)
     second = terms[2]
@@ -516,8 +575,7 @@ def _numeric(terms: list, where: str) -> Predicate:
     top = terms[3]
     if not first < top:
         raise InvalidEventPattern("Bottom must be less than top", where)
-    low, high = _comparison(operator, first), _comparison(second, top)
-    return lambda v: low(v) and high(v)
+    return NumericRange(((operator, first), (second, top)))
 
 
 def _comparison(operator: str, operand: int | float) -> Predicate:
@@ -535,7 +593,7 @@ def _comparison(operator: str, operand: int | float) -> Predicate:
     return lambda v: number(v) and v >= operand
 
 
-def _cidr(text: str, where: str) -> Predicate:
+def _cidr(text: str, where: str) -> CidrRange:
     """event-ruler's CIDR.cidr: the range runs from the given address (not masked) to its top."""
     parts = text.split("/")
     while len(parts) > 1 and parts[-1] == "":  # Java's String.split drops trailing empties
@@ -547,7 +605,7 @@ def _cidr(text: str, where: str) -> Predicate:
     bits = int(parts[1])
     if bits < 0:
         raise InvalidEventPattern("Malformed CIDR, mask bits must not be negative", where)
-    address = _ip_literal(parts[0])
+    address = ip_literal(parts[0])
     if address is None:
         raise InvalidEventPattern(f"Nonstandard IP address: {parts[0]}", where)
     width = address.max_prefixlen
@@ -555,19 +613,22 @@ def _cidr(text: str, where: str) -> Predicate:
         family = "IPv4" if width == 32 else "IPv6"
         raise InvalidEventPattern(f"{family} mask bits must be < {width}", where)
     bottom = int(address)
-    top = bottom | ((1 << (width - bits)) - 1)
-    version = address.version
+    return CidrRange(address.version, bottom, bottom | ((1 << (width - bits)) - 1))
+
+
+def _in_cidr(term: CidrRange) -> Predicate:
+    version, bottom, top = term.version, term.bottom, term.top
 
     def in_range(v: Any) -> bool:
         if type(v) is not str:
             return False
-        candidate = _ip_literal(v)
+        candidate = ip_literal(v)
         return candidate is not None and candidate.version == version and bottom <= int(candidate) <= top
 
     return in_range
 
 
-def _anything_but(expr: dict, value: Any, where: str) -> Predicate:
+def _anything_but(expr: dict, value: Any, where: str) -> AnythingBut:
     if isinstance(value, dict):
         if not value:
             raise InvalidEventPattern("Anything-But expression name not found", where)
@@ -583,15 +644,10 @@ def _anything_but(expr: dict, value: Any, where: str) -> Predicate:
         if inner in ("prefix", "suffix") and any(t == "" for t in texts):
             raise InvalidEventPattern("Null prefix/suffix not allowed", where)
         if inner == "equals-ignore-case":
-            folded = frozenset(t.lower() for t in texts)
-            return lambda v: type(v) is not str or v.lower() not in folded
+            return AnythingBut(Exclusion.EQUALS_IGNORE_CASE, tuple(t.lower() for t in texts))
         if inner == "wildcard":
-            regexes = [_wildcard_regex(t, where) for t in texts]
-            return lambda v: type(v) is not str or not any(r.fullmatch(v) for r in regexes)
-        excluded = tuple(texts)
-        if inner == "prefix":
-            return lambda v: type(v) is not str or not v.startswith(excluded)
-        return lambda v: type(v) is not str or not v.endswith(excluded)
+            return AnythingBut(Exclusion.WILDCARD, tuple(Wildcard(t, _wildcard_regex(t, where)) for t in texts))
+        return AnythingBut(Exclusion.PREFIX if inner == "prefix" else Exclusion.SUFFIX, tuple(texts))
     if isinstance(value, list):
         strings = [v for v in value if isinstance(v, str)]
         numbers = [v for v in value if _is_finite_number(v)]
@@ -609,9 +665,29 @@ def _anything_but(expr: dict, value: Any, where: str) -> Predicate:
     if len(expr) > 1:
         raise InvalidEventPattern("Too many elements in numeric expression", where)
     if strings:
-        excluded_strings = frozenset(strings)
+        return AnythingBut(Exclusion.STRINGS, tuple(strings))
+    return AnythingBut(Exclusion.NUMBERS, tuple(index_key(n) for n in numbers))
+
+
+def _excluding(term: AnythingBut) -> Predicate:
+    """The plain matcher's test for ``anything-but``: only values of the excluded kind can fail."""
+    exclusion = term.exclusion
+    if exclusion is Exclusion.EQUALS_IGNORE_CASE:
+        folded = frozenset(term.operands)
+        return lambda v: type(v) is not str or v.lower() not in folded
+    if exclusion is Exclusion.WILDCARD:
+        regexes = [wildcard.regex for wildcard in term.operands]
+        return lambda v: type(v) is not str or not any(r.fullmatch(v) for r in regexes)
+    if exclusion is Exclusion.PREFIX:
+        excluded = term.operands
+        return lambda v: type(v) is not str or not v.startswith(excluded)
+    if exclusion is Exclusion.SUFFIX:
+        excluded = term.operands
+        return lambda v: type(v) is not str or not v.endswith(excluded)
+    if exclusion is Exclusion.STRINGS:
+        excluded_strings = frozenset(term.operands)
         return lambda v: type(v) is not str or v not in excluded_strings
-    excluded_numbers = frozenset(index_key(n) for n in numbers)
+    excluded_numbers = frozenset(term.operands)
     return lambda v: not _is_finite_number(v) or index_key(v) not in excluded_numbers
 
 
@@ -629,7 +705,7 @@ _IPV4_RE = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}\Z")
 _IPV6_RE = re.compile(r"[0-9a-fA-F:.]*:[0-9a-fA-F:.]*\Z")
 
 
-def _ip_literal(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def ip_literal(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address a string spells, if it is a plain IPv4 or IPv6 literal (no zone id)."""
     if len(text) > 45:
         return None
