@@ -34,7 +34,7 @@ def _machine(engine, definition, type_="EXPRESS", level=None, data=False):
                                                 type=type_, **kw)["stateMachineArn"]
 
 
-TASK = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "double", "End": True}}}
+TASK = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:double", "End": True}}}
 
 
 def test_success_has_the_documented_response_shape(engine):
@@ -89,7 +89,7 @@ def test_standard_machines_are_refused(engine):
     ("ERROR", ["LambdaFunctionFailed", "ExecutionFailed"]),
 ])
 def test_history_is_kept_only_as_the_log_level_says(engine, level, kept):
-    sm = _machine(engine, {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "nope", "End": True}}},
+    sm = _machine(engine, {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:nope", "End": True}}},
                   level=level)
     r = start_sync_execution(engine, sm, "{}")
     assert r["status"] == "FAILED"

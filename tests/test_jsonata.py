@@ -179,9 +179,11 @@ def test_map_items_must_be_an_array():
 
 
 def test_parallel_arguments_and_output():
-    branch = {"StartAt": "B", "States": {"B": {"Type": "Pass", "Output": "{% $states.input.v + 1 %}", "End": True}}}
+    def branch(name):   # state names are unique across the whole machine
+        return {"StartAt": name, "States": {name: {"Type": "Pass", "Output": "{% $states.input.v + 1 %}", "End": True}}}
     defn = machine({"Par": {"Type": "Parallel", "Arguments": {"v": "{% $states.input.n %}"},
-                            "Branches": [branch, branch], "Output": "{% $sum($states.result) %}", "End": True}})
+                            "Branches": [branch("B1"), branch("B2")], "Output": "{% $sum($states.result) %}",
+                            "End": True}})
     assert run(defn, {"n": 1}).output == 4
 
 

@@ -269,8 +269,8 @@ def test_to_aws_location():
 def test_too_deeply_nested():
     # TOO_DEEPLY_NESTED: "The states are too deeply nested"; never a RecursionError.
     d: dict = {"StartAt": "A", "States": {"A": {"Type": "Succeed"}}}
-    for _ in range(150):
-        d = {"StartAt": "P", "States": {"P": {"Type": "Parallel", "Branches": [d], "End": True}}}
+    for i in range(150):
+        d = {"StartAt": f"P{i}", "States": {f"P{i}": {"Type": "Parallel", "Branches": [d], "End": True}}}
     codes = {x.code for x in validate(json.dumps(d))}
     assert codes == {"TOO_DEEPLY_NESTED"}
 

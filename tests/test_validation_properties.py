@@ -25,7 +25,7 @@ json_scalars = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.float
                                                                                   allow_infinity=False) | st.text(max_size=8)
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=20)
-names = st.text(min_size=1, max_size=12)
+names = st.text(min_size=1, max_size=12).filter(lambda s: "~" not in s)
 comments = st.none() | st.text(max_size=10)
 timestamps = st.datetimes().map(lambda t: t.replace(microsecond=0).isoformat() + "Z")
 
@@ -35,10 +35,12 @@ def _with_comment(state: dict, comment: str | None) -> dict:
 
 
 @st.composite
-def machines(draw, depth: int = 0) -> dict:
-    """A chain S0 -> S1 -> ... whose last state ends; Choice states may also jump forward."""
+def machines(draw, depth: int = 0, tag: str = "") -> dict:
+    """A chain S0 -> S1 -> ... whose last state ends; Choice states may also jump forward.
+    Nested machines prefix their names with their place (`tag`, holding a '~' no top-level name
+    has): state names are unique across the whole machine, as the States Language requires."""
     n = draw(st.integers(1, 5 if depth == 0 else 3))
-    state_names = draw(st.lists(names, min_size=n, max_size=n, unique=True))
+    state_names = [tag + x for x in draw(st.lists(names, min_size=n, max_size=n, unique=True))]
     states = {}
     for i, name in enumerate(state_names):
         last = i == n - 1
@@ -76,10 +78,10 @@ def machines(draw, depth: int = 0) -> dict:
             if draw(st.booleans()):
                 state["Cause"] = draw(st.text(max_size=8))
         elif kind == "Parallel":
-            branches = draw(st.lists(machines(depth + 1), min_size=1, max_size=2))
+            branches = [draw(machines(depth + 1, f"{tag}{i}.{j}~")) for j in range(draw(st.integers(1, 2)))]
             state = {"Type": "Parallel", "Branches": branches, **flow}
         else:
-            inner = draw(machines(depth + 1))
+            inner = draw(machines(depth + 1, f"{tag}{i}~"))
             field = draw(st.sampled_from(["ItemProcessor", "Iterator"]))
             state = {"Type": "Map", field: inner, **flow}
             if draw(st.booleans()):

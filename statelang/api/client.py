@@ -362,7 +362,7 @@ class Client(MachinesMixin):
                         "1 validation error detected: Value at 'input' failed to satisfy constraint: "
                         f"Member must have length less than or equal to {MAX_INPUT_BYTES}")
         try:
-            json.loads(text)
+            jsontext.loads(text)
         except ValueError as exc:
             raise error("InvalidExecutionInput", f"Invalid State Machine Execution Input: '{exc}'") from exc
         return start_sync_execution(self.engine, stateMachineArn, text, name)
@@ -486,7 +486,7 @@ class Client(MachinesMixin):
 
     def _send_task_success(self, *, taskToken: str, output: str) -> dict:
         try:
-            value = json.loads(output)
+            value = jsontext.loads(output)
         except ValueError as exc:
             raise error("InvalidOutput", f"Invalid Output: '{exc}'") from exc
         if len(output.encode()) > MAX_INPUT_BYTES:
@@ -514,7 +514,7 @@ class Client(MachinesMixin):
                                            severity: str | None = None, maxResults: int | None = None) -> dict:
         from statelang.language.definition import json_text_problems
         from statelang.language.validation import to_aws_location, validate
-        found = json_text_problems(definition) or validate(definition)
+        found = json_text_problems(definition) or validate(definition, local_handlers=False)
         if (severity or "ERROR") == "ERROR":
             found = [d for d in found if d.severity == "ERROR"]
         limit = maxResults or 100

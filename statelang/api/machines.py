@@ -151,7 +151,7 @@ class MachinesMixin:
             raise error("ValidationException",
                         "1 validation error detected: Value at 'definition' failed to satisfy constraint: "
                         f"Member must have length less than or equal to {MAX_DEFINITION_BYTES}")
-        problems = [d for d in json_text_problems(definition) or validate(definition) if d.severity == "ERROR"]
+        problems = [d for d in json_text_problems(definition) or validate(definition, local_handlers=False) if d.severity == "ERROR"]
         if problems:
             parts = [f"{d.code}: {d.message}" + (f" at {to_aws_location(d.location)}" if d.location else "")
                      for d in problems]

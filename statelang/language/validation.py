@@ -19,11 +19,13 @@ from typing import Any
 from statelang.language.definition import load_definition
 from statelang.language.diagnostics import Diagnostic
 from statelang.language.errors import DefinitionError
+from statelang.language.validation_extra import check_unique_names
 from statelang.language.validation_fields import (
     JSONPATH,
     MAX_SECONDS,
     MISSING_END,
     MISSING_TARGET,
+    SCHEMA,
     Report,
     ptr,
 )
@@ -41,8 +43,13 @@ MAX_NESTING = 100  # Parallel/Map levels; deeper is refused rather than risking 
 _ARRAY_FIELDS = re.compile(r"/(Branches|Choices|Catch|Retry|ErrorEquals|And|Or)/(\d+)(?=/|$)")
 
 
-def validate(definition: str | bytes | dict) -> list[Diagnostic]:
-    """Every problem of the definition, in document order; an empty list means it can run."""
+def validate(definition: str | bytes | dict, *, local_handlers: bool = True) -> list[Diagnostic]:
+    """Every problem of the definition, in document order; an empty list means it can run.
+
+    `local_handlers` lets a Task's Resource be a bare handler name, the shorthand `run` accepts;
+    the AWS API (ValidateStateMachineDefinition, CreateStateMachine) passes False and so refuses
+    every Resource that is not an ARN AWS recognises, as AWS does.
+    """
     repeated: list[Diagnostic] = []
     if isinstance(definition, str | bytes | bytearray):
         text = definition
@@ -51,7 +58,7 @@ def validate(definition: str | bytes | dict) -> list[Diagnostic]:
         except DefinitionError as e:
             return e.diagnostics
         repeated = _repeated_keys(text if isinstance(text, str) else bytes(text).decode())
-    r = Report()
+    r = Report(local_handlers=local_handlers)
     top = JSONPATH
     if isinstance(definition, dict) and "QueryLanguage" in definition:
         lang = definition["QueryLanguage"]
@@ -60,7 +67,24 @@ def validate(definition: str | bytes | dict) -> list[Diagnostic]:
         else:
             r.not_allowed_value(lang, LANGUAGES, "/QueryLanguage")
     _machine(definition, "", "StateMachine", top, r)
-    return list(dict.fromkeys([*repeated, *r.items]))
+    check_unique_names(definition, r)
+    found = list(dict.fromkeys([*repeated, *r.items]))
+    if not any(d.severity == "ERROR" for d in found):
+        found += _compiles(definition)
+    return found
+
+
+def _compiles(definition: dict) -> list[Diagnostic]:
+    """The last word: a definition that passed every check must also compile, or `run` would
+    refuse what `validate` accepted. A failure here is a check missing above; it is still
+    reported as a diagnostic rather than left to surface as an exception at run time."""
+    from statelang.language.compiler import CompiledMachine
+    from statelang.language.errors import StatelangError
+    try:
+        CompiledMachine(definition)
+    except (StatelangError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        return [Diagnostic(SCHEMA, str(exc), "")]
+    return []
 
 
 _DUPLICATE = "DUPLICATE_STATE_NAME"

@@ -52,8 +52,11 @@ def is_timestamp(value: str) -> bool:
 class Report:
     """Collects diagnostics; every check appends and carries on."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, local_handlers: bool = True) -> None:
         self.items: list[Diagnostic] = []
+        # A Task Resource may be a bare handler name (statelang's local shorthand for `run`);
+        # False answers as AWS does, which refuses anything but a recognised ARN.
+        self.local_handlers = local_handlers
 
     def add(self, code: str, message: str, location: str) -> None:
         self.items.append(Diagnostic(code, message, location))

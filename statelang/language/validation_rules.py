@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from statelang.language import validation_extra as extra
 from statelang.language.validation_fields import (
     INVALID_STATE_NAME,
     JSONATA,
@@ -95,9 +96,20 @@ def check_path_field(obj: dict, field: str, loc: str, r: Report, *, reference: b
             r.schema(f"The value for the field '{field}' must be a valid ReferencePath "
                      "or a valid intrinsic function call", where)
         return
-    if paths.check_path(value, reference) is not None:
+    if paths.check_path(value, reference) is not None or (field == "ResultPath" and _not_result_path(value)):
         kind = "ReferencePath" if reference else "JSONPath"
         r.schema(f"The value for the field '{field}' must be a valid {kind}", where)
+
+
+def _not_result_path(value: str) -> bool:
+    """ResultPath writes into the state input: ``$$`` and variables (``$foo``) cannot be targets."""
+    from statelang.language import paths
+    from statelang.language.errors import StaticError
+    try:
+        paths.compile_result_path(value)
+    except StaticError:
+        return True
+    return False
 
 
 def check_template_field(obj: dict, field: str, loc: str, r: Report) -> None:
@@ -159,6 +171,8 @@ def check_state(name: str, state: Any, loc: str, top: str, r: Report, machine: M
     lang = effective_language(state, loc, top, r)
     fields = check_fields(state, FIELDS[kind], loc, lang, r)
     view = {f: state[f] for f in fields}
+    if lang == JSONATA:
+        extra.check_jsonata_syntax(view, loc, r)
     _check_common(kind, view, loc, lang, r)
     CHECKS[kind](view, loc, lang, top, r, machine)
 
@@ -174,6 +188,7 @@ def _check_common(kind: str, s: dict, loc: str, lang: str, r: Report) -> None:
                 r.jsonata_strings(s[f], ptr(loc, f))
             else:
                 check_template_field(s, f, loc, r)
+                extra.check_template_collisions(s[f], ptr(loc, f), r)
     if "ResultSelector" in s:
         r.typed(s, "ResultSelector", dict, loc)
     if "Assign" in s:
@@ -182,6 +197,7 @@ def _check_common(kind: str, s: dict, loc: str, lang: str, r: Report) -> None:
                 r.jsonata_strings(s["Assign"], ptr(loc, "Assign"))
             else:
                 check_template_field(s, "Assign", loc, r)
+                extra.check_template_collisions(s["Assign"], ptr(loc, "Assign"), r)
     for f in ("Arguments", "Output"):
         if f in s:
             r.jsonata_strings(s[f], ptr(loc, f))
@@ -207,6 +223,10 @@ def _check_task(s: dict, loc: str, lang: str, top: str, r: Report, machine: Mach
     if "Resource" not in s:
         r.required(["Resource"], loc)
     r.typed(s, "Resource", str, loc)
+    if "Resource" in s:
+        extra.check_resource(s["Resource"], ptr(loc, "Resource"), r)
+    if "Credentials" in s:
+        extra.check_credentials(s["Credentials"], ptr(loc, "Credentials"), r)
     for f in ("TimeoutSeconds", "HeartbeatSeconds"):
         r.bounded(s, f, loc, minimum=1, maximum=MAX_SECONDS, lang=lang)
         if f + "Path" in s:
