@@ -23,6 +23,7 @@ from statelang.handlers.hourbank.sandbox import HourBankSandbox
 from statelang.workflows.hourbank import WORKFLOWS, definition
 
 HOUR = 3600
+DAY = 86400
 SR = "HourBankServiceRequest"
 
 
@@ -342,16 +343,84 @@ def test_stalled_service_opens_a_system_dispute_after_30_days(sb):
     assert sb.status(arn) == "SUCCEEDED" and sb.available("bob") == 5
 
 
-def test_admin_silence_escalates_and_the_escrow_stays_frozen(sb):
+def escalated(sb):
+    arn, rid = sb.request("alice", "bob", "garden", 3)
+    accept_and_start(sb, rid)
+    did = dispute_to_admin(sb, rid)
+    sb.advance(7 * DAY)
+    with sb.db.session() as s:
+        d = s.get(Dispute, did)
+        assert d.status == "ESCALATED" and d.pending_token is not None
+    assert sb.status(arn) == "RUNNING" and sb.row(rid).status == "DISPUTED" and sb.escrowed("alice") == 3
+    return arn, rid, did
+
+
+def test_escalated_dispute_stays_decidable_by_an_admin(sb):
+    arn, rid, did = escalated(sb)
+    release = sb.start("HourBankEscrowRelease", {"escrowId": sb.row(rid).escrow_id})
+    assert error_of(sb, release) == ("FAILED", "HourBank.ReleaseRejected")   # the dispute holds the hours
+    sb.advance(3 * DAY - 1)
+    sb.actions.admin_decide(did, "admin-2", "PAY_PROVIDER")
+    sb.drain()
+    assert sb.status(arn) == "SUCCEEDED" and sb.row(rid).status == "PAID"
+    assert (sb.available("alice"), sb.escrowed("alice"), sb.available("bob")) == (7, 0, 5)
+    with sb.db.session() as s:
+        assert (s.get(Dispute, did).status, s.get(Dispute, did).admin_id) == ("RESOLVED", "admin-2")
+
+
+def test_escalated_dispute_is_decided_by_policy_at_its_deadline(sb):
+    arn, rid, did = escalated(sb)
+    sb.advance(3 * DAY - 1)
+    assert sb.row(rid).status == "DISPUTED"
+    sb.advance(1)
+    assert sb.status(arn) == "SUCCEEDED" and sb.row(rid).status == "REFUNDED"
+    assert (sb.available("alice"), sb.escrowed("alice"), sb.available("bob")) == (10, 0, 2)
+    with sb.db.session() as s:
+        d = s.get(Dispute, did)
+        assert (d.status, d.resolution, d.admin_id) == ("RESOLVED", "REFUND_REQUESTER", "policy")
+        assert s.get(Escrow, d.escrow_id).status == "CANCELLED" and not s.get(Escrow, d.escrow_id).frozen
+        kinds = set(s.scalars(select(Notification.kind).where(Notification.user_id == "admin")))
+    assert {"DISPUTE_ESCALATED", "DISPUTE_DECIDED_BY_POLICY"} <= kinds
+    with pytest.raises(ActionRejected):
+        sb.actions.admin_decide(did, "admin-2", "PAY_PROVIDER")
+
+
+def test_unusable_decision_during_escalation_keeps_the_escalation_deadline_path(sb):
+    arn, rid, did = escalated(sb)
+    sb.actions.admin_decide(did, "admin-2", "SPLIT")
+    sb.drain()
+    entered = sb.states_entered(sb.output_of_nested(arn))
+    assert entered[entered.index("RejectDecision") + 2] == "EscalateDispute"
+    sb.advance(3 * DAY)
+    assert sb.status(arn) == "SUCCEEDED" and sb.row(rid).status == "REFUNDED"
+
+
+def test_a_failed_dispute_workflow_is_settled_by_the_request_workflow(sb):
+    """The nested dispute execution fails while escalating: the request applies the policy."""
+    sb.engine.resources.register("hourbank-EscalateDispute", failing)
     arn, rid = sb.request("alice", "bob", "garden", 3)
     did = dispute_to_admin(sb, rid)
-    sb.advance(7 * 86400)
-    assert error_of(sb, arn) == ("FAILED", "HourBank.DisputeUnresolved")
+    sb.advance(7 * DAY)
+    assert sb.status(arn) == "SUCCEEDED" and "ApplyDisputePolicy" in sb.states_entered(arn)
+    assert sb.row(rid).status == "REFUNDED" and sb.available("alice") == 10
     with sb.db.session() as s:
-        assert s.get(Dispute, did).status == "ESCALATED"
-    assert sb.escrowed("alice") == 3
-    release = sb.start("HourBankEscrowRelease", {"escrowId": sb.row(rid).escrow_id})
-    assert error_of(sb, release) == ("FAILED", "HourBank.ReleaseRejected")
+        assert s.get(Dispute, did).admin_id == "policy"
+
+
+def test_a_new_dispute_run_settles_a_dispute_whose_run_was_stopped(sb):
+    esc = direct_escrow(sb)
+    first = sb.start("HourBankDisputeResolution", {"escrowId": esc, "raisedBy": "alice", "reason": "late"})
+    sb.engine.stop_execution(first, "Operator", "stopped by hand")
+    sb.drain()
+    with sb.db.session() as s:
+        did = s.scalars(select(Dispute.id).where(Dispute.escrow_id == esc)).one()
+        assert s.get(Escrow, esc).frozen
+    assert sb.status(first) == "ABORTED"
+    second = sb.start("HourBankDisputeResolution", {"escrowId": esc, "raisedBy": "alice"})
+    sb.actions.admin_decide(did, "admin-1", "REFUND_REQUESTER")
+    sb.drain()
+    assert sb.status(second) == "SUCCEEDED" and sb.output(second)["disputeId"] == did
+    assert sb.escrowed("alice") == 0 and sb.available("alice") == 10
 
 
 @pytest.mark.parametrize("decision", [("SPLIT", None), ("PARTIAL_REFUND", 9)])
@@ -378,7 +447,7 @@ def failing(*_args):
     ("CompleteWorkflow", "PAID", "HourBank.WorkflowError", "WorkflowFailed"),
     ("RefundEscrow", "REJECT", "HourBank.WorkflowError", "WorkflowFailed"),
     ("HandleDispute", "DISPUTE", "HourBank.WorkflowError", "WorkflowFailed"),
-    ("InitiateDispute", "DISPUTE", "HourBank.DisputeUnresolved", "DisputeUnresolved"),
+    ("InitiateDispute", "DISPUTE", None, "DisputeSettled"),
 ])
 def test_failing_handlers_end_in_their_failure_states(sb, broken, stage, error, last):
     sb.engine.resources.register("hourbank-" + broken, failing)
@@ -398,7 +467,7 @@ def test_failing_handlers_end_in_their_failure_states(sb, broken, stage, error, 
         sb.drain()
         sb.actions.confirm_start(rid, "alice")
     sb.finish()
-    assert error_of(sb, arn) == ("FAILED", error)
+    assert error_of(sb, arn) == ("FAILED", error) if error else sb.status(arn) == "SUCCEEDED"
     assert sb.states_entered(arn)[-1] == last
     if broken == "ProcessPayment":
         assert sb.escrowed("alice") == 3
@@ -407,7 +476,9 @@ def test_failing_handlers_end_in_their_failure_states(sb, broken, stage, error, 
         assert sb.status(release) == "SUCCEEDED" and sb.available("bob") == 5
     elif broken == "CompleteWorkflow":      # paid before the failure: nothing to give back
         assert (sb.available("alice"), sb.available("bob")) == (7, 5)
-    elif broken not in ("RefundEscrow", "HandleDispute", "InitiateDispute"):
+    elif broken == "InitiateDispute":     # the dispute never ran: the request's policy refunds
+        assert sb.row(rid).status == "REFUNDED" and sb.available("alice") == 10
+    elif broken not in ("RefundEscrow", "HandleDispute"):
         assert sb.escrowed("alice") == 0 and sb.available("alice") == 10
 
 
@@ -445,16 +516,15 @@ def test_escrow_release_and_cancellation(sb):
     assert sb.available("alice") == 10 and sb.row(rid).status == "REFUNDED"
     again = sb.start("HourBankEscrowCancellation", {"escrowId": esc})
     assert error_of(sb, again) == ("FAILED", "HourBank.CancellationRejected")
-    sb.add_service("lessons", "bob")
-    _, esc2 = held_escrow(sb)[0], sb.row(sb.request("alice", "bob", "lessons", 2)[1]).escrow_id
+    esc2 = direct_escrow(sb)
     rel = sb.start("HourBankEscrowRelease", {"escrowId": esc2})
-    assert sb.output(rel)["completed"]["status"] == "RELEASED" and sb.available("bob") == 4
+    assert sb.output(rel)["completed"]["status"] == "RELEASED" and sb.available("bob") == 5
     missing = sb.start("HourBankEscrowRelease", {"escrowId": "esc-none"})
     assert error_of(sb, missing) == ("FAILED", "HourBank.ReleaseRejected")
 
 
 @pytest.mark.parametrize("flow, fn, error", [
-    ("HourBankEscrowRelease", "ProcessPayment", "HourBank.ReleaseFailed"),
+    ("HourBankEscrowRelease", "ProcessEscrowRelease", "HourBank.ReleaseFailed"),
     ("HourBankEscrowCancellation", "ProcessEscrowCancellation", "HourBank.CancellationFailed"),
     ("HourBankEscrowRelease", "ValidateEscrow", "HourBank.ReleaseFailed")])
 def test_escrow_workflows_fail_when_the_ledger_refuses(sb, flow, fn, error):

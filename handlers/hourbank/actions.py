@@ -13,7 +13,7 @@ import uuid
 from sqlalchemy import select, update
 
 from .db import Database
-from .models import Dispute, ServiceRequest
+from .models import OPEN_DISPUTE_STATUSES, Dispute, ServiceRequest
 
 _REQ = ServiceRequest.__table__
 
@@ -89,10 +89,11 @@ class HourBankActions:
         return did
 
     def admin_decide(self, dispute_id: str, admin_id: str, resolution: str, refund_hours: float | None = None) -> None:
-        """REFUND_REQUESTER, PAY_PROVIDER, PARTIAL_REFUND (with `refund_hours`) or DISMISS."""
+        """REFUND_REQUESTER, PAY_PROVIDER, PARTIAL_REFUND (with `refund_hours`) or DISMISS; an
+        escalated dispute is decided the same way until its policy deadline."""
         with self.db.session() as s:
             d = s.get(Dispute, dispute_id)
-            if d is None or d.pending_token is None or d.status != "OPEN":
+            if d is None or d.pending_token is None or d.status not in OPEN_DISPUTE_STATUSES:
                 raise ActionRejected(f"Dispute {dispute_id} awaits no decision.")
             token, d.pending_token = d.pending_token, None
             s.commit()
@@ -101,6 +102,6 @@ class HourBankActions:
     def open_dispute_id(self, request_id: str) -> str | None:
         with self.db.session() as s:
             row = s.execute(select(Dispute.id).where(Dispute.request_id == request_id,
-                                                     Dispute.status == "OPEN")).first()
+                                                     Dispute.status.in_(OPEN_DISPUTE_STATUSES))).first()
             return row[0] if row else None
 

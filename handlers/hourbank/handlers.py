@@ -24,8 +24,13 @@ from statelang import HandlerError
 from .db import Database
 from .ledger import EscrowUnavailable, Ledger
 from .models import (
+    CANCELLABLE_REQUEST_STATUSES,
     CENTI,
+    CLOSED_REQUEST_STATUSES,
+    OPEN_DISPUTE_STATUSES,
     OPEN_REQUEST_STATUSES,
+    RELEASABLE_REQUEST_STATUSES,
+    AppliedKey,
     Dispute,
     Escrow,
     Notification,
@@ -41,6 +46,9 @@ MAX_REQUEST_HOURS = 40 * CENTI
 MAX_NEGOTIATION_ROUNDS = 3
 WELCOME_BONUS = 5 * CENTI
 ADMIN = "admin"
+# What the platform decides when an escalated dispute still has no admin decision at its deadline:
+# the hours go back to whoever paid them in; the provider may claim them in a new request.
+POLICY_DECISION = {"resolution": "REFUND_REQUESTER", "refundHours": None, "adminId": "policy"}
 
 
 def centi(hours: Any) -> int:
@@ -49,6 +57,14 @@ def centi(hours: Any) -> int:
         return int(round(float(hours) * CENTI))
     except (TypeError, ValueError):
         raise HandlerError("HourBank.InvalidInput", f"{hours!r} is not a number of hours.") from None
+
+
+def _centi_or_zero(value: Any) -> int:
+    """The estimate as recorded before validation: a malformed one is 0 (validation rejects it)."""
+    try:
+        return centi(value)
+    except HandlerError:
+        return 0
 
 
 def hours(c: int | None) -> float | None:
@@ -80,8 +96,12 @@ class HourBankHandlers:
                                created_at=self.db.now()))
 
     def _status(self, request_id: str, status: str, ctx, notify: tuple = (), **fields) -> dict:
+        """Move the request on, unless the escrow cancellation already closed it (REFUNDED): the
+        request's workflow then learns so at its next wait and ends there."""
         with self.db.session() as s:
             req = self._request(s, request_id)
+            if req.status == "REFUNDED" and status != "REFUNDED":
+                return _request_view(req)
             req.status = status
             req.updated_at = self.db.now()
             for k, v in fields.items():
@@ -99,10 +119,14 @@ class HourBankHandlers:
         with self.db.session() as s:
             req = self._request(s, inp["requestId"])
             open_dispute = s.execute(select(Dispute.id).where(Dispute.request_id == req.id,
-                                                              Dispute.status == "OPEN")).first()
+                                                              Dispute.status.in_(OPEN_DISPUTE_STATUSES))).first()
             if open_dispute is not None:
                 raise HandlerError("HourBank.DisputeRaised",
                                    f"Dispute {open_dispute[0]} was raised while no answer was awaited.")
+            esc = s.get(Escrow, req.escrow_id) if req.escrow_id else None
+            if req.status == "REFUNDED" or (esc is not None and esc.status != "ESCROWED"):
+                raise HandlerError("HourBank.EscrowCancelled",
+                                   f"The escrow of request {req.id} was closed outside its workflow.")
             now = self.db.now()
             actor = getattr(req, actor_field) if actor_field in ("provider_id", "requester_id") else actor_field
             if status:
@@ -114,6 +138,23 @@ class HourBankHandlers:
             s.commit()
 
     # -- service request: validation and escrow -------------------------------------------------
+    def initiate_request(self, inp: dict, ctx) -> dict:
+        """The request's row, INITIATED, before anything is checked (the seed's step 1)."""
+        rid = request_id_for(inp, ctx)
+        with self.db.session() as s:
+            req = s.get(ServiceRequest, rid)
+            if req is None:
+                now = self.db.now()
+                req = ServiceRequest(id=rid, service_id=inp.get("serviceId") or "",
+                                     requester_id=inp.get("requesterId") or "", provider_id=inp.get("providerId") or "",
+                                     status="INITIATED", step_function_execution_arn=ctx.execution_arn,
+                                     estimated_hours=_centi_or_zero(inp.get("estimatedHours")),
+                                     message=inp.get("message") or "", negotiation_round=0, created_at=now,
+                                     updated_at=now)
+                s.add(req)
+                s.commit()
+            return _request_view(req)
+
     def validate_request(self, inp: dict, ctx) -> dict:
         """Create the request (INITIATED), then check everything the seed lists (VALIDATING)."""
         rid = request_id_for(inp, ctx)
@@ -224,9 +265,11 @@ class HourBankHandlers:
                     "CONFIRM_SERVICE_START")
 
     def record_service_start(self, inp: dict, ctx) -> dict:
+        """IN_PROGRESS; after 48 h of requester silence both parties learn it was automatic."""
+        kind = "SERVICE_START_AUTO_CONFIRMED" if inp.get("autoConfirmed") else "SERVICE_STARTED"
         with self.db.session() as s:
             req = self._request(s, inp["requestId"])
-            parties = ((req.requester_id, "SERVICE_STARTED"), (req.provider_id, "SERVICE_STARTED"))
+            parties = ((req.requester_id, kind), (req.provider_id, kind))
             started = req.started_at or self.db.now()
         view = self._status(inp["requestId"], "IN_PROGRESS", ctx, notify=parties, started_at=started)
         return dict(view, autoConfirmed=bool(inp.get("autoConfirmed")))
@@ -239,9 +282,10 @@ class HourBankHandlers:
                     48 * 3600, "CONFIRM_SERVICE_COMPLETION")
 
     def record_service_completion(self, inp: dict, ctx) -> dict:
+        kind = "SERVICE_COMPLETION_AUTO_CONFIRMED" if inp.get("autoConfirmed") else "SERVICE_COMPLETED"
         with self.db.session() as s:
             req = self._request(s, inp["requestId"])
-            parties = ((req.requester_id, "SERVICE_COMPLETED"), (req.provider_id, "SERVICE_COMPLETED"))
+            parties = ((req.requester_id, kind), (req.provider_id, kind))
             done = req.completed_at or self.db.now()
         view = self._status(inp["requestId"], "COMPLETED", ctx, notify=parties, completed_at=done)
         return dict(view, autoConfirmed=bool(inp.get("autoConfirmed")))
@@ -256,10 +300,23 @@ class HourBankHandlers:
         with self.db.session() as s:
             esc = s.get(Escrow, escrow_id) if escrow_id else None
             request_id = request_id or (esc.request_id if esc else None)
-        paid = self.ledger.release(escrow_id, key=ctx.idempotency_key, arn=ctx.execution_arn)
+        try:
+            paid = self.ledger.release(escrow_id, key=ctx.idempotency_key, arn=ctx.execution_arn)
+        except EscrowUnavailable:
+            if not inp.get("requestId"):
+                raise
+            paid = self._released_already(escrow_id)
         if request_id:
             self._status(request_id, "PAID", ctx)
         return {"escrowId": escrow_id, "paidHours": paid["paid"], "transactionId": paid["transactionId"]}
+
+    def _released_already(self, escrow_id: str | None) -> dict:
+        """The escrow release workflow paid this escrow first: the request is paid, not failed."""
+        with self.db.session() as s:
+            esc = s.get(Escrow, escrow_id) if escrow_id else None
+            if esc is None or esc.status != "RELEASED":
+                raise EscrowUnavailable(f"Escrow {escrow_id} is {esc.status if esc else 'missing'}, not ESCROWED.")
+            return {"paid": esc.amount, "transactionId": None}
 
     def complete_workflow(self, inp: dict, ctx) -> dict:
         with self.db.session() as s:
@@ -285,6 +342,8 @@ class HourBankHandlers:
                     raise
         with self.db.session() as s:
             req = self._request(s, inp["requestId"])
+            if req.status in ("REFUNDED", "PAID"):   # settled outside this workflow: keep its outcome
+                outcome, reason = req.status, req.outcome_reason or reason
             req.status, req.outcome_reason, req.updated_at = outcome, reason, self.db.now()
             req.pending_token = req.awaiting = req.awaiting_actor = None
             for user in (req.requester_id, req.provider_id):
@@ -297,7 +356,8 @@ class HourBankHandlers:
         """Pause the request: remember where it was, mark it DISPUTED, find or open the dispute."""
         with self.db.session() as s:
             req = self._request(s, inp["requestId"])
-            dispute = s.execute(select(Dispute).where(Dispute.request_id == req.id, Dispute.status == "OPEN")).scalar()
+            dispute = s.execute(select(Dispute).where(Dispute.request_id == req.id,
+                                                      Dispute.status.in_(OPEN_DISPUTE_STATUSES))).scalar()
             if dispute is None:
                 dispute = Dispute(id="dsp-" + hashlib.sha1(ctx.idempotency_key.encode()).hexdigest()[:20],
                                   request_id=req.id, escrow_id=req.escrow_id, raised_by=inp.get("raisedBy") or "SYSTEM",
@@ -313,7 +373,14 @@ class HourBankHandlers:
                     "resumeAt": req.resume_status}
 
     def initiate_dispute(self, inp: dict, ctx) -> dict:
-        did = inp.get("disputeId") or "dsp-" + hashlib.sha1(ctx.execution_arn.encode()).hexdigest()[:20]
+        """Open the dispute, or adopt the open one that already holds this escrow (its own run
+        ended before a decision): a new run is how such a dispute gets decided."""
+        did = inp.get("disputeId")
+        if not did and inp.get("escrowId"):
+            with self.db.session() as s:
+                did = s.scalar(select(Dispute.id).where(Dispute.escrow_id == inp["escrowId"],
+                                                        Dispute.status.in_(OPEN_DISPUTE_STATUSES)))
+        did = did or "dsp-" + hashlib.sha1(ctx.execution_arn.encode()).hexdigest()[:20]
         with self.db.session() as s:
             d = s.get(Dispute, did)
             if d is None:
@@ -324,6 +391,7 @@ class HourBankHandlers:
             if d.escrow_id is None and d.request_id:
                 d.escrow_id = self._request(s, d.request_id).escrow_id
             d.step_function_execution_arn = ctx.execution_arn
+            d.status = "OPEN" if d.status == "ESCALATED" else d.status
             esc = s.get(Escrow, d.escrow_id) if d.escrow_id else None
             if esc is None or esc.status != "ESCROWED":
                 s.rollback()
@@ -382,43 +450,131 @@ class HourBankHandlers:
                 "paidHours": moved["paid"], "resumeAt": resume}
 
     def reject_decision(self, inp: dict, ctx) -> dict:
+        """An unusable decision goes back to whoever must decide: the admins, or, once escalated,
+        the escalation (with its own deadline)."""
         with self.db.session() as s:
             d = s.get(Dispute, inp["disputeId"])
             self._notify(s, ADMIN, "DISPUTE_DECISION_INVALID", d.request_id, ctx, disputeId=d.id,
                          decision=inp.get("decision"))
             s.commit()
-        return {"disputeId": inp["disputeId"], "invalid": inp.get("decision")}
+            escalated = d.status == "ESCALATED"
+        return {"disputeId": inp["disputeId"], "invalid": inp.get("decision"), "escalated": escalated}
 
-    def escalate_dispute(self, inp: dict, ctx) -> dict:
+    def escalate_dispute(self, inp: dict, ctx) -> None:
+        """7 days without a decision: escalate, and keep waiting for one (a ``.waitForTaskToken``
+        task) until the escalation deadline, when the platform's policy decides."""
+        if not ctx.task_token:
+            raise HandlerError("States.Runtime", f"{ctx.state_name} must be a .waitForTaskToken task.")
         with self.db.session() as s:
             d = s.get(Dispute, inp["disputeId"])
-            d.status, d.pending_token = "ESCALATED", None
-            self._notify(s, ADMIN, "DISPUTE_ESCALATED", d.request_id, ctx, disputeId=d.id)
+            d.status, d.pending_token = "ESCALATED", ctx.task_token
+            self._notify(s, ADMIN, "DISPUTE_ESCALATED", d.request_id, ctx, disputeId=d.id,
+                         policy=POLICY_DECISION["resolution"], deadlineSeconds=inp.get("deadlineSeconds"))
             s.commit()
-        return {"disputeId": inp["disputeId"], "status": "ESCALATED"}
+
+    def policy_decision(self, inp: dict, ctx) -> dict:
+        """The default outcome of a dispute nobody decided in time (see `POLICY_DECISION`)."""
+        with self.db.session() as s:
+            d = s.get(Dispute, inp["disputeId"])
+            if d is not None:
+                d.pending_token = None
+                self._notify(s, ADMIN, "DISPUTE_DECIDED_BY_POLICY", d.request_id, ctx, disputeId=d.id)
+            s.commit()
+        return dict(POLICY_DECISION)
+
+    def apply_dispute_policy(self, inp: dict, ctx) -> dict:
+        """The dispute workflow ended without settling (failed or timed out): the request's own
+        workflow applies the policy so no hour stays frozen. A dispute already settled is kept."""
+        did = inp["disputeId"]
+        with self.db.session() as s:
+            d = s.get(Dispute, did)
+            if d is None:
+                raise HandlerError("HourBank.DisputeNotFound", f"Dispute {did} does not exist.")
+            if d.status not in OPEN_DISPUTE_STATUSES:
+                return {"disputeId": did, "resolution": d.resolution, "refundedHours": d.refund_hours}
+        return self.resolve_dispute({"disputeId": did, "decision": dict(POLICY_DECISION)}, ctx)
 
     # -- escrow release / cancellation ----------------------------------------------------------
     def validate_escrow(self, inp: dict, ctx) -> dict:
+        """May the escrow be released (``operation: RELEASE``) or cancelled (``CANCEL``) now? An
+        escrow behind a service request follows the request: hours go to the provider only for
+        a confirmed service, back to the requester only before the service started."""
         with self.db.session() as s:
             esc = s.get(Escrow, inp.get("escrowId") or "")
             if esc is None:
                 return {"ok": False, "reason": "No such escrow."}
-            if esc.status != "ESCROWED":
-                return {"ok": False, "reason": f"Escrow is {esc.status}."}
-            if esc.frozen:
-                return {"ok": False, "reason": "Escrow is frozen by a dispute."}
-            return {"ok": True, "reason": None, "amount": esc.amount, "requestId": esc.request_id}
+            return {"ok": (reason := self._escrow_refusal(s, esc, inp.get("operation") or "RELEASE")) is None,
+                    "reason": reason, "amount": esc.amount, "requestId": esc.request_id}
+
+    def _escrow_refusal(self, s: Session, esc: Escrow, operation: str) -> str | None:
+        if esc.status != "ESCROWED":
+            return f"Escrow is {esc.status}."
+        if esc.frozen:
+            did = s.scalar(select(Dispute.id).where(Dispute.escrow_id == esc.id,
+                                                    Dispute.status.in_(OPEN_DISPUTE_STATUSES)))
+            return f"Escrow is frozen by dispute {did}; the dispute's decision settles it."
+        req = s.get(ServiceRequest, esc.request_id) if esc.request_id else None
+        if req is None:
+            return None
+        allowed = RELEASABLE_REQUEST_STATUSES if operation == "RELEASE" else CANCELLABLE_REQUEST_STATUSES
+        if req.status in allowed:
+            return None
+        if operation == "RELEASE":
+            return f"Request {req.id} is {req.status}: the provider is paid once the service is confirmed."
+        return f"Request {req.id} is {req.status}: after the service started, only a dispute can refund it."
+
+    def process_escrow_release(self, inp: dict, ctx) -> dict:
+        """Pay the provider, re-checking the request in the same breath as the validation did."""
+        with self.db.session() as s:
+            esc = s.get(Escrow, inp["escrowId"])
+            reason = self._escrow_refusal(s, esc, "RELEASE") if esc is not None else "No such escrow."
+        if reason is not None and not self._applied(ctx.idempotency_key):
+            raise HandlerError("HourBank.ReleaseRefused", reason)
+        return self.process_payment({"escrowId": inp["escrowId"]}, ctx)
+
+    def _applied(self, key: str) -> bool:
+        with self.db.session() as s:
+            return s.get(AppliedKey, key) is not None
 
     def process_escrow_cancellation(self, inp: dict, ctx) -> dict:
+        """Refund the requester and close the request; return the task token its workflow waits
+        on (if any), which the cancellation workflow answers with HourBank.EscrowCancelled so
+        the request's execution ends at once instead of carrying on without its hours. The
+        token stays on the row (its wait marked ESCROW_CANCELLED, so no member can answer it)
+        and a re-run returns it again."""
+        with self.db.session() as s:
+            esc = s.get(Escrow, inp["escrowId"])
+            reason = self._escrow_refusal(s, esc, "CANCEL") if esc is not None else "No such escrow."
+        if reason is not None and not self._applied(ctx.idempotency_key):
+            raise HandlerError("HourBank.CancellationRefused", reason)
         r = self.ledger.refund(inp["escrowId"], key=ctx.idempotency_key, arn=ctx.execution_arn)
+        token = None
         with self.db.session() as s:
             esc = s.get(Escrow, inp["escrowId"])
             if esc.request_id:
                 req = self._request(s, esc.request_id)
-                req.status, req.outcome_reason = "REFUNDED", inp.get("reason") or "Escrow cancelled"
-                req.pending_token = req.awaiting = req.awaiting_actor = None
+                if req.status not in CLOSED_REQUEST_STATUSES:
+                    req.status = "REFUNDED"
+                if req.status == "REFUNDED":
+                    req.outcome_reason = inp.get("reason") or "Escrow cancelled"
+                req.awaiting, req.awaiting_actor, req.updated_at = "ESCROW_CANCELLED", None, self.db.now()
+                token = req.pending_token
+                for user in (req.requester_id, req.provider_id):
+                    self._notify(s, user, "REQUEST_CANCELLED", req.id, ctx, escrowId=esc.id)
             s.commit()
-        return {"escrowId": inp["escrowId"], "refundedHours": r["refunded"], "transactionId": r["transactionId"]}
+        return {"escrowId": inp["escrowId"], "refundedHours": r["refunded"], "transactionId": r["transactionId"],
+                "requestToken": token}
+
+    def close_cancelled_request(self, inp: dict, ctx) -> dict:
+        """The request's workflow learned its escrow was cancelled: clear its wait, keep REFUNDED."""
+        with self.db.session() as s:
+            req = self._request(s, inp["requestId"])
+            if req.status not in CLOSED_REQUEST_STATUSES:
+                req.status = "REFUNDED"
+            req.pending_token = req.awaiting = req.awaiting_actor = None
+            req.updated_at = self.db.now()
+            s.commit()
+            return _request_view(req)
 
     def complete_escrow(self, inp: dict, ctx) -> dict:
         with self.db.session() as s:
@@ -480,7 +636,7 @@ def _request_view(req: ServiceRequest) -> dict:
 
 
 FUNCTIONS = {
-    "ValidateRequest": "validate_request", "RejectRequest": "reject_request", "EscrowHours": "escrow_hours",
+    "InitiateRequest": "initiate_request", "ValidateRequest": "validate_request", "RejectRequest": "reject_request", "EscrowHours": "escrow_hours",
     "NotifyProvider": "notify_provider", "ProcessNegotiation": "process_negotiation",
     "AwaitNegotiationResponse": "await_negotiation_response", "AcceptTerms": "accept_terms",
     "StartServiceExecution": "start_service_execution", "AwaitProviderStart": "await_provider_start",
@@ -492,7 +648,9 @@ FUNCTIONS = {
     "InitiateDispute": "initiate_dispute", "FreezeRelatedTransactions": "freeze_related_transactions",
     "NotifyAdmin": "notify_admin", "ProcessDisputeResolution": "resolve_dispute",
     "RejectDecision": "reject_decision", "EscalateDispute": "escalate_dispute",
-    "ValidateEscrow": "validate_escrow", "ProcessEscrowCancellation": "process_escrow_cancellation",
+    "PolicyDecision": "policy_decision", "ApplyDisputePolicy": "apply_dispute_policy",
+    "ValidateEscrow": "validate_escrow", "ProcessEscrowRelease": "process_escrow_release",
+    "ProcessEscrowCancellation": "process_escrow_cancellation", "CloseCancelledRequest": "close_cancelled_request",
     "CompleteEscrow": "complete_escrow", "ProcessWelcomeBonus": "process_welcome_bonus",
     "ProcessAdminAdjustment": "process_admin_adjustment", "ProcessDirectTransfer": "process_direct_transfer",
     "ReconcileBalances": "reconcile_balances", "ReportDiscrepancies": "report_discrepancies",

@@ -13,7 +13,10 @@ Status transitions, as the seeds describe them:
                     ACCEPTED -> PENDING_START_CONFIRMATION -> IN_PROGRESS
                     IN_PROGRESS -> PENDING_COMPLETION_CONFIRMATION -> COMPLETED -> PAID
                     any open status -> DISPUTED -> (back to where it was) | PAID | REFUNDED
+                    before the service starts -> REFUNDED  (the escrow cancellation workflow)
     Escrow          ESCROWED -> RELEASED | CANCELLED  (frozen while a dispute is open)
+    Dispute         OPEN -> ESCALATED (7 days of admin silence) -> RESOLVED | DISMISSED; an escalated
+                    dispute stays decidable, and a policy decides it after a further deadline
 """
 
 from __future__ import annotations
@@ -39,6 +42,13 @@ TRANSACTION_TYPES = ("ESCROW", "TRANSFER", "REFUND", "WELCOME_BONUS", "DISPUTE_R
                      "ADMIN_ADJUSTMENT")
 MINT_TYPES = ("WELCOME_BONUS", "ADMIN_ADJUSTMENT")
 DISPUTE_STATUSES = ("OPEN", "RESOLVED", "DISMISSED", "ESCALATED")
+OPEN_DISPUTE_STATUSES = ("OPEN", "ESCALATED")   # both hold the escrow frozen, both await a decision
+# The escrow workflows and a live request: hours go back to the requester only before the service
+# started (after that, a dispute decides), and to the provider only once the service was confirmed.
+CANCELLABLE_REQUEST_STATUSES = ("INITIATED", "VALIDATING", "ESCROWED", "AWAITING_RESPONSE", "NEGOTIATING",
+                                "ACCEPTED", "REJECTED", "EXPIRED")
+RELEASABLE_REQUEST_STATUSES = ("COMPLETED",)
+CLOSED_REQUEST_STATUSES = ("PAID", "REJECTED", "EXPIRED", "REFUNDED")
 RESOLUTIONS = ("REFUND_REQUESTER", "PAY_PROVIDER", "PARTIAL_REFUND", "DISMISS")
 
 

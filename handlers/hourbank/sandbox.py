@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import statelang
+from statelang.handlers.services.sfn import sfn_handlers
 from statelang.workflows.hourbank import state_machines
 
 from . import handlers_for
@@ -30,6 +31,7 @@ class HourBankSandbox:
         self.ledger = Ledger(self.db)
         self.handlers = HourBankHandlers(self.db, self.ledger)
         self.engine.resources.update(handlers_for(self.handlers))
+        self.engine.resources.update(sfn_handlers(self.engine))
         self.actions = HourBankActions(self.engine, self.db)
         self.machines = state_machines()
         self._n = 0
@@ -117,6 +119,12 @@ class HourBankSandbox:
 
     def escrowed(self, user_id: str) -> float:
         return self.ledger.balance(user_id)["escrowed_balance"] / CENTI
+
+    def output_of_nested(self, parent_arn: str) -> str:
+        """The ARN of the last execution `parent_arn` started (its dispute resolution)."""
+        arns = [e["taskSubmittedEventDetails"]["output"] for e in self.engine.store.history(parent_arn)
+                if e["type"] == "TaskSubmitted" and "startExecution" in e["taskSubmittedEventDetails"]["resource"]]
+        return json.loads(arns[-1])["ExecutionArn"]
 
     def states_entered(self, arn: str) -> list[str]:
         return [e["stateEnteredEventDetails"]["name"] for e in self.engine.store.history(arn)

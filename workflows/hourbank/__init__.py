@@ -28,7 +28,7 @@ WORKFLOWS = [
     {"name": "HourBankTransactionProcessing", "workflow_type": "STANDARD",
      "definition": "transaction_processing.asl.json", "event_source": "hourbank.transactions",
      "detail_type": "Transaction Requested", "timeout_seconds": DAY},
-    {"name": "HourBankReconciliation", "workflow_type": "STANDARD", "definition": "transaction_processing.asl.json",
+    {"name": "HourBankReconciliation", "workflow_type": "STANDARD", "definition": "reconciliation.asl.json",
      "event_source": "aws.scheduler", "detail_type": "Scheduled Event", "schedule": "rate(1 day)",
      "input": {"transactionType": "RECONCILIATION"}, "timeout_seconds": 3600},
 ]
