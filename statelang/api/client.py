@@ -62,6 +62,7 @@ OPERATIONS = {
     "validate_state_machine_definition": "ValidateStateMachineDefinition",
     "tag_resource": "TagResource", "untag_resource": "UntagResource",
     "list_tags_for_resource": "ListTagsForResource",
+    "test_state": "TestState",
 }
 
 # Required parameters, for the check made when botocore's model is not at hand.
@@ -508,6 +509,27 @@ class Client(MachinesMixin):
         if task is None:
             return {}
         return {"taskToken": task["token"], "input": _compact(task["input"])}
+
+    # -- TestState ------------------------------------------------------------------------------
+    def _test_state(self, *, definition: str, roleArn: str | None = None, input: str | None = None,
+                    inspectionLevel: str | None = None, revealSecrets: bool = False,
+                    variables: str | None = None, stateName: str | None = None, mock: dict | None = None,
+                    context: str | None = None, stateConfiguration: dict | None = None) -> dict:
+        """One state, run alone against this engine's handlers (`statelang.api.teststate`)."""
+        from statelang.api.teststate import TestStateError, test_state
+        from statelang.language.errors import DefinitionError
+        if roleArn is not None:
+            self._check_role(roleArn)
+        try:
+            return test_state(definition, input, role_arn=roleArn, inspection_level=inspectionLevel or "INFO",
+                              reveal_secrets=bool(revealSecrets), variables=variables, state_name=stateName,
+                              mock=mock, context=context, state_configuration=stateConfiguration,
+                              engine=self.engine)
+        except TestStateError as exc:
+            raise error(exc.code, exc.message) from None
+        except DefinitionError as exc:
+            parts = [f"{d.code}: {d.message}" + (f" at {d.location}" if d.location else "") for d in exc.diagnostics]
+            raise error("InvalidDefinition", "Invalid State Machine Definition: '" + ", ".join(parts) + "'") from None
 
     # -- validation -----------------------------------------------------------------------------
     def _validate_state_machine_definition(self, *, definition: str, type: str | None = None,

@@ -41,8 +41,14 @@ def test_state(definition: str | dict, input: Any = None, *, role_arn: str | Non
                inspection_level: str = "INFO", reveal_secrets: bool = False,
                variables: dict | None = None, handlers: dict | None = None, mock: dict | None = None,
                state_name: str | None = None, context: Any = None,
-               state_configuration: dict | None = None) -> dict:
-    """Run one state on `input`; the answer has TestState's fields (JSON values as JSON text)."""
+               state_configuration: dict | None = None, engine: Any = None) -> dict:
+    """Run one state on `input`; the answer has TestState's fields (JSON values as JSON text).
+
+    With `engine` (the TestState API of ``engine.client()``), the state's task calls the engine's
+    own handlers, as AWS's TestState calls the real resource; the run itself happens on a private
+    in-memory engine, so TestState leaves no execution behind, as on AWS.
+    """
+    from statelang.runtime.engine import Engine
     from statelang.runtime.run import run
     if inspection_level not in ("INFO", "DEBUG", "TRACE"):
         raise TestStateError("ValidationException", f"inspectionLevel must be INFO, DEBUG or TRACE, "
@@ -77,7 +83,17 @@ def test_state(definition: str | dict, input: Any = None, *, role_arn: str | Non
     hs = dict(handlers or {})
     if mock is not None and state["Type"] == "Task":
         hs.update(_mock_handler(name, state, mock))
-    ex = run(wrapper, start_input, handlers=hs, clock="virtual", state_machine_name="TestState")
+    private = None
+    if engine is not None and mock is None:
+        private = Engine(db="memory", clock="virtual", eager="always", account_id=engine.account_id,
+                         region=engine.region)
+        private.resources = engine.resources
+    try:
+        ex = run(wrapper, start_input, handlers=hs, clock="virtual", state_machine_name="TestState",
+                 engine=private)
+    finally:
+        if private is not None:
+            private.close()
 
     answer: dict[str, Any] = {}
     entered = _entered_after(ex.history, name)
