@@ -18,10 +18,10 @@ from sqlalchemy import create_engine, event, make_url, pool, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
 
-from .sql import SqlStore, StoreError, describe, json_dumps
-from .sqlite import SqliteStore
+from .dialects import describe
+from .sql import SqlStore, StoreError, json_dumps
 
-__all__ = ["open_store", "SqlStore", "SqliteStore", "StoreError"]
+__all__ = ["open_store", "SqlStore", "StoreError"]
 
 HERE = Path(__file__).resolve().parent
 # Store-specific query parameters, removed from the URL before the driver sees it.
@@ -42,13 +42,10 @@ def open_store(url: str) -> SqlStore:
         _upgrade(engine, name)
     except (sa_exc.DBAPIError, sqlite3.Error) as e:
         engine.dispose()
-        raise StoreError(describe(e, name)) from e
+        raise StoreError(describe(e, name, (sa_exc.OperationalError,))) from e
     except StoreError:
         engine.dispose()
         raise
-    database = engine.url.database
-    if engine.dialect.name == "sqlite" and database and database != ":memory:":
-        return SqliteStore(engine, name)   # a file: the driver-level fast path (store/sqlite.py)
     return SqlStore(engine, name)
 
 
@@ -154,9 +151,8 @@ def _sqlite_engine(url: URL) -> Engine:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(conn):
-        read = conn.get_execution_options().get("statelang_read")
-        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+    def _begin(conn):   # SQLAlchemy's own transactions (Alembic's): IMMEDIATE, as the store's
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -1,33 +1,43 @@
-"""`SqlStore`: the `statelang.store.Store` protocol on SQLite or PostgreSQL through SQLAlchemy Core.
+"""`SqlStore`: the `statelang.store.Store` protocol on SQLite or PostgreSQL, written once.
+
+Every operation below is the whole of its logic; what the two databases do differently (SQL text,
+connection set-up, value codecs, error classes) comes from a `Dialect` (store/dialects.py).
 
 It behaves as `MemoryStore` does, row for row, with two differences the protocol leaves open:
 execution rows always carry every AWS field (None when unset), and `claim` takes a lease, so two
 workers never hold the same execution at once while a lease is valid.
 
-Every write is one transaction. On SQLite that transaction begins IMMEDIATE, taking the write lock
-up front: a deferred one could read, then fail to upgrade its lock mid-way and have to be retried
-by hand. On PostgreSQL, `claim` and the token/activity updates lock their rows, and `claim` skips
-rows another worker is locking (`FOR UPDATE SKIP LOCKED`) instead of queueing behind it.
+Every write is one transaction: on SQLite it begins IMMEDIATE, taking the write lock up front (a
+deferred one could read, then fail to upgrade its lock mid-way); on PostgreSQL it is pipelined,
+`claim` and the token/activity updates lock their rows, and `claim` skips rows another worker is
+locking (``FOR UPDATE SKIP LOCKED``) instead of queueing behind it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
+from typing import TYPE_CHECKING, Any
 
 from statelang.language.errors import StatelangError
-from statelang.language.jsontext import encoder
-from statelang.runtime.storage import Commit, ExecutionAlreadyExistsError, Message
+from statelang.language.jsontext import encoder, loads
+from statelang.runtime.storage import (
+    Commit,
+    ExecutionAlreadyExistsError,
+    Message,
+    RecordWrite,
+    resolve_record_writes,
+)
 
-from .schema import event_range, event_seq, events, executions, frames, messages, records, tokens
+from .schema import EVENTS_PER_EXECUTION, event_seq, executions
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from .dialects import Dialect
 
 
 class StoreError(StatelangError):
@@ -42,9 +52,11 @@ COLUMNS = {
     "output": "output", "error": "error", "cause": "cause", "redriveCount": "redrive_count",
     "roleArn": "role_arn", "definition": "definition", "next_event_id": "next_event_id",
 }
+_TIME_COLUMNS = frozenset({"start_date", "stop_date"})
 _EVENT_KEYS = ("timestamp", "type", "id", "previousEventId")
 _TIMER_KINDS = ("wait", "retry", "task_timeout", "heartbeat")
 _TOKEN_KEYS = ("token", "execution_arn", "frame_id", "seq", "activity_arn", "input", "state")
+_ID_CACHE = 100_000   # execution ids remembered (an ARN's id never changes: rows are never deleted)
 
 
 # -- JSON ---------------------------------------------------------------------------------------
@@ -95,291 +107,506 @@ def _default(value: Any) -> Any:
 json_dumps = encoder(default=_default, check_circular=True)
 
 
-class SqlStore:
-    """A `Store` over a SQLAlchemy engine; build one with `store.open_store(url)`."""
+def _untagged(raw: Any) -> Any:
+    """A tagged JSON column's value from its stored form (SQLite's text, or the value psycopg
+    decoded). On text the walk that undoes the tags is skipped when the text holds none (records
+    and execution extras seldom do, and the walk costs more than the parse)."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        value = loads(raw)
+        return untag(value) if '"$datetime"' in raw or '"$literal"' in raw else value
+    return untag(raw)
 
-    def __init__(self, engine: Engine, name: str):
+
+# -- the statements -----------------------------------------------------------------------------
+_EXECUTION_COLUMNS = [c.name for c in executions.columns if c.name not in ("lease_owner", "lease_expires")]
+_EXECUTION_FIELDS = [(api, _EXECUTION_COLUMNS.index(col), col in _TIME_COLUMNS) for api, col in COLUMNS.items()]
+_EXTRA_AT = _EXECUTION_COLUMNS.index("extra")
+_MESSAGE_COLUMNS = "id, execution_arn, kind, due, frame_id, seq, payload"
+_TOKEN_COLUMNS = ", ".join(_TOKEN_KEYS)
+
+
+class _Statements:
+    """Every fixed statement, in the dialect's text, built once per store."""
+
+    def __init__(self, d: Dialect):
+        q, inl = d.sql, d.in_list
+        timers = ", ".join(f"'{k}'" for k in _TIMER_KINDS)
+        self.record = q("SELECT body FROM records WHERE kind = ? AND arn = ?")
+        self.record_locked = q(f"SELECT body FROM records WHERE kind = ? AND arn = ?{d.for_update}")
+        self.records = q("SELECT body FROM records WHERE kind = ? ORDER BY id")
+        self.put_record = q("INSERT INTO records (kind, arn, body, created) VALUES (?, ?, ?, ?) "
+                            "ON CONFLICT (kind, arn) DO UPDATE SET body = excluded.body")
+        self.delete_record = q("DELETE FROM records WHERE kind = ? AND arn = ?")
+        self.execution = q(f"SELECT {', '.join(_EXECUTION_COLUMNS)} FROM executions WHERE execution_arn = ?")
+        self.execution_id = q("SELECT id FROM executions WHERE execution_arn = ?")
+        self.extra = q(f"SELECT extra FROM executions WHERE id = ?{d.for_update}")
+        self.frames = q("SELECT frame_id, body FROM frames WHERE execution_arn = ?")
+        self.history = q("SELECT timestamp, type, event_id, previous_event_id, details FROM events "
+                         "WHERE seq BETWEEN ? AND ? ORDER BY seq LIMIT ?")
+        self.history_reversed = q("SELECT timestamp, type, event_id, previous_event_id, details FROM events "
+                                  "WHERE seq BETWEEN ? AND ? ORDER BY seq DESC LIMIT ?")
+        self.insert_events = q("INSERT INTO events (seq, execution_id, event_id, previous_event_id, type, "
+                               "timestamp, details) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        self.delete_frames = q(f"DELETE FROM frames WHERE execution_arn = ? AND frame_id {inl}")
+        self.upsert_frames = q("INSERT INTO frames (execution_arn, frame_id, body) VALUES (?, ?, ?) "
+                               "ON CONFLICT (execution_arn, frame_id) DO UPDATE SET body = excluded.body")
+        self.delete_messages = q(f"DELETE FROM messages WHERE id {inl}")
+        self.delete_all_messages = q("DELETE FROM messages WHERE execution_arn = ?")
+        self.close_tokens = q("UPDATE tokens SET closed = TRUE, queued = FALSE WHERE execution_arn = ?")
+        self.cancel_timers = q(f"DELETE FROM messages WHERE execution_arn = ? AND frame_id = ? AND kind IN ({timers}) "
+                               "AND (? < 0 OR seq <= ?)")
+        self.close_frame_tokens = q("UPDATE tokens SET closed = TRUE, queued = FALSE "
+                                    f"WHERE execution_arn = ? AND frame_id {inl}")
+        self.insert_messages = q("INSERT INTO messages (execution_arn, kind, due, frame_id, seq, payload) "
+                                 "VALUES (?, ?, ?, ?, ?, ?) RETURNING id")
+        self.delete_tokens = q(f"DELETE FROM tokens WHERE token {inl}")
+        self.insert_tokens = q(f"INSERT INTO tokens ({_TOKEN_COLUMNS}, closed, queued) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, FALSE, ?)")
+        self.release = q("UPDATE executions SET lease_owner = NULL, lease_expires = NULL "
+                         "WHERE execution_arn = ? AND lease_owner = ?")
+        self.due = q(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE execution_arn = ? AND due <= ? ORDER BY due, id")
+        # A message naming no execution can never be claimed: counting it would make a virtual
+        # clock spin on it forever.
+        self.next_due = q("SELECT min(due) FROM messages WHERE EXISTS "
+                          "(SELECT 1 FROM executions WHERE executions.execution_arn = messages.execution_arn)")
+        self.any_due = q("SELECT id FROM messages WHERE due <= ? LIMIT 1")
+        # Executions with a due message and a free lease, in the order of each one's earliest
+        # (due, id) message, as MemoryStore lists them. Grouping by execution reads each due message
+        # once (a window over every message did not scale); the id of the earliest message is
+        # looked up per candidate on the (execution_arn, due) index.
+        self.claim = q(
+            "SELECT e.execution_arn FROM executions AS e JOIN ("
+            "  SELECT execution_arn AS arn, min(due) AS due FROM messages WHERE due <= ? GROUP BY execution_arn"
+            ") AS f ON f.arn = e.execution_arn "
+            "WHERE e.lease_expires IS NULL OR e.lease_expires <= ? "
+            "ORDER BY f.due, (SELECT min(m.id) FROM messages AS m WHERE m.execution_arn = f.arn AND m.due = f.due) "
+            f"LIMIT ?{' FOR UPDATE OF e' if d.for_update else ''}{d.skip_locked}")
+        self.lease = q(f"UPDATE executions SET lease_owner = ?, lease_expires = ? WHERE execution_arn {inl}")
+        self.token = q(f"SELECT id, {_TOKEN_COLUMNS}, closed FROM tokens WHERE token = ?")
+        self.token_locked = q(f"SELECT id, {_TOKEN_COLUMNS}, closed FROM tokens WHERE token = ?{d.for_update}")
+        self.close_token = q("UPDATE tokens SET closed = TRUE, queued = FALSE WHERE id = ?")
+        self.activity = q(f"SELECT id, {_TOKEN_COLUMNS}, closed FROM tokens "
+                          "WHERE activity_arn = ? AND queued AND NOT closed ORDER BY id LIMIT 1"
+                          f"{d.for_update}{d.skip_locked}")
+        self.dequeue = q("UPDATE tokens SET queued = FALSE WHERE id = ?")
+
+
+@dataclasses.dataclass
+class _Tx:
+    """One write transaction: its connection, and what to do once it has committed."""
+
+    conn: Any
+    later: list[Callable[[], None]] = dataclasses.field(default_factory=list)
+
+
+class SqlStore:
+    """A `Store` over a database; build one with `statelang.store.open_store(url)`.
+
+    `engine` (SQLAlchemy) opens the driver connections, set up by its connect hooks, and is kept
+    for Alembic and for tools; the store holds those connections itself and reuses them."""
+
+    def __init__(self, engine: Engine, name: str, dialect: Dialect | None = None):
+        from .dialects import for_engine
         self.engine = engine
         self.name = name   # the URL without its password, for error messages
-        self.dialect = engine.dialect.name
-        # Reads need no write lock: on SQLite they begin DEFERRED (see `store.open_store`).
-        self._reader = engine.execution_options(statelang_read=True)
-        self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        self._prepare()
-
-    def _prepare(self) -> None:
-        """Build the hot statements once: constructing a SQLAlchemy statement costs more than
-        SQLite takes to run it, and these run several times per execution step."""
-        arn = bindparam("arn")
-        self._q_execution = select(executions).where(executions.c.execution_arn == arn)
-        self._q_id = select(executions.c.id).where(executions.c.execution_arn == arn)
-        self._q_history = (select(events.c.timestamp, events.c.type, events.c.event_id, events.c.previous_event_id,
-                                  events.c.details)
-                           .where(events.c.seq.between(bindparam("low"), bindparam("high"))).order_by(events.c.seq))
-        self._q_record = select(records.c.body).where(records.c.kind == bindparam("kind"),
-                                                      records.c.arn == bindparam("rarn"))
-        self._q_due = (select(messages).where(messages.c.execution_arn == arn, messages.c.due <= bindparam("now"))
-                       .order_by(messages.c.due, messages.c.id))
-        self._q_frames = select(frames.c.frame_id, frames.c.body).where(frames.c.execution_arn == arn)
-        self._i_events = insert(events)
-        self._i_executions = insert(executions)
-        up = self._insert(frames)
-        self._u_frames = up.on_conflict_do_update(index_elements=["execution_arn", "frame_id"],
-                                                  set_={"body": up.excluded.body})
-        self._d_frames = delete(frames).where(frames.c.execution_arn == arn,
-                                              frames.c.frame_id.in_(bindparam("fids", expanding=True)))
-        self._d_consumed = delete(messages).where(messages.c.id.in_(bindparam("ids", expanding=True)))
-        self._d_all_messages = delete(messages).where(messages.c.execution_arn == arn)
-        self._u_close_tokens = update(tokens).where(tokens.c.execution_arn == arn).values(closed=True, queued=False)
-        self._u_release = (update(executions).where(executions.c.execution_arn == arn,
-                                                    executions.c.lease_owner == bindparam("worker"))
-                           .values(lease_owner=None, lease_expires=None))
-        self._i_messages = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
-        # Executions with a due message and a free lease, by their earliest due message. Grouping
-        # by execution reads each due message once (a window over every message did not scale).
-        now = bindparam("now")
-        first = (select(messages.c.execution_arn.label("arn"), func.min(messages.c.due).label("due"),
-                        func.min(messages.c.id).label("mid"))
-                 .where(messages.c.due <= now).group_by(messages.c.execution_arn).subquery())
-        self._q_any_due = select(messages.c.id).where(messages.c.due <= now).limit(1)
-        self._q_next_due = select(func.min(messages.c.due)).where(
-            select(executions.c.id).where(executions.c.execution_arn == messages.c.execution_arn).exists())
-        self._q_claim = (select(executions.c.execution_arn)
-                         .join(first, first.c.arn == executions.c.execution_arn)
-                         .where(or_(executions.c.lease_expires.is_(None), executions.c.lease_expires <= now))
-                         .order_by(first.c.due, first.c.mid).limit(bindparam("limit"))
-                         .with_for_update(of=executions, skip_locked=True))
-
-    def close(self) -> None:
-        self.engine.dispose()
+        self.dialect = dialect or for_engine(engine)
+        self.s = _Statements(self.dialect)
+        self._idle: list[Any] = []     # list.pop/append are atomic: no lock needed
+        self._opened: list[Any] = []   # detached from SQLAlchemy's pool; closed by close()
+        self._shared_lock = threading.RLock()   # only for a dialect with one shared connection
+        self._ids: dict[str, int] = {}
+        self._update_sql: dict[tuple[str, ...], str] = {}
 
     def __repr__(self) -> str:
         return f"<SqlStore {self.name}>"
 
-    # -- transactions --------------------------------------------------------------------------
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
+    # -- connections ---------------------------------------------------------------------------
+    def _checkout(self) -> Any:
+        if self.dialect.shared:
+            self._shared_lock.acquire()
+            if self._opened:
+                return self._opened[0]
+        else:
+            try:
+                return self._idle.pop()
+            except IndexError:
+                pass
         try:
-            yield
-        except (sa_exc.DBAPIError, sqlite3.Error) as e:
-            raise StoreError(describe(e, self.name)) from e
+            raw = self.engine.raw_connection()
+            conn = raw.driver_connection
+            if not self.dialect.shared:
+                raw.detach()   # held here rather than pooled
+            self.dialect.setup(conn)
+        except self.dialect.errors as e:
+            self._checkin(None)
+            raise StoreError(self.dialect.describe(e, self.name)) from e
+        except Exception as e:
+            self._checkin(None)
+            orig = getattr(e, "orig", None)   # SQLAlchemy's wrapping of the driver's error
+            if isinstance(orig, self.dialect.errors):
+                raise StoreError(self.dialect.describe(e, self.name)) from e
+            raise
+        self._opened.append(conn)
+        return conn
+
+    def _checkin(self, conn: Any, failed: bool = False) -> None:
+        if self.dialect.shared:
+            self._shared_lock.release()
+        elif conn is not None:
+            if failed and self.dialect.is_broken(conn):
+                self._opened.remove(conn)
+                conn.close()
+            else:
+                self._idle.append(conn)
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self._errors(), self.engine.begin() as conn:
+    def connection(self) -> Iterator[Any]:
+        """One of the store's own driver connections (sqlite3 or psycopg), set up as the store
+        uses them, for diagnostics and tools; it goes back to the store afterwards."""
+        conn = self._checkout()
+        try:
             yield conn
+        finally:
+            self._checkin(conn)
+
+    def _read(self, sql: str, params: tuple | list, every: bool = True) -> Any:
+        """A single-statement read: every row, or the first (None when there is none)."""
+        conn = self._checkout()
+        failed = True
+        try:
+            cursor = conn.execute(sql, params)
+            rows = cursor.fetchall() if every else cursor.fetchone()
+            failed = False
+            return rows
+        except self.dialect.errors as e:
+            raise StoreError(self.dialect.describe(e, self.name)) from e
+        finally:
+            self._checkin(conn, failed)
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self._errors(), self._reader.begin() as conn:
-            yield conn
+    def _write(self) -> Iterator[_Tx]:
+        """One write transaction: all of it commits, or none of it."""
+        conn = self._checkout()
+        tx = _Tx(conn)
+        failed = True
+        try:
+            with self.dialect.transaction(conn):
+                yield tx
+            failed = False
+        except self.dialect.errors as e:
+            raise StoreError(self.dialect.describe(e, self.name)) from e
+        finally:
+            self._checkin(conn, failed)
+        for then in tx.later:
+            then()
+
+    def close(self) -> None:
+        self._idle.clear()
+        for conn in self._opened:
+            try:
+                conn.close()
+            except self.dialect.errors:
+                pass
+        self._opened.clear()
+        self.engine.dispose()
 
     # -- records -------------------------------------------------------------------------------
     def put_record(self, kind: str, arn: str, record: dict) -> None:
-        stmt = self._insert(records).values(kind=kind, arn=arn, body=tag(record), created=datetime.now(UTC))
-        stmt = stmt.on_conflict_do_update(index_elements=["kind", "arn"], set_={"body": stmt.excluded.body})
-        with self._write() as conn:
-            conn.execute(stmt)
+        d = self.dialect
+        with self._write() as tx:
+            tx.conn.execute(self.s.put_record, (kind, arn, d.json(tag(record)), d.time(datetime.now(UTC))))
 
     def get_record(self, kind: str, arn: str) -> dict | None:
-        with self._read() as conn:
-            body = conn.scalar(self._q_record, {"kind": kind, "rarn": arn})
-        return None if body is None else untag(body)
+        r = self._read(self.s.record, (kind, arn), every=False)
+        return None if r is None else _untagged(r[0])
 
     def list_records(self, kind: str) -> list[dict]:
-        with self._read() as conn:
-            bodies = conn.scalars(select(records.c.body).where(records.c.kind == kind).order_by(records.c.id))
-            return [untag(b) for b in bodies]
+        return [_untagged(b) for (b,) in self._read(self.s.records, (kind,))]
 
     def delete_record(self, kind: str, arn: str) -> None:
-        with self._write() as conn:
-            conn.execute(delete(records).where(records.c.kind == kind, records.c.arn == arn))
+        with self._write() as tx:
+            tx.conn.execute(self.s.delete_record, (kind, arn))
+
+    def write_records(self, writes: list[RecordWrite]) -> bool:
+        """`Store.write_records`: one transaction; each record an ``expect`` or ``merge`` needs is
+        read under a row lock (``FOR UPDATE`` on PostgreSQL; SQLite's write transaction holds the
+        whole database), so of two workers expecting the same value only the first writes."""
+        d = self.dialect
+        with self._write() as tx:
+            def read(kind: str, arn: str) -> dict | None:
+                found = tx.conn.execute(self.s.record_locked, (kind, arn)).fetchall()
+                return _untagged(found[0][0]) if found else None
+
+            final = resolve_record_writes(list(writes), read)
+            if final is None:
+                return False
+            now = d.time(datetime.now(UTC))
+            for w in final:
+                if w.body is None:
+                    tx.conn.execute(self.s.delete_record, (w.kind, w.arn))
+                else:
+                    tx.conn.execute(self.s.put_record, (w.kind, w.arn, d.json(tag(w.body)), now))
+        return True
 
     # -- executions ----------------------------------------------------------------------------
     def create_execution(self, row: dict, commit: Commit) -> None:
         arn = row["executionArn"]
-        values = creation_values(row, commit)
-        commit = dataclasses.replace(commit, execution={})   # its columns are in the insert
-        with self._write() as conn:
-            if conn.scalar(self._q_id, {"arn": arn}) is not None:
+        values = creation_values(row, commit)   # so _apply(fresh=True) skips commit.execution
+        names = list(values)
+        sql = self.dialect.sql(f"INSERT INTO executions ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+                               "ON CONFLICT (execution_arn) DO NOTHING RETURNING id")
+        encoded = [self._encode_column(n, values[n]) for n in names]
+        with self._write() as tx:
+            found = tx.conn.execute(sql, encoded).fetchall()
+            if not found:   # the name is taken (or a concurrent start won)
                 raise ExecutionAlreadyExistsError(arn)
-            try:
-                done = conn.execute(self._i_executions, values)
-            except sa_exc.IntegrityError as e:   # a concurrent start of the same ARN won the race
-                raise ExecutionAlreadyExistsError(arn) from e
-            self._apply(conn, commit, fresh=True, execution_id=done.inserted_primary_key[0])
+            self._apply(tx, commit, execution_id=found[0][0])
+        self._remember(arn, found[0][0])
+
+    def _encode_column(self, name: str, value: Any) -> Any:
+        if name in _TIME_COLUMNS:
+            return self.dialect.time(value)
+        if name == "extra":
+            return self.dialect.json(value)
+        return value
+
+    def _execution_row(self, r: tuple) -> dict:
+        read_time = self.dialect.read_time
+        out = {api: read_time(r[i]) if is_time else r[i] for api, i, is_time in _EXECUTION_FIELDS}
+        extra = _untagged(r[_EXTRA_AT])
+        if extra:
+            out.update(extra)
+        return out
 
     def get_execution(self, arn: str) -> dict | None:
-        with self._read() as conn:
-            r = conn.execute(self._q_execution, {"arn": arn}).first()
-        return None if r is None else _execution_row(r)
+        r = self._read(self.s.execution, (arn,), every=False)
+        return None if r is None else self._execution_row(r)
 
     def list_executions(self, state_machine_arn: str | None = None, status: str | None = None) -> list[dict]:
-        q = select(executions).order_by(executions.c.id)
+        where, params = [], []
         if state_machine_arn is not None:
-            q = q.where(executions.c.state_machine_arn == state_machine_arn)
+            where.append("state_machine_arn = ?")
+            params.append(state_machine_arn)
         if status is not None:
-            q = q.where(executions.c.status == status)
-        with self._read() as conn:
-            return [_execution_row(r) for r in conn.execute(q)]
+            where.append("status = ?")
+            params.append(status)
+        sql = f"SELECT {', '.join(_EXECUTION_COLUMNS)} FROM executions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [self._execution_row(r) for r in self._read(self.dialect.sql(sql + " ORDER BY id"), params)]
 
     def load_frames(self, arn: str) -> dict[str, dict]:
-        with self._read() as conn:
-            return {fid: body for fid, body in conn.execute(self._q_frames, {"arn": arn})}
+        read = self.dialect.read_json
+        return {fid: read(body) for fid, body in self._read(self.s.frames, (arn,))}
 
-    def history(self, arn: str) -> list[dict]:
-        with self._read() as conn:
-            xid = conn.scalar(self._q_id, {"arn": arn})
-            rows = [] if xid is None else conn.execute(self._q_history, event_range(xid)).all()
+    def history(self, arn: str, after: int | None = None, limit: int | None = None,
+                reverse: bool = False) -> list[dict]:
+        """The execution's events in id order (newest first when `reverse`), those after the
+        event id `after` only (before it when `reverse`), at most `limit` of them. A page costs
+        its own rows: the range is a slice of the events' key."""
+        xid = self._ids.get(arn)
+        if xid is None:
+            found = self._read(self.s.execution_id, (arn,), every=False)
+            if found is None:
+                return []
+            xid = self._remember(arn, found[0])
+        low = event_seq(xid, 0)
+        high = low + EVENTS_PER_EXECUTION - 1
+        if after is not None:
+            if reverse:
+                high = low + max(-1, min(after - 1, EVENTS_PER_EXECUTION - 1))
+            else:
+                low += max(0, min(after + 1, EVENTS_PER_EXECUTION))
+        sql = self.s.history_reversed if reverse else self.s.history
+        rows = self._read(sql, (low, high, self.dialect.no_limit if limit is None else limit))
+        d = self.dialect
         out = []
+        last_raw = last = None
         for ts, type_, eid, prev, details in rows:
-            ev = {"timestamp": ts, "type": type_, "id": eid, "previousEventId": prev}
-            if details:
-                ev.update(details)
+            if ts != last_raw:   # the events of one step share their timestamp
+                last_raw, last = ts, d.read_time(ts)
+            ev = {"timestamp": last, "type": type_, "id": eid, "previousEventId": prev}
+            if details is not None:
+                more = d.read_json(details)
+                if more:
+                    ev.update(more)
             out.append(ev)
         return out
 
-    def apply(self, commit: Commit) -> None:
-        with self._write() as conn:
-            self._apply(conn, commit)
+    def _remember(self, arn: str, xid: int) -> int:
+        if len(self._ids) >= _ID_CACHE:
+            self._ids.clear()
+        self._ids[arn] = xid
+        return xid
 
-    def _apply(self, conn: Connection, c: Commit, fresh: bool = False, execution_id: int | None = None) -> None:
+    def _execution_id(self, tx: _Tx, arn: str, doing: str) -> int:
+        xid = self._ids.get(arn)
+        if xid is None:
+            found = tx.conn.execute(self.s.execution_id, (arn,)).fetchone()
+            if found is None:
+                raise StoreError(f"{self.name}: no execution {arn}{doing}")
+            xid = found[0]
+            tx.later.append(lambda: self._remember(arn, xid))
+        return xid
+
+    def apply(self, commit: Commit) -> None:
+        with self._write() as tx:
+            self._apply(tx, commit)
+
+    def _apply(self, tx: _Tx, c: Commit, execution_id: int | None = None) -> None:
         """The steps run in `MemoryStore.apply`'s order: a message added by the commit that ends
-        the execution survives its ``close_all``, as it does in memory."""
+        the execution survives its ``close_all``, as it does in memory. A fresh execution (given
+        `execution_id`) has its row written already and no messages, timers or tokens yet."""
+        conn, s, d = tx.conn, self.s, self.dialect
         arn = c.execution_arn
-        p = {"arn": arn}
+        fresh = execution_id is not None
         if c.events:
-            xid = execution_id if execution_id is not None else conn.scalar(self._q_id.params(arn=arn))
-            if xid is None:
-                raise StoreError(f"{self.name}: no execution {arn} to add history events to")
-            try:
-                rows = [_event_row(xid, e) for e in c.events]
-            except ValueError as e:
-                raise StoreError(f"{self.name}: execution {arn}: {e}") from e
-            conn.execute(self._i_events, rows)
-        if c.execution:
-            self._update_execution(conn, arn, c.execution)
+            xid = execution_id if fresh else self._execution_id(tx, arn, " to add history events to")
+            d.executemany(conn, s.insert_events, self._event_rows(arn, xid, c.events))
+        if c.execution and not fresh:
+            self._update_execution(tx, arn, c.execution)
         if c.frames:
             gone = [] if fresh else [fid for fid, f in c.frames.items() if f is None]
             if gone:
-                conn.execute(self._d_frames, {"arn": arn, "fids": gone})
-            kept = [{"execution_arn": arn, "frame_id": fid, "body": f if isinstance(f, dict) else f.to_dict()}
+                conn.execute(s.delete_frames, (arn, d.in_values(gone)))
+            kept = [(arn, fid, d.json(f if isinstance(f, dict) else f.to_dict()))
                     for fid, f in c.frames.items() if f is not None]
             if kept:
-                conn.execute(self._u_frames, kept)
+                d.executemany(conn, s.upsert_frames, kept)
         if c.consumed:
-            conn.execute(self._d_consumed, {"ids": list(c.consumed)})
-        if c.close_all and not fresh:   # a fresh execution has no messages or tokens yet
-            conn.execute(self._d_all_messages, p)
-            conn.execute(self._u_close_tokens, p)
-        for fid, seq in c.cancel_frames:
-            cond = [messages.c.execution_arn == arn, messages.c.frame_id == fid, messages.c.kind.in_(_TIMER_KINDS)]
-            if seq >= 0:
-                cond.append(messages.c.seq <= seq)
-            conn.execute(delete(messages).where(*cond))
-        if c.close_frames_tokens:
-            conn.execute(update(tokens).where(tokens.c.execution_arn == arn,
-                                              tokens.c.frame_id.in_(c.close_frames_tokens))
-                         .values(closed=True, queued=False))
+            conn.execute(s.delete_messages, (d.in_values(c.consumed),))
+        if not fresh:
+            if c.close_all:
+                conn.execute(s.delete_all_messages, (arn,))
+                conn.execute(s.close_tokens, (arn,))
+            if c.cancel_frames:
+                d.executemany(conn, s.cancel_timers, [(arn, fid, seq, seq) for fid, seq in c.cancel_frames])
+            if c.close_frames_tokens:
+                conn.execute(s.close_frame_tokens, (arn, d.in_values(c.close_frames_tokens)))
         if c.add_messages:
-            self._add_messages(conn, c.add_messages)
+            self._add_messages(tx, c.add_messages)
         if c.add_tokens:
-            names = [t["token"] for t in c.add_tokens]
-            conn.execute(delete(tokens).where(tokens.c.token.in_(names)))   # a re-added token starts afresh
-            conn.execute(insert(tokens), [
-                {**{k: t.get(k) for k in _TOKEN_KEYS}, "closed": False, "queued": bool(t.get("activity_arn"))}
-                for t in c.add_tokens])
-        if getattr(c, "release", None):
-            conn.execute(self._u_release, {"arn": arn, "worker": c.release})
+            conn.execute(s.delete_tokens, (d.in_values([t["token"] for t in c.add_tokens]),))  # re-added: afresh
+            d.executemany(conn, s.insert_tokens, [(*(t.get(k) for k in _TOKEN_KEYS), bool(t.get("activity_arn")))
+                                                  for t in c.add_tokens])
+        if c.release:
+            conn.execute(s.release, (arn, c.release))
 
-    def _update_execution(self, conn: Connection, arn: str, changes: dict) -> None:
+    def _event_rows(self, arn: str, xid: int, events: list[dict]) -> list[tuple]:
+        """The rows of `events`: this runs per event, so event_seq's bound check and the
+        details split are written inline."""
+        d = self.dialect
+        rows = []
+        last_t = last = None
+        base = event_seq(xid, 0)
+        for e in events:
+            t = e["timestamp"]
+            if t is not last_t:   # the events of one step share their timestamp
+                last_t, last = t, d.time(t)
+            eid = e["id"]
+            if not 0 <= eid < EVENTS_PER_EXECUTION:
+                try:
+                    event_seq(xid, eid)
+                except ValueError as exc:
+                    raise StoreError(f"{self.name}: execution {arn}: {exc}") from exc
+            details = {k: v for k, v in e.items() if k not in _EVENT_KEYS}
+            rows.append((base + eid, xid, eid, e.get("previousEventId"), e["type"], last,
+                         d.json(details) if details else None))
+        return rows
+
+    def _update_execution(self, tx: _Tx, arn: str, changes: dict) -> None:
         values, extra = _split(changes)
-        where = executions.c.execution_arn == arn
+        xid = self._execution_id(tx, arn, "")
         if extra:
-            old = conn.scalar(select(executions.c.extra).where(where).with_for_update())
-            values["extra"] = tag({**(untag(old) or {}), **extra})
-        if values and conn.execute(update(executions).where(where).values(**values)).rowcount == 0:
-            raise StoreError(f"{self.name}: no execution {arn}")
+            old = tx.conn.execute(self.s.extra, (xid,)).fetchone()
+            before = _untagged(old[0]) if old is not None else None
+            values["extra"] = tag({**(before or {}), **extra})
+        if not values:
+            return
+        names = tuple(values)
+        sql = self._update_sql.get(names)
+        if sql is None:
+            sql = self._update_sql[names] = self.dialect.sql(
+                f"UPDATE executions SET {', '.join(n + ' = ?' for n in names)} WHERE id = ?")
+        tx.conn.execute(sql, [*(self._encode_column(n, values[n]) for n in names), xid])
 
     # -- messages and leases -------------------------------------------------------------------
-    def _add_messages(self, conn: Connection, batch: list[Message]) -> None:
-        rows = [{"execution_arn": m.execution_arn, "kind": m.kind, "due": m.due, "frame_id": m.frame_id or "",
-                 "seq": m.seq or 0, "payload": m.payload} for m in batch]
-        ids = conn.scalars(self._i_messages, rows).all()
-        for m, mid in zip(batch, ids, strict=True):
-            m.id = mid
+    def _add_messages(self, tx: _Tx, batch: list[Message]) -> None:
+        d = self.dialect
+        rows = [(m.execution_arn, m.kind, d.time(m.due), m.frame_id or "", m.seq or 0, d.json(m.payload))
+                for m in batch]
+        ids = d.insert_ids(tx.conn, self.s.insert_messages, rows)
+
+        def number() -> None:
+            for m, mid in zip(batch, ids(), strict=True):
+                m.id = mid
+        tx.later.append(number)
 
     def add_message(self, message: Message) -> None:
-        with self._write() as conn:
-            self._add_messages(conn, [message])
+        with self._write() as tx:
+            self._add_messages(tx, [message])
 
     def due_messages(self, arn: str, now: datetime) -> list[Message]:
-        with self._read() as conn:
-            return [Message(r.execution_arn, r.kind, r.due, r.frame_id, r.seq, r.payload, r.id)
-                    for r in conn.execute(self._q_due, {"arn": arn, "now": now})]
+        d = self.dialect
+        read_time, read_json = d.read_time, d.read_json
+        return [Message(a, kind, read_time(due), fid, seq, read_json(p), mid)
+                for mid, a, kind, due, fid, seq, p in self._read(self.s.due, (arn, d.time(now)))]
 
     def next_due(self) -> datetime | None:
-        """The earliest message of an execution the store holds. A message naming no execution
-        can never be claimed; counting it would make a virtual clock spin on it forever."""
-        with self._read() as conn:
-            due = conn.scalar(self._q_next_due)
-        if isinstance(due, str):   # SQLite's min() returns the stored text, untyped
-            due = datetime.fromisoformat(due)
-        if due is not None and due.tzinfo is None:
-            due = due.replace(tzinfo=UTC)
-        return due
+        r = self._read(self.s.next_due, (), every=False)
+        return None if r is None or r[0] is None else self.dialect.read_time(r[0])
 
     def claim(self, worker: str, now: datetime, lease_seconds: float, limit: int) -> list[str]:
         """Lease up to `limit` executions with a due message, in the order of each one's earliest
-        (due, id) message, as `MemoryStore` lists them. The select
-        and the lease update share one transaction; on PostgreSQL rows another claimer has locked
-        are skipped, and a row leased meanwhile fails the re-checked lease condition."""
-        q = self._q_claim
-        with self._read() as conn:   # nothing due: no write transaction (and no write lock) at all
-            if conn.scalar(self._q_any_due, {"now": now}) is None:
-                return []
-        with self._write() as conn:
-            arns = list(conn.scalars(q, {"now": now, "limit": limit}))
+        (due, id) message, as `MemoryStore` lists them. The select and the lease update share one
+        transaction; on PostgreSQL rows another claimer has locked are skipped, and a row leased
+        meanwhile fails the re-checked lease condition."""
+        d = self.dialect
+        at = d.time(now)
+        if self._read(self.s.any_due, (at,), every=False) is None:
+            return []   # nothing due: no write transaction (and no write lock) at all
+        with self._write() as tx:
+            arns = [r[0] for r in tx.conn.execute(self.s.claim, (at, at, limit)).fetchall()]
             if arns:
-                conn.execute(update(executions).where(executions.c.execution_arn.in_(arns))
-                             .values(lease_owner=worker, lease_expires=now + timedelta(seconds=lease_seconds)))
+                until = d.time(now + timedelta(seconds=lease_seconds))
+                tx.conn.execute(self.s.lease, (worker, until, d.in_values(arns)))
         return arns
 
     def release(self, arn: str, worker: str) -> None:
-        with self._write() as conn:
-            conn.execute(self._u_release, {"arn": arn, "worker": worker})
+        with self._write() as tx:
+            tx.conn.execute(self.s.release, (arn, worker))
 
     # -- tokens and activity tasks -------------------------------------------------------------
     def get_token(self, token: str) -> dict | None:
-        with self._read() as conn:
-            r = conn.execute(select(tokens).where(tokens.c.token == token)).first()
+        r = self._read(self.s.token, (token,), every=False)
         return None if r is None else _token_row(r)
 
     def resolve_token(self, token: str, message: Message) -> str:
-        with self._write() as conn:
-            r = conn.execute(select(tokens).where(tokens.c.token == token).with_for_update()).first()
+        with self._write() as tx:
+            r = tx.conn.execute(self.s.token_locked, (token,)).fetchone()
             if r is None:
                 return "unknown"
-            if r.closed:
+            row = _token_row(r)
+            if row["closed"]:
                 return "closed"
             if message.kind == "token":
-                conn.execute(update(tokens).where(tokens.c.id == r.id).values(closed=True, queued=False))
-            message.execution_arn, message.frame_id, message.seq = r.execution_arn, r.frame_id, r.seq
-            self._add_messages(conn, [message])
+                tx.conn.execute(self.s.close_token, (r[0],))
+            message.execution_arn, message.frame_id, message.seq = row["execution_arn"], row["frame_id"], row["seq"]
+            self._add_messages(tx, [message])
             return "ok"
 
     def claim_activity_task(self, activity_arn: str, worker_name: str, now: datetime) -> dict | None:
-        q = (select(tokens).where(tokens.c.activity_arn == activity_arn, tokens.c.queued,
-                                  tokens.c.closed.is_(False))
-             .order_by(tokens.c.id).limit(1).with_for_update(skip_locked=True))
-        with self._write() as conn:
-            r = conn.execute(q).first()
+        with self._write() as tx:
+            r = tx.conn.execute(self.s.activity, (activity_arn,)).fetchone()
             if r is None:
                 return None
-            conn.execute(update(tokens).where(tokens.c.id == r.id).values(queued=False))
-            self._add_messages(conn, [Message(r.execution_arn, "activity_started", now, r.frame_id, r.seq,
-                                              {"workerName": worker_name})])
-            return _token_row(r)
+            row = _token_row(r)
+            tx.conn.execute(self.s.dequeue, (r[0],))
+            self._add_messages(tx, [Message(row["execution_arn"], "activity_started", now, row["frame_id"],
+                                            row["seq"], {"workerName": worker_name})])
+            return row
 
 
 # -- rows <-> dicts ------------------------------------------------------------------------------
@@ -393,14 +620,6 @@ def _split(row: dict) -> tuple[dict, dict]:
         else:
             values[col] = v
     return values, extra
-
-
-def _execution_row(r) -> dict:
-    m = r._mapping
-    out = {api: m[col] for api, col in COLUMNS.items()}
-    if m["extra"]:
-        out.update(untag(m["extra"]))
-    return out
 
 
 def creation_values(row: dict, commit: Commit) -> dict:
@@ -417,33 +636,6 @@ def creation_values(row: dict, commit: Commit) -> dict:
     return values
 
 
-def event_details(e: dict) -> dict:
-    """An event's detail members: everything but its timestamp, type and ids."""
-    return {k: v for k, v in e.items() if k not in _EVENT_KEYS}
-
-
-def _event_row(execution_id: int, e: dict) -> dict:
-    return {"seq": event_seq(execution_id, e["id"]), "execution_id": execution_id, "event_id": e["id"],
-            "previous_event_id": e.get("previousEventId"), "type": e["type"], "timestamp": e["timestamp"],
-            "details": event_details(e) or None}
-
-
-def _token_row(r) -> dict:
-    m = r._mapping
-    return {**{k: m[k] for k in _TOKEN_KEYS}, "closed": bool(m["closed"])}
-
-
-def describe(e: BaseException, name: str) -> str:
-    """One line that says which database failed and why, without a driver traceback."""
-    orig = getattr(e, "orig", None) or e
-    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-    low = text.lower()
-    if "database is locked" in low or "database table is locked" in low:
-        return f"{name}: the database is locked by another process beyond the busy timeout ({text})"
-    if "file is not a database" in low or "malformed" in low:
-        return f"{name}: the file is not a usable SQLite database ({text})"
-    if "unable to open" in low:
-        return f"{name}: cannot open the database file ({text})"
-    if isinstance(e, sa_exc.OperationalError) and "connect" in low:
-        return f"{name}: cannot connect to the database ({text})"
-    return f"{name}: {text}"
+def _token_row(r: tuple) -> dict:
+    """A token row from a ``SELECT id, <token columns>, closed`` read."""
+    return {**dict(zip(_TOKEN_KEYS, r[1:-1], strict=True)), "closed": bool(r[-1])}

@@ -26,7 +26,7 @@ import pytest
 import statelang
 from statelang.interpreter.step import Frame
 from statelang.runtime.storage import Commit, ExecutionAlreadyExistsError, MemoryStore, Message
-from statelang.store import SqliteStore, SqlStore, StoreError, open_store
+from statelang.store import SqlStore, StoreError, open_store
 
 T0 = datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 SM = "arn:aws:states:us-east-1:123456789012:stateMachine:flow"
@@ -332,36 +332,12 @@ def _run_op(s, op) -> object:
     raise AssertionError(op)
 
 
-class _EitherPath:
-    """Each call goes, at random, to the SQLite store's driver-level methods or to the SQLAlchemy
-    Core ones over the same file: whatever one path wrote, the other must read back the same."""
-
-    def __init__(self, fast: SqliteStore, rng: random.Random):
-        self._stores = (fast, SqlStore(fast.engine, fast.name))
-        self._rng = rng
-
-    def __getattr__(self, name: str):
-        return getattr(self._rng.choice(self._stores), name)
-
-    def close(self) -> None:
-        self._stores[0].close()
-
-
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("backend", ["sqlite", "sqlite-core", "sqlite-mixed",
-                                     pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_sql_store_matches_memory_store(seed, backend, request):
-    """sqlite: `SqliteStore` (the default on a file); sqlite-core: `SqlStore`'s Core statements
-    on the same kind of file (what PostgreSQL runs); sqlite-mixed: both, call by call."""
     ops, arns, token_names = _random_ops(random.Random(seed), 60)
     url = request.getfixturevalue("pg_url" if backend == "postgres" else "sqlite_url")
     ref, sql = MemoryStore(), open_store(url)
-    if backend == "sqlite":
-        assert isinstance(sql, SqliteStore)
-    elif backend == "sqlite-core":
-        sql = SqlStore(sql.engine, sql.name)
-    elif backend == "sqlite-mixed":
-        sql = _EitherPath(sql, random.Random(seed + 100))
     try:
         for i, op in enumerate(ops):
             assert _run_op(sql, op) == _run_op(ref, op), f"step {i}: {op[0]}"
@@ -629,9 +605,7 @@ def test_sqlite_options_reach_every_connection_of_the_store(tmp_path):
     s = open_store(f"sqlite:///{tmp_path / 'x.db'}?wal_autocheckpoint=250&busy_timeout=1234&synchronous=full")
     try:
         s.create_execution(row_of("e1"), started("e1"))   # opens a driver connection
-        fast = s._connection()
-        s._idle.append(fast)
-        with s.engine.connect() as conn:
+        with s.connection() as fast, s.engine.connect() as conn:
             pooled = conn.connection.driver_connection
             for c in (fast, pooled):
                 assert c.execute("PRAGMA wal_autocheckpoint").fetchall() == [(250,)]
