@@ -12,6 +12,7 @@ commit that records their effect, so each is applied exactly once.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import threading
@@ -72,7 +73,10 @@ class Store(Protocol):
     def get_execution(self, arn: str) -> dict | None: ...
     def list_executions(self, state_machine_arn: str | None = None, status: str | None = None) -> list[dict]: ...
     def load_frames(self, arn: str) -> dict[str, dict]: ...
-    def history(self, arn: str) -> list[dict]: ...
+    def history(self, arn: str, after: int | None = None, limit: int | None = None,
+                reverse: bool = False) -> list[dict]: ...
+    # ^ events in id order (newest first when `reverse`), after the event id `after` (before it
+    #   when `reverse`), at most `limit`: keyset paging, a page costs its own events only
     def apply(self, commit: Commit) -> None: ...
 
     # messages and leases
@@ -139,8 +143,19 @@ class MemoryStore:
     def load_frames(self, arn):
         return {k: v.to_dict() for k, v in self.frames.get(arn, {}).items()}
 
-    def history(self, arn):
-        return self.events.get(arn, [])
+    def history(self, arn, after=None, limit=None, reverse=False):
+        events = self.events.get(arn, [])
+        if after is None and limit is None and not reverse:
+            return events
+        if after is None:
+            lo, hi = 0, len(events)
+        elif reverse:
+            lo, hi = 0, bisect.bisect_left(events, after, key=_event_id)
+        else:
+            lo, hi = bisect.bisect_right(events, after, key=_event_id), len(events)
+        if reverse:
+            return events[max(lo, hi - limit) if limit is not None else lo:hi][::-1]
+        return events[lo:hi if limit is None else min(hi, lo + limit)]
 
     def apply(self, commit: Commit) -> None:
         with self.lock:
@@ -260,6 +275,10 @@ class MemoryStore:
                                              row["seq"], {"workerName": worker_name}))
                     return row
             return None
+
+
+def _event_id(event: dict) -> int:
+    return event["id"]
 
 
 DEFAULT_DB = "sqlite:///.statelang/statelang.db"
