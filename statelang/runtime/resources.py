@@ -1,7 +1,10 @@
 """Task resources -> Python callables, and how a handler's outcome becomes a task result.
 
 A handler is registered under a bare name ("ValidateOrder"), a Lambda function ARN, a service
-integration ARN ("arn:aws:states:::dynamodb:putItem") or "service:action". It takes the task input
+integration ARN ("arn:aws:states:::dynamodb:putItem"), "service:action", or a pattern with ``*``
+("arn:aws:states:::dynamodb:*", "Fraud*"); "*" alone is the catch-all. A task's handler is the
+first of: an exact key, the most specific matching pattern (longest), a local AWS service (when the
+resources have one for it), the catch-all. It takes the task input
 and, if it accepts a second argument, a `TaskContext`. It returns the result (any JSON value) or
 raises: the exception becomes a task failure as Lambda reports one — error = the exception's
 class name (or its ``error`` attribute), cause = Lambda's JSON error document.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import re
 import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +41,7 @@ class TaskContext:
     map_index: list[int] | None = None
     resource: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    clock: Any = None   # the engine's clock (set by Resources.invoke): a Lambda's deadline counts on it
 
 
 class HandlerError(StatelangError):
@@ -55,12 +60,72 @@ def _function_name(ref: str) -> str:
     return ref
 
 
+CATCH_ALL = "*"
+Entry = tuple  # (callable, wants_context, is_async)
+
+
+def handler(*names: str) -> Callable[[Callable], Callable]:
+    """Mark a function as the handler of the named Lambda functions, resources or patterns:
+    ``@statelang.handler("ChargeCard", "arn:aws:states:::sqs:*")``. `--handlers module` and
+    `Handlers.collect` register it under those names instead of its Python name."""
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise TypeError("statelang.handler() takes one or more non-empty names")
+
+    def mark(fn: Callable) -> Callable:
+        fn.statelang_handles = (*getattr(fn, "statelang_handles", ()), *names)  # type: ignore[attr-defined]
+        return fn
+    return mark
+
+
+def declared_names(fn: Any) -> tuple[str, ...]:
+    """The names `@handler` gave `fn` (empty when it has none)."""
+    return tuple(getattr(fn, "statelang_handles", ()))
+
+
+class Handlers(dict):
+    """A dict of handlers (usable wherever `handlers=` is taken) with a registering decorator:
+
+        handlers = statelang.Handlers()
+
+        @handlers.handler("ValidateOrder")
+        def validate(order): ...
+    """
+
+    def handler(self, *names: str) -> Callable[[Callable], Callable]:
+        mark = handler(*names)
+
+        def register(fn: Callable) -> Callable:
+            for n in names:
+                self[n] = fn
+            return mark(fn)
+        return register
+
+    def collect(self, namespace: Mapping[str, Any]) -> Handlers:
+        """Register every `@handler`-marked callable of a module's namespace (``vars(module)``)."""
+        for obj in namespace.values():
+            for n in declared_names(obj):
+                self[n] = obj
+        return self
+
+
+def _pattern(key: str) -> re.Pattern:
+    """'*' matches any run of characters (':' and '/' too); nothing else is special."""
+    return re.compile("".join(".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", key)) + r"\Z")
+
+
 class Resources:
     def __init__(self, handlers: Mapping[str, Callable] | None = None, region: str = "us-east-1",
                  account_id: str = "123456789012"):
         self.region = region
         self.account_id = account_id
-        self._handlers: dict[str, tuple[Callable, bool, bool]] = {}
+        self._handlers: dict[str, Entry] = {}
+        self._patterns: list[tuple[str, re.Pattern, Entry]] = []   # longest (most specific) first
+        self._catch_all: Entry | None = None
+        # Local AWS services (`statelang.runtime.services.LocalServices`) answer what no handler
+        # answers; `context_factory` turns the engine's TaskContext into what a handler receives
+        # (a Lambda-shaped context for Lambda functions). Both are set by whoever binds them.
+        self.services: Any = None
+        self.clock: Any = None
         for key, fn in (handlers or {}).items():
             self.register(key, fn)
 
@@ -68,6 +133,14 @@ class Resources:
         wants_context = _arity(fn) >= 2
         is_async = inspect.iscoroutinefunction(fn)
         entry = (fn, wants_context, is_async)
+        if key == CATCH_ALL:
+            self._catch_all = entry
+            return
+        if "*" in key:
+            self._patterns = [p for p in self._patterns if p[0] != key]
+            self._patterns.append((key, _pattern(key), entry))
+            self._patterns.sort(key=lambda p: -len(p[0]))
+            return
         self._handlers[key] = entry
         if ":function:" in key:
             self._handlers.setdefault(_function_name(key), entry)
@@ -78,7 +151,31 @@ class Resources:
         for k, v in handlers.items():
             self.register(k, v)
 
-    def lookup(self, kind: str, resource: str, args: Any) -> tuple[Callable, bool, bool] | None:
+    def lookup(self, kind: str, resource: str, args: Any) -> Entry | None:
+        """The handler of a task: exact key, pattern, local service, catch-all (see the module doc)."""
+        entry = self._exact(kind, resource, args)
+        if entry is None and self._patterns:
+            keys = self._names(kind, resource, args)
+            entry = next((e for _, rx, e in self._patterns if any(rx.match(k) for k in keys)), None)
+        if entry is None and self.services is not None:
+            fn = self.services.handler_for(kind, resource, args)
+            if fn is not None:
+                entry = (fn, True, False)
+        return entry or self._catch_all
+
+    def _names(self, kind: str, resource: str, args: Any) -> list[str]:
+        """What a pattern is matched against: the resource as written and without its .sync or
+        .waitForTaskToken suffix; for Lambda functions, the function's name and ARN too."""
+        base = resource.split(".waitForTaskToken")[0].split(".sync")[0]
+        names = [resource, base]
+        if kind == "lambda":
+            names.append(_function_name(resource))
+        elif kind == "lambda_invoke" and isinstance(args, dict) and isinstance(args.get("FunctionName"), str):
+            fname = args["FunctionName"]
+            names += [fname, _function_name(fname)]
+        return names
+
+    def _exact(self, kind: str, resource: str, args: Any) -> Entry | None:
         h = self._handlers
         if kind == "lambda":
             return h.get(resource) or h.get(_function_name(resource))
@@ -98,6 +195,8 @@ class Resources:
         if entry is None:
             return _missing(kind, resource, args, self)
         fn, wants_context, is_async = entry
+        if ctx.clock is None:
+            ctx.clock = self.clock
         payload = args.get("Payload") if kind == "lambda_invoke" and isinstance(args, dict) else args
         # The handler gets its own copy: whatever it mutates must not leak into the history.
         payload = json.loads(json.dumps(payload))
