@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
-from statelang.eventbus.matcher import PatternIndex
+from statelang.eventbus.matcher import PlainPatternIndex
 from statelang.eventbus.patterns import CompiledPattern, InvalidEventPattern, compile_pattern
+from statelang.eventbus.ruler import PatternIndex
+from statelang.language import jsontext
 
 __all__ = [
     "CompiledPattern",
@@ -13,6 +13,7 @@ __all__ = [
     "EventBus",
     "InvalidEventPattern",
     "PatternIndex",
+    "PlainPatternIndex",
     "compile_pattern",
     "install",
     "parse_schedule",
@@ -30,7 +31,9 @@ def test_event_pattern(pattern: dict | str, event: dict | str) -> bool:
     compiled = compile_pattern(pattern)
     if isinstance(event, (str, bytes, bytearray)):
         try:
-            event = json.loads(event)
+            event = jsontext.loads(event)
+        except jsontext.JSONDepthError as exc:
+            raise ValueError(f"Parameter Event is not valid: {exc}.") from None
         except ValueError:
             raise ValueError("Parameter Event is not valid.") from None
     if not isinstance(event, dict):

@@ -18,6 +18,8 @@ import weakref
 from datetime import UTC, datetime
 from typing import Any
 
+from statelang.language import jsontext
+
 from . import schedules
 from .matcher import PatternIndex
 from .patterns import InvalidEventPattern, compile_pattern
@@ -271,10 +273,17 @@ class EventBus:
         (Step Functions passes objects); it must be a JSON object. ``event_ids`` fixes the ids,
         so that a retried caller (a task run again after a crash) sends the same events."""
         op = "PutEvents"
-        if not isinstance(entries, list) or not entries:
+        if not isinstance(entries, list):
+            raise EventBridgeError("ValidationException", "1 validation error detected: Value at 'entries' failed to "
+                                   "satisfy constraint: Member must be a list of entries", op)
+        if not entries:
             raise EventBridgeError("ValidationException", "1 validation error detected: Value '[]' at 'entries' "
                                    "failed to satisfy constraint: Member must have length greater than or equal to 1",
                                    op)
+        for n, entry in enumerate(entries, 1):
+            if not isinstance(entry, dict):
+                raise EventBridgeError("ValidationException", f"1 validation error detected: Value at 'entries.{n}."
+                                       "member' failed to satisfy constraint: Member must be an entry object", op)
         if len(entries) > MAX_ENTRIES:
             raise EventBridgeError("ValidationException", "1 validation error detected: Value at 'entries' failed "
                                    "to satisfy constraint: Member must have length less than or equal to 10", op)
@@ -299,7 +308,7 @@ class EventBus:
                      "account": self.engine.account_id,
                      "time": event_time(_time(entry["Time"]) if entry.get("Time") is not None else now),
                      "region": self.engine.region, "resources": list(entry.get("Resources") or []),
-                     "detail": detail if isinstance(detail, dict) else json.loads(detail)}
+                     "detail": detail if isinstance(detail, dict) else jsontext.loads(detail)}
             bus = self if bus_name == self.name else EventBus(self.engine, bus_name)
             bus.ingest(event, accepted=now)
             results.append({"EventId": eid})
@@ -517,7 +526,9 @@ def _entry_problem(entry: dict) -> tuple[str, str] | None:
     detail = entry["Detail"]
     if isinstance(detail, str):
         try:
-            detail = json.loads(detail)
+            detail = jsontext.loads(detail)
+        except jsontext.JSONDepthError as exc:
+            return ("MalformedDetail", f"Detail is malformed: {exc}.")
         except ValueError:
             return ("MalformedDetail", "Detail is malformed.")
     if not isinstance(detail, dict):

@@ -6,26 +6,26 @@ answers and error codes are the library's. What this module owns is the wire: JS
 timestamps as epoch seconds (as awsJson does), errors as ``{"__type", "message"}`` with
 ``x-amzn-ErrorType`` so that boto3 raises its modelled exceptions, and never a traceback.
 
-The server is a threaded WSGI server from the standard library; the engine's worker loop runs in
-a thread beside it, nudged after every mutating call so executions move on promptly. Shutdown
-stops taking requests, lets those in flight finish, stops the worker between steps and closes
-the store: every execution is left as its last commit recorded it, and the next `serve` or
-`worker` on the same database resumes it.
+Every JSON text a request carries is read by `jsontext.loads`, which bounds its nesting: a body
+nested too deep is a 400 ``SerializationException`` naming the depth, and the members that are
+JSON texts themselves (an execution's input, a task's output, an event) are refused by the
+operation with its own AWS error, for the same reason. The listening side (waitress, timeouts,
+the connection cap, graceful shutdown) is `server.serving`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import socketserver
 import threading
 import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from .security import Denied, Guard
+from statelang.language import jsontext
+
+from .security import Denied, Guard, query_members
 
 log = logging.getLogger("statelang.server")
 
@@ -122,6 +122,8 @@ class App:
         except Denied as exc:
             return aws_error(exc.status, exc.code, exc.message, ctype)
         if method == "POST" and target:
+            if not body and "X-Amz-Signature=" in (environ.get("QUERY_STRING") or ""):
+                return self.aws(target, query_members(environ["QUERY_STRING"]), ctype)   # presigned
             return self.aws(target, body, ctype)
         if path == "/graphql":
             return self.graphql(method, environ, body)
@@ -145,9 +147,13 @@ class App:
         self.engine._wake.set()  # noqa: SLF001 - the engine's documented wake-up event
 
     # -- AWS JSON protocols -------------------------------------------------------------------
-    def aws(self, target: str, body: bytes, ctype: str):
+    def aws(self, target: str, body: bytes | dict, ctype: str):
+        """One AWS JSON operation; its members come from the body, or for a presigned request
+        from the query string (as strings, which the operation's validation then judges)."""
         try:
-            params = json.loads(body or b"{}")
+            params = body if isinstance(body, dict) else jsontext.loads(body or b"{}")
+        except jsontext.JSONDepthError as exc:
+            return aws_error(400, "SerializationException", f"The request body is not accepted: {exc}.", ctype)
         except ValueError:
             return aws_error(400, "SerializationException", "The request body is not valid JSON.", ctype)
         if not isinstance(params, dict):
@@ -171,6 +177,10 @@ class App:
         """("ok", response) or ("error", status, code, message) for one Step Functions operation."""
         from statelang.api.client import OPERATIONS
         from statelang.api.errors import ParamValidationError, StepFunctionsError
+        deep = too_deep(params, SFN_JSON_MEMBERS)
+        if deep is not None:
+            member, exc = deep
+            return "error", 400, SFN_JSON_MEMBERS[member], f"The {member} is not accepted: {exc}."
         try:
             if op == "RedriveExecution":
                 return "ok", self._redrive(params)
@@ -182,8 +192,8 @@ class App:
             return "error", 400, err["Code"], err["Message"]
         except ParamValidationError as exc:
             return "error", 400, "ValidationException", str(exc).replace("\n", " ")
-        except TypeError as exc:   # an unknown member name reaches a keyword-only method
-            return "error", 400, "ValidationException", f"Invalid request: {exc}"
+        except TypeError:   # an unknown member name reaches a keyword-only method
+            return "error", 400, "ValidationException", f"The request has members that {op} does not define."
         out.pop("ResponseMetadata", None)
         return "ok", out
 
@@ -209,7 +219,9 @@ class App:
             # A JSON content type forces a browser's CORS preflight: no cross-site form posts.
             return json_response(400, {"errors": [{"message": "Content-Type must be application/json"}]})
         try:
-            request = json.loads(body or b"{}")
+            request = jsontext.loads(body or b"{}")
+        except jsontext.JSONDepthError as exc:
+            return json_response(400, {"errors": [{"message": f"The request body is not accepted: {exc}."}]})
         except ValueError:
             return json_response(400, {"errors": [{"message": "The request body is not valid JSON."}]})
         if not isinstance(request, dict) or not isinstance(request.get("query"), str):
@@ -218,6 +230,28 @@ class App:
         result = execute(self.engine, request["query"], request.get("variables"), request.get("operationName"))
         self.nudge()
         return json_response(200, result)
+
+
+# Request members that hold JSON text, with the error each operation answers when it is refused.
+SFN_JSON_MEMBERS = {"definition": "InvalidDefinition", "input": "InvalidExecutionInput", "output": "InvalidOutput",
+                    "variables": "ValidationException"}
+EVENTS_JSON_MEMBERS = {"EventPattern": "InvalidEventPatternException", "Event": "ValidationException",
+                       "Detail": "ValidationException", "Input": "ValidationException"}
+
+
+def too_deep(params: dict, members: dict) -> tuple[str, Exception] | None:
+    """The first member (at the top or in a list of objects, as ``Entries[].Detail``) whose JSON
+    text nests deeper than `jsontext.MAX_DEPTH`, and the error naming its depth. Checked before
+    the operation runs, so that no decoder below ever meets such a text."""
+    values = [(k, v) for k, v in params.items() if k in members]
+    for item in (x for v in params.values() if isinstance(v, list) for x in v if isinstance(x, dict)):
+        values += [(k, v) for k, v in item.items() if k in members]
+    for key, value in values:
+        if isinstance(value, str) and value.count("[") + value.count("{") > jsontext.MAX_DEPTH:
+            depth = jsontext.depth_of(value.encode("utf-8", "surrogatepass"))
+            if depth > jsontext.MAX_DEPTH:
+                return key, jsontext.JSONDepthError(depth)
+    return None
 
 
 # -- EventBridge --------------------------------------------------------------------------------
@@ -246,6 +280,10 @@ def events_dispatch(engine, op: str, params: dict):
         eventbus = None
     if eventbus is None or not hasattr(eventbus, "EventBus"):
         return "error", 400, "UnknownOperationException", "The event bus is not available in this build"
+    deep = too_deep(params, EVENTS_JSON_MEMBERS)
+    if deep is not None:
+        member, exc = deep
+        return "error", 400, EVENTS_JSON_MEMBERS[member], f"Parameter {member} is not valid: {exc}."
     if op == "TestEventPattern":
         missing = [k for k in ("EventPattern", "Event") if not isinstance(params.get(k), str)]
         if missing:
@@ -270,8 +308,9 @@ def events_dispatch(engine, op: str, params: dict):
         return "ok", getattr(bus, method)(**kwargs)
     except eventbus.EventBridgeError as exc:
         return "error", 400, exc.code, exc.message
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        return "error", 400, "ValidationException", f"Invalid request: {exc}"
+    except (TypeError, ValueError, KeyError, AttributeError):
+        log.warning("unexpected request shape", exc_info=True, extra={"fields": {"operation": op}})
+        return "error", 400, "ValidationException", f"The request does not match the {op} operation's members."
 
 
 # -- metrics ------------------------------------------------------------------------------------
@@ -362,73 +401,3 @@ def _ts(value) -> datetime:
 
 def _label(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-class _Handler(WSGIRequestHandler):
-    """Request logs go through the JSON logger (App does it), not to stderr as Apache lines."""
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        pass
-
-
-class ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    block_on_close = True   # server_close waits for the requests in flight
-    allow_reuse_address = True
-
-
-class Server:
-    """The HTTP server and the engine's worker, started and stopped together."""
-
-    def __init__(self, engine, host: str = "127.0.0.1", port: int = 8083, guard: Guard | None = None,
-                 data_dir: str | Path | None = None, poll_seconds: float = 0.5, run_worker: bool = True):
-        self.engine = engine
-        self.app = App(engine, guard or Guard(host), data_dir)
-        self.httpd = make_server(host, port, self.app, server_class=ThreadingServer, handler_class=_Handler)
-        self.host = host
-        self.port = self.httpd.server_address[1]
-        self.poll_seconds = poll_seconds
-        self.run_worker = run_worker
-        self._threads: list[threading.Thread] = []
-        self._stopped = threading.Event()
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def start(self) -> Server:
-        if self.run_worker:
-            self._threads.append(threading.Thread(target=self._work, name="statelang-worker", daemon=True))
-        self._threads.append(threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
-                                              name="statelang-http", daemon=True))
-        for t in self._threads:
-            t.start()
-        log.info("listening", extra={"fields": {"url": self.url, "port": self.port, "host": self.host}})
-        return self
-
-    def _work(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                self.engine.serve_forever(self.poll_seconds)
-                return
-            except Exception:  # noqa: BLE001 - a failing step must not end the worker thread
-                log.exception("worker step failed; retrying")
-                self._stopped.wait(self.poll_seconds)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Graceful: no new requests, finish those in flight, stop the worker between steps."""
-        if self._stopped.is_set():
-            return
-        self._stopped.set()
-        log.info("stopping", extra={"fields": {"url": self.url}})
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.engine.shutdown()
-        for t in self._threads:
-            t.join(timeout)
-        self.engine.close()
-        log.info("stopped", extra={"fields": {"url": self.url}})
-
-    def wait(self) -> None:
-        self._stopped.wait()

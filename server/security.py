@@ -1,11 +1,14 @@
 """Who may talk to the server, how much they may send, and which files it may touch.
 
-On a loopback address the server trusts the machine it runs on, as the AWS Step Functions Local
-and DynamoDB Local tools do. Anywhere else a request must prove itself: an AWS Signature
-Version 4 made with the configured access key (so boto3, the AWS CLI and every SDK work
-unchanged with their usual credentials) or a bearer token (for scripts and the console).
+On an explicit loopback address (127.0.0.1, ::1: an IP literal, never a name that could resolve
+elsewhere, never the empty host that binds every interface) the server trusts the machine it runs
+on, as the AWS Step Functions Local and DynamoDB Local tools do. Anywhere else a request must
+prove itself: an AWS Signature Version 4 made with the configured access key, in the
+Authorization header or presigned in the query string (so boto3, the AWS CLI and every SDK work
+unchanged with their usual credentials), or a bearer token (for scripts and the console).
 A loopback server still checks the Host header, so that a web page in the user's browser cannot
-reach it through a rebound DNS name, and refuses bodies over the size limit before reading them.
+reach it through a rebound DNS name (the ``sync-`` prefix AWS SDKs put before the host for
+StartSyncExecution and TestState is allowed), and refuses bodies over the size limit unread.
 """
 
 from __future__ import annotations
@@ -13,15 +16,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qsl, quote, unquote
+
+from statelang.language.errors import StatelangError
 
 DEFAULT_MAX_BODY = 2 * 1024 * 1024   # a 1 MB definition JSON-escaped inside a request, with room
 MAX_SKEW = timedelta(minutes=15)     # AWS refuses signatures older or newer than this
+MAX_PRESIGN_EXPIRES = 7 * 24 * 3600  # AWS's longest X-Amz-Expires, seconds
+SYNC_PREFIX = "sync-"                # AWS SDKs' host prefix for StartSyncExecution and TestState
+PRESIGN_PARAMS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders",
+                  "X-Amz-Signature", "X-Amz-Security-Token")
 
 
-class Denied(Exception):
+class Denied(StatelangError):
     """A request the server refuses: ``status`` and the AWS error code to answer with."""
 
     def __init__(self, status: int, code: str, message: str):
@@ -31,22 +41,31 @@ class Denied(Exception):
         self.message = message
 
 
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
+def is_loopback_address(host: str) -> bool:
+    """An IP literal of the loopback network: the only binding that needs no credentials."""
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 
 
+def is_loopback_name(name: str) -> bool:
+    """A Host header naming this machine: ``localhost``, a loopback literal, either with the
+    ``sync-`` prefix that AWS SDKs add for StartSyncExecution and TestState."""
+    name = name.removeprefix(SYNC_PREFIX)
+    return name == "localhost" or is_loopback_address(name)
+
+
 def check_bind(host: str, access_key: str | None, secret_key: str | None, token: str | None) -> None:
-    """Refuse to listen beyond loopback without credentials: an open engine on a network would
-    let anyone start executions that call the task handlers."""
+    """Refuse to listen beyond an explicit loopback address without credentials: an open engine
+    on a network would let anyone start executions that call the task handlers. An empty host
+    binds every interface, and a name may resolve to anything; neither is loopback."""
     if (access_key is None) != (secret_key is None):
         raise ValueError("--access-key and --secret-key go together")
-    if not is_loopback(host) and not (access_key or token):
-        raise ValueError(f"binding {host} (not loopback) needs --access-key/--secret-key or --token")
+    if not is_loopback_address(host) and not (access_key or token):
+        what = "every interface (an empty host)" if not host.strip("[]") else repr(host)
+        raise ValueError(f"binding {what} needs --access-key/--secret-key or --token: only an explicit loopback "
+                         "address (127.0.0.1, ::1) runs without credentials")
 
 
 class Guard:
@@ -55,7 +74,7 @@ class Guard:
     def __init__(self, host: str = "127.0.0.1", access_key: str | None = None, secret_key: str | None = None,
                  token: str | None = None, max_body: int = DEFAULT_MAX_BODY, allowed_hosts: tuple = ()):
         check_bind(host, access_key, secret_key, token)
-        self.loopback = is_loopback(host)
+        self.loopback = is_loopback_address(host)
         self.access_key = access_key
         self.secret_key = secret_key
         self.token = token
@@ -72,8 +91,8 @@ class Guard:
             return
         host = (environ.get("HTTP_HOST") or "").lower()
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        if name and not is_loopback(name) and name not in self.allowed_hosts:
-            raise Denied(403, "AccessDeniedException", f"Host {host!r} is not served here")
+        if name and not is_loopback_name(name) and name.removeprefix(SYNC_PREFIX) not in self.allowed_hosts:
+            raise Denied(403, "AccessDeniedException", f"Host {host} is not served here")
 
     def body_length(self, environ: dict) -> int:
         try:
@@ -97,7 +116,8 @@ class Guard:
             if self.token and hmac.compare_digest(auth[7:].strip().encode(), self.token.encode()):
                 return
             raise Denied(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
-        if auth.startswith("AWS4-HMAC-SHA256 "):
+        presigned = not auth and "X-Amz-Signature=" in (environ.get("QUERY_STRING") or "")
+        if auth.startswith("AWS4-HMAC-SHA256 ") or presigned:
             if not self.access_key:
                 raise Denied(403, "UnrecognizedClientException", "Signed requests are not accepted here.")
             verify_sigv4(environ, body, self.access_key, self.secret_key or "", now)
@@ -105,12 +125,59 @@ class Guard:
         raise Denied(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
 
 
-def _canonical_query(query: str) -> str:
+def _canonical_query(query: str, leave_out: str = "") -> str:
     pairs = []
     for part in query.split("&") if query else []:
         k, _, v = part.partition("=")
+        if unquote(k) == leave_out:
+            continue
         pairs.append((quote(unquote(k), safe="-_.~"), quote(unquote(v), safe="-_.~")))
     return "&".join(f"{k}={v}" for k, v in sorted(pairs))
+
+
+def query_members(query: str) -> dict[str, str]:
+    """The members of a presigned request, which SDKs move from the body into the query string
+    (the signature's own parameters left out)."""
+    return {k: v for k, v in parse_qsl(query, keep_blank_values=True) if k not in PRESIGN_PARAMS}
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The parts of a SigV4 signature, from the Authorization header or a presigned query."""
+
+    key_id: str
+    date: str
+    region: str
+    service: str
+    terminal: str
+    signed: list[str]
+    signature: str
+    amz_date: str
+    expires: int | None   # seconds a presigned request stays valid; None for the header form
+
+
+def _read_signature(environ: dict) -> Signature:
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    try:
+        if auth:
+            fields = dict(part.strip().split("=", 1) for part in auth[len("AWS4-HMAC-SHA256 "):].split(","))
+            credential, signed, signature = fields["Credential"], fields["SignedHeaders"], fields["Signature"]
+            amz_date, expires = environ.get("HTTP_X_AMZ_DATE") or "", None
+        else:
+            query = dict(parse_qsl(environ.get("QUERY_STRING") or "", keep_blank_values=True))
+            if query.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
+                raise Denied(403, "IncompleteSignatureException", "X-Amz-Algorithm must be AWS4-HMAC-SHA256")
+            credential, signed = query["X-Amz-Credential"], query["X-Amz-SignedHeaders"]
+            signature, amz_date = query["X-Amz-Signature"], query.get("X-Amz-Date") or ""
+            expires = int(query["X-Amz-Expires"])
+        key_id, date, region, service, terminal = credential.split("/")
+    except (KeyError, ValueError):
+        where = "Authorization header" if auth else "presigned query string"
+        raise Denied(403, "IncompleteSignatureException", f"The {where} is malformed") from None
+    if expires is not None and not 1 <= expires <= MAX_PRESIGN_EXPIRES:
+        raise Denied(403, "AuthorizationQueryParametersError",
+                     f"X-Amz-Expires must be between 1 and {MAX_PRESIGN_EXPIRES} seconds")
+    return Signature(key_id, date, region, service, terminal, signed.split(";"), signature, amz_date, expires)
 
 
 def _header(environ: dict, name: str) -> str | None:
@@ -131,18 +198,16 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
 
 
 def verify_sigv4(environ: dict, body: bytes, access_key: str, secret_key: str, now: datetime | None = None) -> None:
-    """Recompute the AWS Signature Version 4 of a request (header form) and compare.
+    """Recompute the AWS Signature Version 4 of a request, header form or presigned (query
+    string) form, and compare.
 
     The region and service come from the credential scope the client chose: the server plays
-    every region, so only the key and the signature matter."""
-    auth = environ.get("HTTP_AUTHORIZATION", "")
-    try:
-        fields = dict(part.strip().split("=", 1) for part in auth[len("AWS4-HMAC-SHA256 "):].split(","))
-        key_id, date, region, service, terminal = fields["Credential"].split("/")
-        signed = fields["SignedHeaders"].split(";")
-        signature = fields["Signature"]
-    except (KeyError, ValueError):
-        raise Denied(403, "IncompleteSignatureException", "Authorization header is malformed") from None
+    every region, so only the key and the signature matter. A presigned request is valid from
+    its X-Amz-Date for X-Amz-Expires seconds; its payload is the (empty) body, as botocore signs
+    it for every service but S3."""
+    sig = _read_signature(environ)
+    key_id, date, region, service, terminal = sig.key_id, sig.date, sig.region, sig.service, sig.terminal
+    signed, signature, amz_date = sig.signed, sig.signature, sig.amz_date
     if terminal != "aws4_request":
         raise Denied(403, "IncompleteSignatureException", "Credential scope must end with aws4_request")
     if not hmac.compare_digest(key_id.encode(), access_key.encode()):
@@ -154,7 +219,11 @@ def verify_sigv4(environ: dict, body: bytes, access_key: str, secret_key: str, n
         raise Denied(403, "IncompleteSignatureException", "X-Amz-Date is missing or malformed") from None
     if not amz_date.startswith(date):
         raise Denied(403, "InvalidSignatureException", "Credential date does not match X-Amz-Date")
-    if abs((now or datetime.now(UTC)) - stamp) > MAX_SKEW:
+    now = now or datetime.now(UTC)
+    if sig.expires is not None:
+        if now > stamp + timedelta(seconds=sig.expires) or stamp - now > MAX_SKEW:
+            raise Denied(403, "AccessDeniedException", "Request has expired")
+    elif abs(now - stamp) > MAX_SKEW:
         raise Denied(403, "InvalidSignatureException", "Signature expired: the request time is too skewed")
     if "host" not in signed:
         raise Denied(403, "InvalidSignatureException", "The host header must be signed")
@@ -170,7 +239,9 @@ def verify_sigv4(environ: dict, body: bytes, access_key: str, secret_key: str, n
         raise Denied(403, "InvalidSignatureException", "The body does not match x-amz-content-sha256")
     path = quote(environ.get("PATH_INFO") or "/", safe="/-_.~")
     canonical = "\n".join([environ.get("REQUEST_METHOD", "GET"), path,
-                           _canonical_query(environ.get("QUERY_STRING", "")), "".join(headers),
+                           _canonical_query(environ.get("QUERY_STRING", ""),
+                                            "X-Amz-Signature" if sig.expires is not None else ""),
+                           "".join(headers),
                            ";".join(signed), actual if payload != "UNSIGNED-PAYLOAD" else payload])
     scope = f"{date}/{region}/{service}/aws4_request"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])

@@ -299,7 +299,7 @@ def test_sigterm_leaves_executions_resumable(tmp_path):
     first = ServeProcess(tmp_path)
     sfn = first.client()
     arn = machine(sfn, "sleepy", {"StartAt": "Nap", "States": {
-        "Nap": {"Type": "Wait", "Seconds": 2, "Next": "Call"},
+        "Nap": {"Type": "Wait", "Seconds": 5, "Next": "Call"},   # outlasts a restart (~1.5 s)
         "Call": {"Type": "Task", "Resource": lam("ok"), "End": True}}})
     ex = sfn.start_execution(stateMachineArn=arn, name="nap")["executionArn"]
     wait_status(sfn, ex, ("RUNNING",))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import statelang
-from statelang.server.app import Server
+from statelang.server import Server
 
 REQUIRED = os.environ.get("STATELANG_REQUIRE_BROWSER") == "1"   # CI: a missing browser is a failure
 CHROMIUM = os.environ.get("STATELANG_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

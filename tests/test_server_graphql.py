@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("graphql")
 api = pytest.importorskip("workflows.api", reason="the seed workflows (workflows.api) are not in this build")
 
-from statelang.server.app import Server  # noqa: E402
+from statelang.server import Server  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 import statelang
-from statelang.server.app import Server
+from statelang.server import Server
 from statelang.server.security import Denied, Guard, check_bind, inside
 
 boto3 = pytest.importorskip("boto3")

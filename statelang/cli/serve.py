@@ -2,7 +2,7 @@
 
 `serve` runs one process: the AWS Step Functions and EventBridge JSON APIs, the seeds' GraphQL,
 health, metrics and the console, with the engine's worker beside them. SIGTERM and Ctrl-C stop it
-gracefully (see `server.app.Server.stop`). Secrets may come from the environment
+gracefully (see `server.serving.Server.stop`). Secrets may come from the environment
 (STATELANG_SECRET_KEY, STATELANG_TOKEN) so that they do not show in the process list.
 """
 
@@ -19,7 +19,8 @@ import click
 @click.command()
 @click.option("--db", default=None, help="Database URL (default: sqlite under --data-dir).")
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; anything but loopback needs --access-key/--secret-key or --token.")
+              help="Address to bind; anything but an explicit loopback address (127.0.0.1, ::1) needs "
+                   "--access-key/--secret-key or --token.")
 @click.option("--port", default=8083, show_default=True, type=int, help="Port (0 picks a free one).")
 @click.option("--handlers", multiple=True, help="Task handlers: 'pkg.module' or 'pkg.module:NAME' (repeatable).")
 @click.option("--access-key", default=None, envvar="STATELANG_ACCESS_KEY", help="Access key id for SigV4 requests.")
@@ -31,15 +32,23 @@ import click
               help="Load the seed workflows, their services and handlers (GraphQL startWorkflow needs them).")
 @click.option("--max-body", default=2 * 1024 * 1024, show_default=True, type=int, help="Largest request body, bytes.")
 @click.option("--poll", default=0.5, show_default=True, type=float, help="Worker poll interval, seconds.")
-def serve(db, host, port, handlers, access_key, secret_key, token, data_dir, seed_workflows, max_body, poll):
+@click.option("--timeout", default=30, show_default=True, type=int,
+              help="Seconds a connection may stay silent (idle, or stalled mid-request) before it is closed.")
+@click.option("--max-connections", default=100, show_default=True, type=int,
+              help="Open connections at most; more wait in the listen backlog.")
+@click.option("--threads", default=8, show_default=True, type=int, help="Requests served at once.")
+def serve(db, host, port, handlers, access_key, secret_key, token, data_dir, seed_workflows, max_body, poll,
+          timeout, max_connections, threads):
     """Serve the Step Functions API, GraphQL and the web console over HTTP."""
     from statelang.cli.common import UserError, load_handlers, open_engine
-    from statelang.server.app import Server, setup_logging
+    from statelang.server.app import setup_logging
     from statelang.server.security import Guard
+    from statelang.server.serving import Limits, Server
 
     setup_logging()
     try:
         guard = Guard(host, access_key, secret_key, token, max_body)
+        limits = Limits(timeout=timeout, max_connections=max_connections, threads=threads, max_body=max_body)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     data = Path(data_dir)
@@ -63,7 +72,7 @@ def serve(db, host, port, handlers, access_key, secret_key, token, data_dir, see
         except ImportError:  # pragma: no cover - the bus ships with the package
             pass
     try:
-        server = Server(engine, host, port, guard, data, poll_seconds=poll)
+        server = Server(engine, host, port, guard, data, poll_seconds=poll, limits=limits)
     except OSError as exc:
         engine.close()
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
