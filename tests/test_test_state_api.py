@@ -22,7 +22,7 @@ CHOICE = {"Type": "Choice", "Choices": [
 
 @pytest.fixture
 def client():
-    return Engine(clock="virtual", handlers={FN: lambda event: {"hello": event["name"]}}).client()
+    return Engine(db="memory", clock="virtual", handlers={FN: lambda event: {"hello": event["name"]}}).client()
 
 
 def test_pass_info_answers_output_and_status_only(client):

@@ -31,7 +31,7 @@ def codes(definition: dict, **kw) -> list[tuple[str, str, str]]:
 
 @pytest.fixture
 def client():
-    return Engine(clock="virtual").client()
+    return Engine(db="memory", clock="virtual").client()
 
 
 # -- 12: Task resources --------------------------------------------------------------------------
@@ -234,7 +234,7 @@ def test_validate_agrees_with_run_and_create_state_machine(d):
     """Item 17: `validate` says OK exactly when `run` accepts (any other exception than
     DefinitionError fails this test); the AWS-exact `validate(local_handlers=False)` says OK exactly
     when CreateStateMachine accepts. Each refusal is a diagnostic, never a traceback."""
-    client = Engine(clock="virtual", account_id="123456789012", region="us-east-1").client()
+    client = Engine(db="memory", clock="virtual", account_id="123456789012", region="us-east-1").client()
     local_ok = not [x for x in validate(d) if x.severity == "ERROR"]
     aws_ok = not [x for x in validate(d, local_handlers=False) if x.severity == "ERROR"]
     assert _runs(d) == local_ok

@@ -18,6 +18,7 @@ import random
 import uuid
 from typing import Any
 
+from statelang.api import limits
 from statelang.api.errors import HAVE_BOTOCORE, Exceptions, ParamValidationError, current_operation, error
 from statelang.api.machines import (
     ALIAS,
@@ -139,10 +140,13 @@ def _plainly_valid(op: str, params: dict) -> bool:
 def _validate_params(op: str, params: dict) -> None:
     """The client-side check boto3 makes before sending a request."""
     if HAVE_BOTOCORE:
-        if _plainly_valid(op, params):
-            return
-        from botocore.validate import validate_parameters
-        validate_parameters(params, _service_model().operation_model(op).input_shape)
+        shape = _service_model().operation_model(op).input_shape
+        if not _plainly_valid(op, params):
+            from botocore.validate import validate_parameters
+            validate_parameters(params, shape)
+        found = limits.problems(shape, params)   # what the service checks after boto3
+        if found:
+            raise error("ValidationException", limits.message(found))
         return
     missing = [p for p in _REQUIRED.get(op, ()) if p not in params]  # pragma: no cover - without botocore
     if missing:  # pragma: no cover
