@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs
 
+from statelang.language import jsontext
+
 from . import graph
 from .security import Denied, inside
 
@@ -34,6 +36,14 @@ def _json(status: int, payload) -> tuple:
         raise TypeError(type(v).__name__)
     return status, [("Content-Type", "application/json"), ("Cache-Control", "no-store")], \
         json.dumps(payload, default=wire).encode()
+
+
+def member(params: dict, key: str) -> str:
+    """A required string member of a console request or query, or a 400 naming it."""
+    value = params.get(key)
+    if not isinstance(value, str) or not value:
+        raise Denied(400, "ValidationException", f"'{key}' is required and must be a non-empty string")
+    return value
 
 
 def path_of(events: list[dict], status: str) -> tuple[dict[str, str], set[tuple[str, str]]]:
@@ -116,9 +126,11 @@ class Console:
                 if environ.get(CONSOLE_HEADER) != "1":
                     return _json(403, {"message": "console actions need the X-Statelang-Console header"})
                 try:
-                    params = json.loads(body or b"{}")
+                    params = jsontext.loads(body or b"{}")
+                except jsontext.JSONDepthError as exc:
+                    return _json(400, {"error": "SerializationException", "message": f"the body is not accepted: {exc}"})
                 except ValueError:
-                    return _json(400, {"message": "the body is not valid JSON"})
+                    return _json(400, {"error": "SerializationException", "message": "the body is not valid JSON"})
                 handler = {"task": self.answer, "stop": self.stop, "redrive": self.redrive,
                            "replay": self.replay}.get(route)
                 if handler is None or not isinstance(params, dict):
@@ -130,8 +142,10 @@ class Console:
         except StepFunctionsError as exc:
             err = exc.response["Error"]
             return _json(400, {"error": err["Code"], "message": err["Message"]})
-        except (KeyError, ValueError, TypeError, ParamValidationError) as exc:
-            return _json(400, {"error": type(exc).__name__, "message": str(exc)})
+        except ParamValidationError as exc:   # botocore's words, naming the member
+            return _json(400, {"error": "ValidationException", "message": str(exc).replace("\n", " ")})
+        except Denied as exc:
+            return _json(exc.status, {"error": exc.code, "message": exc.message})
 
     def machines(self, query: dict) -> dict:
         counts: dict[str, dict[str, int]] = {}
@@ -149,7 +163,7 @@ class Console:
     def executions(self, query: dict) -> dict:
         status = query.get("status") or None
         if status and status not in ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"):
-            raise ValueError(f"unknown status {status}")
+            raise Denied(400, "ValidationException", f"unknown status {status}")
         rows = self.engine.store.list_executions(query.get("machine") or None, status)
         needle = (query.get("q") or "").lower()
         if needle:
@@ -175,7 +189,7 @@ class Console:
         return out
 
     def execution(self, query: dict) -> dict:
-        arn = query["arn"]
+        arn = member(query, "arn")
         desc = self.client.describe_execution(executionArn=arn)
         desc.pop("ResponseMetadata", None)
         events = list(self.engine.store.history(arn))
@@ -189,12 +203,12 @@ class Console:
                 "tokens": self.open_tokens(arn) if desc["status"] == "RUNNING" else []}
 
     def graph(self, query: dict) -> dict:
-        desc = self.client.describe_state_machine(stateMachineArn=query["arn"])
+        desc = self.client.describe_state_machine(stateMachineArn=member(query, "arn"))
         return {"svg": graph.to_svg(desc["definition"]), "mermaid": graph.to_mermaid(desc["definition"])}
 
     # -- actions --------------------------------------------------------------------------------
     def answer(self, params: dict) -> dict:
-        token = params["token"]
+        token = member(params, "token")
         if params.get("ok", True):
             output = params.get("output", "{}")
             self.client.send_task_success(taskToken=token, output=output if isinstance(output, str) else json.dumps(output))
@@ -205,17 +219,19 @@ class Console:
 
     def stop(self, params: dict) -> dict:
         extra = {k: params[k] for k in ("error", "cause") if isinstance(params.get(k), str)}
-        out = self.client.stop_execution(executionArn=params["arn"], **extra)
+        out = self.client.stop_execution(executionArn=member(params, "arn"), **extra)
         return {"stopDate": out["stopDate"]}
 
     def redrive(self, params: dict) -> dict:
-        result = self.app.step_functions("RedriveExecution", {"executionArn": params["arn"]})
+        result = self.app.step_functions("RedriveExecution", {"executionArn": member(params, "arn")})
         if result[0] == "error":
             return {"error": result[2], "message": result[3]}
         return result[1]
 
     def replay(self, params: dict) -> dict:
-        result = self.engine.replay(params["arn"])
+        arn = member(params, "arn")
+        self.client.describe_execution(executionArn=arn)   # InvalidArn / ExecutionDoesNotExist
+        result = self.engine.replay(arn)
         div = result.divergence
         return {"ok": bool(result.ok), "status": result.status, "error": result.error, "cause": result.cause,
                 "events": len(result.events), "divergence": str(div) if div is not None else None}

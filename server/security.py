@@ -212,7 +212,6 @@ def verify_sigv4(environ: dict, body: bytes, access_key: str, secret_key: str, n
         raise Denied(403, "IncompleteSignatureException", "Credential scope must end with aws4_request")
     if not hmac.compare_digest(key_id.encode(), access_key.encode()):
         raise Denied(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
-    amz_date = environ.get("HTTP_X_AMZ_DATE") or ""
     try:
         stamp = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     except ValueError:

@@ -100,7 +100,7 @@ class Server:
         # guard's, so that a larger Content-Length is refused unread.
         self.httpd = Listener(
             self.app, host=host.strip("[]") or "0.0.0.0", port=port, threads=lim.threads,
-            connection_limit=lim.max_connections, channel_timeout=lim.timeout,
+            connection_limit=lim.max_connections + 2, channel_timeout=lim.timeout,   # + listener, trigger
             cleanup_interval=max(1, lim.timeout // 4), backlog=lim.backlog,
             max_request_body_size=self.app.guard.max_body, ident="statelang", asyncore_use_poll=True)
         self.host = host
