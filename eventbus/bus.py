@@ -31,6 +31,7 @@ from .targets import (
     attempt,
     check_target,
     iso,
+    new_delivery,
 )
 
 BUS = "events.bus"
@@ -349,12 +350,10 @@ class EventBus:
 
     def deliver_to_target(self, rule_arn: str, rule_name: str, target: dict, event: dict, now: datetime,
                           depth: int = 0) -> bool:
-        """Store the delivery, then attempt it: the record is what survives a crash in between."""
-        did = f"{event.get('id')}#{event.get('replay-name', '')}#{rule_arn}#{target['Id']}"
-        delivery = {"Id": did, "EventBusName": self.name, "RuleArn": rule_arn, "RuleName": rule_name,
-                    "Target": target, "Event": event, "Accepted": iso(now), "Due": iso(now), "Retries": 0,
-                    "Depth": depth}
-        self.engine.store.put_record(DELIVERY, did, delivery)
+        """Store the delivery, claimed by this worker, then attempt it: the record is what survives
+        a crash in between (another worker retries it when the claim runs out)."""
+        delivery = new_delivery(self, rule_arn, rule_name, target, event, now, depth)
+        self.engine.store.put_record(DELIVERY, delivery["Id"], delivery)
         return attempt(self, delivery, now)
 
     def dead_letters(self) -> list[dict]:

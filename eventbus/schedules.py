@@ -5,7 +5,9 @@ Fire times are computed by APScheduler's triggers (IntervalTrigger, CronTrigger,
 what APScheduler lacks of AWS's cron — ``?``, day-of-week numbered 1-7 from Sunday, ``W`` — is
 translated or filtered here. Nothing runs in a background thread: each rule and schedule record
 stores its next fire time (``NextFire``), each pending retry its due time (``Due``), and `tick`
-fires whatever is due at the clock's ``now``. The records are the durable timers: a restarted
+fires whatever is due at the clock's ``now``. Workers sharing a database claim what they fire: a
+due time by a conditional write of the next one (`_claim_fires`), a delivery by a conditional
+write of its claim (`targets.claim_delivery`); `attach` puts this into an engine's own loop. The records are the durable timers: a restarted
 process picks up from them, and on a virtual clock `eventbus.integration.run_until_idle` jumps
 to the earliest of these and the engine's own timers, so a nightly cron fires in milliseconds.
 """
@@ -25,7 +27,9 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from .targets import DELIVERY, attempt, iso
+from statelang.runtime.storage import RecordWrite
+
+from .targets import DELIVERY, attempt, claim_delivery, iso, new_delivery
 
 RULE = "events.rule"
 SCHEDULE = "events.schedule"
@@ -207,69 +211,128 @@ def scheduled_event(engine, rule_arn: str, fire: datetime, source: str = "aws.ev
 
 def tick(bus, now: datetime | None = None) -> int:
     """Fire every due rule schedule, Scheduler schedule and delivery retry of the engine;
-    returns how many were attempted."""
+    returns how many this worker attempted. Several workers may tick one database at once: each
+    due time is fired by the one that claims it (`_claim_fires`), each delivery retried by the one
+    that claims it (`claim_delivery`)."""
     engine = bus.engine
     store = engine.store
     now = now or engine.clock.now()
     done = 0
     for d in store.list_records(DELIVERY):
         if datetime.fromisoformat(d["Due"]) <= now:
-            attempt(bus, d, now)
-            done += 1
+            claimed = claim_delivery(bus, d, now)
+            if claimed is not None:
+                attempt(bus, claimed, now)
+                done += 1
     for rule in store.list_records(RULE):
-        if rule.get("State") == "DISABLED" or not rule.get("NextFire"):
+        if rule.get("State") == "DISABLED":
             continue
-        fire = _when(rule["NextFire"])
-        if fire > now:
+        fires = _due_fires(rule, lambda r=rule: rule_schedule(r), now)
+        if fires:
+            done += _claim_fires(bus, RULE, rule, fires, rule.get("Targets") or [], now)
+    for rec in store.list_records(SCHEDULE):
+        if rec.get("State") == "DISABLED":
             continue
-        sched = rule_schedule(rule)
-        count = 0
-        while fire is not None and fire <= now and count < MAX_CATCH_UP:
-            bus.deliver_to_rule(rule, scheduled_event(engine, rule["Arn"], fire), now)
-            fire = sched.next_after(fire)
-            count += 1
-        done += count
-        fresh = store.get_record(RULE, rule["Arn"])
-        if fresh is not None:   # the rule may have been deleted by one of its own targets
-            fresh["NextFire"] = iso(fire) if fire else None
-            store.put_record(RULE, rule["Arn"], fresh)
-    for sched_rec in store.list_records(SCHEDULE):
-        done += _fire_schedule(bus, sched_rec, now)
+        fires = _due_fires(rec, lambda r=rec: _scheduler_schedule(r), now, _when(rec.get("EndDate")))
+        if fires:
+            done += _claim_fires(bus, SCHEDULE, rec, fires, None, now)
     return done
 
 
-def _fire_schedule(bus, rec: dict, now: datetime) -> int:
-    """Fire one Scheduler schedule's due occurrences; a finished one-off keeps no fire time, or is
-    deleted when its ActionAfterCompletion says DELETE."""
-    engine, store = bus.engine, bus.engine.store
+@dataclass(frozen=True)
+class DueFires:
+    """A schedule's occurrences due at a tick (at most `MAX_CATCH_UP`), and the fire time after
+    them (None: the schedule is done)."""
+
+    times: list[datetime]
+    after: datetime | None
+
+
+def _due_fires(rec: dict, schedule, now: datetime, end: datetime | None = None) -> DueFires | None:
     fire = _when(rec.get("NextFire"))
-    if rec.get("State") == "DISABLED" or fire is None or fire > now:
-        return 0
-    sched = parse_schedule(rec["ScheduleExpression"], rec.get("ScheduleExpressionTimezone") or "UTC",
-                           anchor=datetime.fromisoformat(rec["CreationDate"]), allow_at=True)
-    end = _when(rec.get("EndDate"))
-    count = 0
-    while fire is not None and fire <= now and count < MAX_CATCH_UP:
-        event = scheduled_event(engine, rec["Arn"], fire, source="aws.scheduler")
-        target = dict(rec["Target"])
-        text = target.get("Input") or "{}"
-        for key, value in (("aws.scheduler.schedule-arn", rec["Arn"]),
-                           ("aws.scheduler.scheduled-time", event["time"]),
-                           ("aws.scheduler.execution-id", event["id"]),
-                           ("aws.scheduler.attempt-number", "1")):
-            text = text.replace(f"<{key}>", value)
-        target["Input"] = text
-        target.setdefault("Id", rec["Name"])
-        bus.deliver_to_target(rec["Arn"], rec["Name"], target, event, now)
+    if fire is None or fire > now:
+        return None
+    sched = schedule()
+    times: list[datetime] = []
+    while fire is not None and fire <= now and len(times) < MAX_CATCH_UP:
+        times.append(fire)
         fire = sched.next_after(fire)
         if end is not None and fire is not None and fire > end:
             fire = None
-        count += 1
-    if fire is None and rec.get("ActionAfterCompletion") == "DELETE":
-        store.delete_record(SCHEDULE, rec["Arn"])
+    return DueFires(times, fire)
+
+
+def _scheduler_schedule(rec: dict) -> Schedule:
+    return parse_schedule(rec["ScheduleExpression"], rec.get("ScheduleExpressionTimezone") or "UTC",
+                          anchor=datetime.fromisoformat(rec["CreationDate"]), allow_at=True)
+
+
+def _claim_fires(bus, kind: str, rec: dict, fires: DueFires, targets: list[dict] | None, now: datetime) -> int:
+    """Claim ``fires`` of one rule (``targets``: its targets) or Scheduler schedule (``targets``
+    None: its one target) and deliver them; 0 when another worker claimed them first.
+
+    The claim is one `Store.write_records`: the record's next fire time, expecting the one read
+    (the conditional write of whichever worker comes first; the others find it changed), together
+    with every delivery of these fires, claimed by this worker. A crash after it leaves the
+    deliveries stored, retried when their claim runs out; a crash before it leaves the fire
+    times due. So each due time fires exactly once, and each target gets one delivery per fire."""
+    engine = bus.engine
+    source = "aws.events" if kind == RULE else "aws.scheduler"
+    deliveries = []
+    for fire in fires.times:
+        event = scheduled_event(engine, rec["Arn"], fire, source=source)
+        if targets is None:
+            deliveries.append(new_delivery(bus, rec["Arn"], rec["Name"], _scheduler_target(rec, event), event, now))
+        else:
+            deliveries += [new_delivery(bus, rec["Arn"], rec["Name"], t, event, now) for t in targets]
+    seen = {"NextFire": rec["NextFire"]}
+    if fires.after is None and kind == SCHEDULE and rec.get("ActionAfterCompletion") == "DELETE":
+        claim = RecordWrite(kind, rec["Arn"], None, expect=seen)
     else:
-        store.put_record(SCHEDULE, rec["Arn"], dict(rec, NextFire=iso(fire) if fire else None))
-    return count
+        claim = RecordWrite(kind, rec["Arn"], {"NextFire": iso(fires.after) if fires.after else None},
+                            expect=seen, merge=True)
+    if not engine.store.write_records([claim, *(RecordWrite(DELIVERY, d["Id"], d) for d in deliveries)]):
+        return 0
+    for d in deliveries:
+        attempt(bus, d, now)
+    return len(fires.times)
+
+
+def _scheduler_target(rec: dict, event: dict) -> dict:
+    """A Scheduler schedule's target for one fire, its context attributes filled in, as
+    EventBridge Scheduler fills ``<aws.scheduler.*>`` in the target's input."""
+    target = dict(rec["Target"])
+    text = target.get("Input") or "{}"
+    for key, value in (("aws.scheduler.schedule-arn", rec["Arn"]),
+                       ("aws.scheduler.scheduled-time", event["time"]),
+                       ("aws.scheduler.execution-id", event["id"]),
+                       ("aws.scheduler.attempt-number", "1")):
+        text = text.replace(f"<{key}>", value)
+    target["Input"] = text
+    target.setdefault("Id", rec["Name"])
+    return target
+
+
+@dataclass(frozen=True)
+class Ticker:
+    """The bus's due work as one of the engine's ``tickers``: see `attach`."""
+
+    bus: Any
+
+    def __call__(self, now: datetime) -> int:
+        return tick(self.bus, now)
+
+
+def attach(engine) -> None:
+    """Make the engine's own loop (`Engine.run_until_idle`, `Engine.serve_forever`, so `statelang
+    worker`) fire the default bus's schedules and retry its deliveries, and wake for their next
+    due time. Any number of engines on one database may be attached: each due time still fires
+    once. Idempotent."""
+    from .bus import EventBus
+    if any(isinstance(t, Ticker) for t in engine.tickers):
+        return
+    engine.tickers.append(Ticker(EventBus(engine)))
+    engine.timer_sources.append(lambda: next_due(engine))
 
 
 def next_due(engine, schedules: bool = True) -> datetime | None:

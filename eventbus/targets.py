@@ -10,7 +10,8 @@ among the engine's task handlers, so a Lambda ARN means the same function in bot
 
 Every delivery is a stored record *before* it is attempted, so an accepted event reaches its
 targets at least once even across a crash; the record goes when the delivery succeeds or is
-dead-lettered. Retries follow the target's RetryPolicy with a deterministic exponential backoff,
+dead-lettered. A worker claims a delivery before attempting it (`claim_delivery`), so of several
+workers ticking one database only one attempts it at a time. Retries follow the target's RetryPolicy with a deterministic exponential backoff,
 so a test on the virtual clock sees the same schedule every run.
 """
 
@@ -25,6 +26,7 @@ from typing import Any
 
 from statelang.api.errors import ClientError
 from statelang.language.errors import StatelangError
+from statelang.runtime.storage import RecordWrite
 
 DELIVERY = "events.delivery"
 DEAD_LETTER = "events.dead_letter"
@@ -313,10 +315,43 @@ def iso(t: datetime) -> str:
     return t.isoformat()
 
 
+def new_delivery(bus, rule_arn: str, rule_name: str, target: dict, event: dict, now: datetime,
+                 depth: int = 0) -> dict:
+    """The record of one event on its way to one target, already claimed by this worker (see
+    `claim_delivery`). Its id is fixed by (event, replay, rule, target), so a fire or an event
+    accepted twice is one delivery."""
+    did = f"{event.get('id')}#{event.get('replay-name', '')}#{rule_arn}#{target['Id']}"
+    return {"Id": did, "EventBusName": bus.name, "RuleArn": rule_arn, "RuleName": rule_name,
+            "Target": target, "Event": event, "Accepted": iso(now), "Due": iso(_claim_end(bus, now)),
+            "Owner": bus.engine.worker_id, "Retries": 0, "Depth": depth}
+
+
+def _claim_end(bus, now: datetime) -> datetime:
+    return now + timedelta(seconds=bus.engine.lease_seconds)
+
+
+def _held(delivery: dict) -> dict:
+    """The fields that say who holds a stored delivery: a write expecting them fails once another
+    worker has claimed it."""
+    return {"Due": delivery["Due"], "Owner": delivery.get("Owner")}
+
+
+def claim_delivery(bus, delivery: dict, now: datetime) -> dict | None:
+    """Take a due delivery for this worker until ``now`` plus the engine's lease, or None when
+    another worker took it first. While the claim lasts its ``Due`` is the claim's end, so no
+    other worker attempts it (a delivery in flight is never retried beside itself); when its
+    worker dies the claim runs out and another retries it: at least once, one at a time."""
+    claimed = dict(delivery, Due=iso(_claim_end(bus, now)), Owner=bus.engine.worker_id)
+    write = RecordWrite(DELIVERY, delivery["Id"], claimed, expect=_held(delivery))
+    return claimed if bus.engine.store.write_records([write]) else None
+
+
 def attempt(bus, delivery: dict, now: datetime) -> bool:
-    """Try a stored delivery once. On success or dead-lettering its record goes; on a retryable
-    failure it is stored again with its next due time. Returns whether it arrived."""
+    """Try a delivery this worker holds (see `claim_delivery`) once. On success or dead-lettering
+    its record goes; on a retryable failure it is stored again, unclaimed, with its next due time.
+    Each of these writes expects the claim still to be this worker's. Returns whether it arrived."""
     store = bus.engine.store
+    held = _held(delivery)
     try:
         deliver(bus, delivery)
     except DeliveryFailed as exc:
@@ -332,16 +367,16 @@ def attempt(bus, delivery: dict, now: datetime) -> bool:
             condition = "MaximumEventAgeExceeded"
         else:
             delivery = dict(delivery, Retries=retries + 1, Due=iso(now + timedelta(seconds=backoff(retries + 1))),
-                            LastError={"Code": exc.code, "Message": exc.message})
-            store.put_record(DELIVERY, delivery["Id"], delivery)
+                            Owner=None, LastError={"Code": exc.code, "Message": exc.message})
+            store.write_records([RecordWrite(DELIVERY, delivery["Id"], delivery, expect=held)])
             return False
         dead = {"Id": delivery["Id"], "EventBusName": delivery["EventBusName"], "RuleArn": delivery["RuleArn"],
                 "TargetId": delivery["Target"]["Id"], "TargetArn": delivery["Target"]["Arn"],
                 "DeadLetterArn": (delivery["Target"].get("DeadLetterConfig") or {}).get("Arn"),
                 "ErrorCode": exc.code, "ErrorMessage": exc.message, "RetryAttempts": retries,
                 "ExhaustedRetryCondition": condition, "Event": delivery["Event"], "Time": iso(now)}
-        store.put_record(DEAD_LETTER, delivery["Id"], dead)
-        store.delete_record(DELIVERY, delivery["Id"])
+        store.write_records([RecordWrite(DELIVERY, delivery["Id"], None, expect=held),
+                             RecordWrite(DEAD_LETTER, delivery["Id"], dead)])
         return False
-    store.delete_record(DELIVERY, delivery["Id"])
+    store.write_records([RecordWrite(DELIVERY, delivery["Id"], None, expect=held)])
     return True

@@ -161,3 +161,209 @@ def test_schedule_records_survive_a_new_engine(tmp_path):
     assert second.next_due() == d(2024, 1, 1, 2)
     run_until_idle(second_engine, until=d(2024, 1, 2, 3))
     assert [e["time"] for e in got] == ["2024-01-01T02:00:00Z", "2024-01-02T02:00:00Z"]
+
+
+# -- several workers on one database ---------------------------------------------------------------
+# Issue: several engines ticking one database fired a rate(1 minute) rule two or three times (the
+# next fire time was read and written back without a lock), and one worker retried a delivery
+# another had in flight. Each due time is now claimed by one conditional write.
+
+LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:count"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def shared_db(request) -> str:
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+def _engines(db: str, n: int, calls: list) -> list:
+    """``n`` engines on one database, each on its own virtual clock at T0, with a Lambda-style
+    handler that records (engine, event id, scheduled time)."""
+    out = []
+    for i in range(n):
+        def count(event, i=i):
+            calls.append((i, event["id"], event["time"], event.get("kind", "rule")))
+            return {}
+        out.append(statelang.Engine(db=db, clock=VirtualClock(T0), handlers={"count": count},
+                                    worker_id=f"w{i}"))
+    return out
+
+
+def _ids(calls: list) -> list[str]:
+    return [c[1] for c in calls]
+
+
+def test_engines_ticking_together_fire_each_due_time_once(shared_db):
+    """Two engines tick the same instants at once (a barrier lines them up): a rate(1 minute)
+    rule and a Scheduler schedule each fire once per due time, one delivery each."""
+    import threading
+    calls: list = []
+    engines = _engines(shared_db, 2, calls)
+    bus = EventBus(engines[0])
+    bus.put_rule("every-minute", schedule_expression="rate(1 minute)")
+    bus.put_targets("every-minute", [{"Id": "fn", "Arn": LAMBDA}])
+    bus.create_schedule("sched", "rate(2 minutes)", {"Arn": LAMBDA, "Input": '{"id": "<aws.scheduler.execution-id>", '
+                                                     '"time": "<aws.scheduler.scheduled-time>", "kind": "sched"}'})
+    instants = [T0 + timedelta(seconds=30 * k) for k in range(1, 21)]   # ten minutes, twice a minute
+    barrier = threading.Barrier(2)
+    fired = [0, 0]
+    errors: list = []
+
+    def work(i: int) -> None:
+        try:
+            b = EventBus(engines[i])
+            for t in instants:
+                barrier.wait(timeout=30)
+                engines[i].clock.set(t)
+                fired[i] += b.tick(t)
+        except Exception as exc:  # noqa: BLE001 - reported below, with the thread's name
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert not errors, errors
+    assert len(calls) == len(set(_ids(calls))), "a due time was delivered twice"
+    assert sum(fired) == 10 + 5 == len(calls)   # ten minutes of rate(1 minute), five of rate(2 minutes)
+    by_kind: dict = {}
+    for _, _, time, kind in calls:
+        by_kind.setdefault(kind, []).append(time)
+    assert sorted(by_kind["rule"]) == [f"2024-01-01T00:{m:02d}:00Z" for m in range(1, 11)]
+    assert sorted(by_kind["sched"]) == [f"2024-01-01T00:{m:02d}:00Z" for m in range(2, 11, 2)]
+    for e in engines:
+        assert EventBus(e).pending_deliveries() == []
+        e.close()
+
+
+class Died(BaseException):
+    """The worker process dying inside a handler: nothing after it in that worker runs."""
+
+
+def test_a_delivery_in_flight_is_not_retried_by_another_worker(shared_db):
+    """While one worker's delivery is in flight, another worker ticking past its due time leaves
+    it alone; when the first dies mid-delivery, the other retries it once its claim (the engine's
+    lease, 60 s) has run out, and exactly once."""
+    calls: list = []
+    first, second = _engines(shared_db, 2, calls)
+    seen_by_second: list = []
+
+    def slow(event):
+        calls.append(("first", event["id"]))
+        seen_by_second.append(EventBus(second).tick(T0 + timedelta(seconds=30)))
+        raise Died
+
+    def fine(event):
+        calls.append(("second", event["id"]))
+
+    bus = EventBus(first)
+    bus.register_handler("h", slow)
+    EventBus(second).register_handler("h", fine)
+    bus.put_rule("r", {"source": ["app"]})
+    bus.put_targets("r", [{"Id": "t", "Arn": "h"}])
+    with pytest.raises(Died):
+        bus.put_events([{"Source": "app", "DetailType": "d", "Detail": {}}])
+    assert seen_by_second == [0]
+    (pending,) = bus.pending_deliveries()
+    assert pending["Owner"] == "w0" and pending["Due"] == (T0 + timedelta(seconds=60)).isoformat()
+    assert EventBus(second).tick(T0 + timedelta(seconds=59)) == 0
+    late = T0 + timedelta(seconds=61)
+    assert EventBus(second).tick(late) == 1 and EventBus(second).tick(late) == 0
+    assert [c[0] for c in calls] == ["first", "second"] and calls[0][1] == calls[1][1]
+    assert bus.pending_deliveries() == [] and bus.dead_letters() == []
+    first.close()
+    second.close()
+
+
+def test_a_fire_claimed_by_a_worker_that_died_is_delivered_once_and_not_refired(shared_db):
+    calls: list = []
+
+    def dies(event):
+        raise Died
+
+    first = statelang.Engine(db=shared_db, clock=VirtualClock(T0), handlers={"count": dies}, worker_id="w0")
+    second = statelang.Engine(db=shared_db, clock=VirtualClock(T0), worker_id="w1",
+                              handlers={"count": lambda e: calls.append((e["id"], e["time"]))})
+    bus = EventBus(first)
+    bus.put_rule("every-minute", schedule_expression="rate(1 minute)")
+    bus.put_targets("every-minute", [{"Id": "fn", "Arn": LAMBDA}])
+    with pytest.raises(Died):   # first claims 00:01 and dies delivering it
+        bus.tick(T0 + timedelta(minutes=1))
+    other = EventBus(second)
+    assert other.tick(T0 + timedelta(minutes=1, seconds=30)) == 0 and calls == []   # not refired
+    assert other.tick(T0 + timedelta(minutes=2, seconds=1)) == 2   # the orphan, and the 00:02 fire
+    assert sorted(c[1] for c in calls) == ["2024-01-01T00:01:00Z", "2024-01-01T00:02:00Z"]
+    assert other.tick(T0 + timedelta(minutes=2, seconds=1)) == 0
+    assert other.pending_deliveries() == []
+    first.close()
+    second.close()
+
+
+# -- `statelang worker` processes ------------------------------------------------------------------
+
+WORKER_HANDLERS = '''
+import json, os, time
+
+def count(event):
+    """Appends one line per delivery; slow enough that two workers overlap."""
+    time.sleep(0.02)
+    with open(os.environ["STATELANG_TEST_DELIVERIES"], "a") as f:
+        f.write(json.dumps({"id": event["id"], "rule": event["resources"][0], "pid": os.getpid()}) + "\\n")
+    return {}
+
+HANDLERS = {"count": count}
+'''
+
+
+def test_two_worker_processes_fire_each_due_time_once(shared_db, tmp_path):
+    """Two `statelang worker` processes on one database, with ten rate(1 minute) rules each five
+    fires behind (a fleet that was down for five minutes): every due time is delivered exactly
+    once. Real processes on the real clock, so the test waits (bounded) for the deliveries."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from statelang.eventbus.schedules import RULE
+    from statelang.runtime.clock import RealClock
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "sched_handlers.py").write_text(WORKER_HANDLERS)
+    out = tmp_path / "deliveries.jsonl"
+    engine = statelang.Engine(db=shared_db)
+    bus = EventBus(engine)
+    now = RealClock().now()
+    for n in range(10):
+        bus.put_rule(f"r{n}", schedule_expression="rate(1 minute)")
+        bus.put_targets(f"r{n}", [{"Id": "fn", "Arn": LAMBDA}])
+        rule = engine.store.get_record(RULE, bus.rule_arn(f"r{n}"))
+        back = now - timedelta(minutes=5)   # created five minutes ago: fires at -4 ... 0 minutes are due
+        engine.store.put_record(RULE, rule["Arn"], dict(rule, Anchor=back.isoformat(),
+                                                        NextFire=(back + timedelta(minutes=1)).isoformat()))
+    engine.close()
+    exe = Path(sys.executable).parent / "statelang"
+    env = dict(os.environ, STATELANG_TEST_DELIVERIES=str(out))
+    workers = [subprocess.Popen([str(exe), "worker", "--db", shared_db, "--handlers", "sched_handlers",
+                                 "--poll", "0.1"], cwd=folder, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            lines = out.read_text().splitlines() if out.exists() else []
+            if len(lines) >= 50 or any(w.poll() is not None for w in workers):
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)   # long enough for a duplicate to show: both workers poll every 0.1 s
+    finally:
+        for w in workers:
+            w.terminate()
+        logs = [w.communicate(timeout=30) for w in workers]
+    assert all(w.returncode in (-15, 0) for w in workers), logs
+    deliveries = [json.loads(line) for line in out.read_text().splitlines()]
+    ids = [d["id"] for d in deliveries]
+    assert len(ids) == 50 and len(set(ids)) == 50, f"{len(ids)} deliveries of {len(set(ids))} fires"
+    assert {d["rule"] for d in deliveries} == {bus.rule_arn(f"r{n}") for n in range(10)}

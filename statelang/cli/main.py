@@ -254,8 +254,10 @@ def task_heartbeat(token, db):
 @click.option("--poll", default=1.0, show_default=True, help="Seconds between polls of the database.")
 @click.option("--once", is_flag=True, help="Run what is runnable now, then exit.")
 def worker(db, handlers, poll, once):
-    """Run executions and fire due timers until stopped (Ctrl-C)."""
+    """Run executions, fire due timers and event-bus schedules until stopped (Ctrl-C)."""
+    from statelang.eventbus.schedules import attach
     engine = open_engine(db, handlers)
+    attach(engine)   # schedules and delivery retries: each due time fires once across workers
     if once:
         n = engine.run_until_idle()
         click.echo(f"{n} execution steps")

@@ -49,6 +49,41 @@ class Commit:
     release: str | None = None  # worker whose lease on the execution this commit gives up
 
 
+@dataclass(frozen=True)
+class RecordWrite:
+    """One record's part of `Store.write_records`.
+
+    ``body`` replaces the record (None deletes it); with ``merge`` its fields are written over the
+    stored record's instead. ``expect``, when given, names fields the stored record must hold for
+    the batch to be written at all (a missing field holds None; a missing record holds nothing, so
+    ``expect={}`` asks only that it exists). This is how two workers sharing a database agree on
+    who fires a schedule's due time: each writes the next fire time expecting the one it read, and
+    only the first write finds it."""
+
+    kind: str
+    arn: str
+    body: dict | None
+    expect: dict | None = None
+    merge: bool = False
+
+
+def resolve_record_writes(writes: list[RecordWrite], read) -> list[RecordWrite] | None:
+    """The plain writes (whole bodies or deletions) that ``writes`` come to, given ``read(kind, arn)``
+    -> the stored record (read under the store's write lock); None when an ``expect`` fails.
+    The one copy of `write_records`' rule, shared by every store."""
+    out = []
+    for w in writes:
+        current = read(w.kind, w.arn) if (w.expect is not None or w.merge) else None
+        if w.expect is not None and (current is None
+                                     or any(current.get(k) != v for k, v in w.expect.items())):
+            return None
+        body = w.body
+        if w.merge and body is not None and current is not None:
+            body = {**current, **body}
+        out.append(RecordWrite(w.kind, w.arn, body))
+    return out
+
+
 class ExecutionAlreadyExistsError(StatelangError):
     pass
 
@@ -67,6 +102,7 @@ class Store(Protocol):
     def get_record(self, kind: str, arn: str) -> dict | None: ...
     def list_records(self, kind: str) -> list[dict]: ...
     def delete_record(self, kind: str, arn: str) -> None: ...
+    def write_records(self, writes: list[RecordWrite]) -> bool: ...   # all or none; see RecordWrite
 
     # executions
     def create_execution(self, row: dict, commit: Commit) -> None: ...      # raises ExecutionAlreadyExistsError
@@ -121,6 +157,18 @@ class MemoryStore:
 
     def delete_record(self, kind, arn):
         self.records.get(kind, {}).pop(arn, None)
+
+    def write_records(self, writes):
+        with self.lock:
+            final = resolve_record_writes(writes, self.get_record)
+            if final is None:
+                return False
+            for w in final:
+                if w.body is None:
+                    self.delete_record(w.kind, w.arn)
+                else:
+                    self.put_record(w.kind, w.arn, w.body)
+            return True
 
     # executions
     def create_execution(self, row, commit):
