@@ -145,7 +145,7 @@ class MachinesMixin:
                       key=lambda a: (a["creationDate"], a["name"]))
 
     def _check_definition(self, definition: str) -> None:
-        from statelang.language.definition import json_text_problems
+        from statelang.language.loading import json_text_problems
         from statelang.language.validation import to_aws_location, validate
         if len(definition.encode()) > MAX_DEFINITION_BYTES:
             raise error("ValidationException",

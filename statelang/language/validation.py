@@ -16,9 +16,9 @@ import json
 import re
 from typing import Any
 
-from statelang.language.definition import load_definition
 from statelang.language.diagnostics import Diagnostic
 from statelang.language.errors import DefinitionError
+from statelang.language.loading import load_definition
 from statelang.language.validation_extra import check_unique_names
 from statelang.language.validation_fields import (
     JSONPATH,

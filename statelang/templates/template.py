@@ -290,8 +290,8 @@ class _Loader:
 
 
 def _parse(text: str, where: str) -> Any:
-    from statelang.language.definition import load_definition
     from statelang.language.errors import DefinitionError
+    from statelang.language.loading import load_definition
     try:
         return load_definition(text)
     except DefinitionError as exc:
