@@ -32,6 +32,7 @@ from statelang.api.machines import (
     parse_sm_arn,
     when,
 )
+from statelang.api.map_runs import MapRunsMixin
 from statelang.language import jsontext
 
 MAX_INPUT_BYTES = 262144
@@ -64,6 +65,7 @@ OPERATIONS = {
     "tag_resource": "TagResource", "untag_resource": "UntagResource",
     "list_tags_for_resource": "ListTagsForResource",
     "test_state": "TestState",
+    "describe_map_run": "DescribeMapRun", "list_map_runs": "ListMapRuns", "update_map_run": "UpdateMapRun",
 }
 
 # Required parameters, for the check made when botocore's model is not at hand.
@@ -90,7 +92,7 @@ _BY_NAME = {op: method for method, op in OPERATIONS.items()}
 
 _PAGINATED = {"get_execution_history": "events", "list_activities": "activities", "list_executions": "executions",
               "list_state_machines": "stateMachines", "list_state_machine_versions": "stateMachineVersions",
-              "list_state_machine_aliases": "stateMachineAliases"}
+              "list_state_machine_aliases": "stateMachineAliases", "list_map_runs": "mapRuns"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -241,7 +243,7 @@ class Paginator:
             params["nextToken"] = token
 
 
-class Client(MachinesMixin):
+class Client(MachinesMixin, MapRunsMixin):
     """boto3's ``stepfunctions`` client over an `Engine`: ``Client(engine)`` or ``engine.client()``."""
 
     exceptions = Exceptions()
@@ -407,13 +409,17 @@ class Client(MachinesMixin):
                          mapRunArn: str | None = None, redriveFilter: str | None = None) -> dict:
         if (stateMachineArn is None) == (mapRunArn is None):
             raise error("ValidationException", "Must provide a StateMachine ARN or MapRun ARN, but not both")
-        if mapRunArn is not None:
-            raise error("ResourceNotFound", f"Resource not found: '{mapRunArn}'")
-        base, _, qualifier = parse_sm_arn(stateMachineArn)
-        rec = self._machine(base)
-        if rec["type"] == "EXPRESS":
-            raise error("StateMachineTypeNotSupported", "This operation is not supported by this type of state machine")
-        rows = [dict(r) for r in self.engine.store.list_executions(base, statusFilter)]
+        qualifier = None
+        if mapRunArn is not None:   # a Distributed Map's children
+            rows = [dict(r) for r in self.map_run_children(mapRunArn)
+                    if statusFilter is None or r["status"] == statusFilter]
+        else:
+            base, _, qualifier = parse_sm_arn(stateMachineArn)
+            rec = self._machine(base)
+            if rec["type"] == "EXPRESS":
+                raise error("StateMachineTypeNotSupported",
+                            "This operation is not supported by this type of state machine")
+            rows = [dict(r) for r in self.engine.store.list_executions(base, statusFilter)]
         for r in rows:
             meta = self._meta(r["executionArn"], r)
             for k in ("stateMachineVersionArn", "stateMachineAliasArn"):
@@ -430,7 +436,8 @@ class Client(MachinesMixin):
             at = when(r.get("stopDate")) if r["status"] != "RUNNING" and r.get("stopDate") else when(r["startDate"])
             return [-at.timestamp(), r["executionArn"]]
         rows.sort(key=key)
-        chunk, token = page(rows, key, maxResults, nextToken, [stateMachineArn, statusFilter, redriveFilter])
+        chunk, token = page(rows, key, maxResults, nextToken, [stateMachineArn or mapRunArn, statusFilter,
+                                                               redriveFilter])
         items = [{"executionArn": r["executionArn"], "stateMachineArn": r["stateMachineArn"], "name": r["name"],
                   "status": r["status"], "startDate": when(r["startDate"]),
                   "stopDate": when(r.get("stopDate")) if r["status"] != "RUNNING" else None,

@@ -38,6 +38,7 @@ from statelang.runtime.storage import ExecutionAlreadyExistsError, Message
 DEFAULT_MAX_CONCURRENCY = 10_000   # AWS runs up to 10,000 children at once when MaxConcurrency is 0
 CHUNK_ENTRIES = 1000               # results kept in memory before they go to a chunk file
 THRESHOLD_CAUSE = "The specified tolerated failure threshold was exceeded"
+MAP_RUN = "map_run"                # the store's record kind of a map run (DescribeMapRun's row)
 _FAR = datetime(9999, 1, 1, tzinfo=UTC)
 
 
@@ -180,7 +181,40 @@ class MapRuns:
         base = f"arn:aws:states:{eng.region}:{eng.account_id}"
         mr.sm_arn = f"{base}:stateMachine:{sm_name}/{spec['label']}"
         mr.arn_prefix = f"{base}:execution:{sm_name}/{spec['label']}:"
+        self._record(run, mr)
         return mr
+
+    def _record(self, run, mr: _MapRun) -> None:
+        """The map run's row for DescribeMapRun/ListMapRuns; an UpdateMapRun made before a crash
+        (or on another engine) is taken back from it into the spec."""
+        store = self.engine.store
+        rec = store.get_record(MAP_RUN, mr.arn)
+        if rec is None:
+            count, pct = (mr.spec.get("tolerance") or [None, None])[:2]
+            store.put_record(MAP_RUN, mr.arn, {
+                "mapRunArn": mr.arn, "executionArn": run.arn, "stateMachineArn": mr.sm_arn,
+                "startDate": self.engine.clock.now().isoformat(), "status": "RUNNING",
+                "maxConcurrency": mr.spec.get("maxConcurrency") or 0, "toleratedFailureCount": count or 0,
+                "toleratedFailurePercentage": float(pct or 0), "items": len(mr.items), "bounds": mr.bounds})
+            return
+        changed = rec.get("updated") or {}
+        self.update(mr.arn, changed.get("maxConcurrency"), changed.get("toleratedFailureCount"),
+                    changed.get("toleratedFailurePercentage"), mr)
+
+    def update(self, arn: str, max_concurrency: int | None, count: int | None, pct: float | None,
+               mr: _MapRun | None = None) -> None:
+        """UpdateMapRun on a live map run: the next child that ends sees the new limits. (The API
+        records the change as the record's ``updated``, which a rebuilt map run takes back.)"""
+        mr = mr or self.live.get(arn)
+        if mr is None:
+            return
+        tol = list(mr.spec.get("tolerance") or [None, None])[:2]
+        if count is not None:
+            tol[0] = count
+        if pct is not None:
+            tol[1] = pct
+        mr.spec = dict(mr.spec, tolerance=tol,
+                       maxConcurrency=mr.spec.get("maxConcurrency") if max_concurrency is None else max_concurrency)
 
     def _rebuild(self, run, frame) -> _MapRun | None:
         """After a crash or on another engine: the items re-read, the children and the pending
@@ -398,6 +432,7 @@ class MapRuns:
         if mr is not None:
             self.live.pop(mr.arn, None)
             _remove_tree(mr.chunk_dir)
+            _close_record(self.engine, mr.arn, "SUCCEEDED" if ok else "FAILED")
         self.engine.interpreter.map_run_finished(run, frame_id, seq, ok, value, cause, self.engine.clock.now())
 
     def has_distributed_map(self, machine) -> bool:
@@ -413,6 +448,12 @@ def _output(status: str, p: dict) -> Any:
     if status == "SUCCEEDED":
         return json.loads(p["output"]) if p.get("output") is not None else None
     return {"Error": p.get("error")} if p.get("cause") is None else {"Error": p.get("error"), "Cause": p["cause"]}
+
+
+def _close_record(engine, arn: str, status: str) -> None:
+    rec = engine.store.get_record(MAP_RUN, arn)
+    if rec is not None and rec.get("status") == "RUNNING":
+        engine.store.put_record(MAP_RUN, arn, dict(rec, status=status, stopDate=engine.clock.now().isoformat()))
 
 
 def _remove_tree(path: Path) -> None:
@@ -438,6 +479,9 @@ def _on_end(engine, run, commit) -> None:
     if run.status in ("ABORTED", "FAILED", "TIMED_OUT") and runner is not None \
             and runner.has_distributed_map(run.machine):
         now = engine.clock.now()
+        for rec in engine.store.list_records(MAP_RUN):
+            if rec.get("executionArn") == run.arn:
+                _close_record(engine, rec["mapRunArn"], "ABORTED")
         for row in engine.store.list_executions(None, "RUNNING"):
             p = row.get("parent") or {}
             if p.get("executionArn") == run.arn and p.get("mode") == "map":
