@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -191,7 +192,7 @@ class App:
             err = exc.response["Error"]
             return "error", 400, err["Code"], err["Message"]
         except ParamValidationError as exc:
-            return "error", 400, "ValidationException", str(exc).replace("\n", " ")
+            return "error", 400, "ValidationException", validation_words(str(exc))
         except TypeError:   # an unknown member name reaches a keyword-only method
             return "error", 400, "ValidationException", f"The request has members that {op} does not define."
         out.pop("ResponseMetadata", None)
@@ -230,6 +231,33 @@ class App:
         result = execute(self.engine, request["query"], request.get("variables"), request.get("operationName"))
         self.nudge()
         return json_response(200, result)
+
+
+# botocore's validator names Python types ("type: <class 'str'>"); a client sent JSON, so the
+# message names JSON's.
+JSON_TYPE_NAMES = {"str": "string", "list": "list", "tuple": "list", "dict": "object", "int": "integer",
+                   "bool": "boolean", "float": "number", "Decimal": "number", "NoneType": "null",
+                   "datetime": "timestamp", "bytes": "blob", "bytearray": "blob"}
+_PY_TYPE = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
+_BAD_TYPE = re.compile(r"^Invalid type for parameter (\S+), value: .*, type: (<class '[\w.]+'>), valid types: (.*)$")
+
+
+def validation_words(report: str) -> str:
+    """botocore's ParamValidationError text in JSON's words (no Python types or reprs), one line."""
+    def json_type(text: str) -> str:
+        found = _PY_TYPE.search(text)
+        return JSON_TYPE_NAMES.get(found.group(1), found.group(1)) if found else text
+
+    lines = []
+    for line in report.splitlines():
+        bad = _BAD_TYPE.match(line)
+        if bad:
+            wanted = dict.fromkeys(json_type(t) for t in bad.group(3).split(", "))
+            got = json_type(bad.group(2))
+            line = f"Invalid type for parameter {bad.group(1)}: {'an' if got[0] in 'aeiou' else 'a'} {got}, " \
+                   f"expected {' or '.join(wanted)}"
+        lines.append(_PY_TYPE.sub(lambda m: JSON_TYPE_NAMES.get(m.group(1), m.group(1)), line).strip())
+    return " ".join(x for x in lines if x)
 
 
 # Request members that hold JSON text, with the error each operation answers when it is refused.
@@ -276,12 +304,7 @@ EVENTS_OPS = {
 
 def events_dispatch(engine, op: str, params: dict):
     """("ok", response) or ("error", status, code, message) for one EventBridge operation."""
-    try:
-        from statelang import eventbus
-    except ImportError:  # pragma: no cover - the bus ships with the package
-        eventbus = None
-    if eventbus is None or not hasattr(eventbus, "EventBus"):
-        return "error", 400, "UnknownOperationException", "The event bus is not available in this build"
+    from statelang import eventbus
     deep = too_deep(params, EVENTS_JSON_MEMBERS)
     if deep is not None:
         member, exc = deep

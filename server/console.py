@@ -115,6 +115,8 @@ class Console:
     def api(self, method: str, route: str, environ: dict, body: bytes):
         query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
         from statelang.api.errors import ParamValidationError, StepFunctionsError
+
+        from .app import validation_words
         try:
             if method == "GET":
                 handler = {"machines": self.machines, "executions": self.executions,
@@ -143,7 +145,7 @@ class Console:
             err = exc.response["Error"]
             return _json(400, {"error": err["Code"], "message": err["Message"]})
         except ParamValidationError as exc:   # botocore's words, naming the member
-            return _json(400, {"error": "ValidationException", "message": str(exc).replace("\n", " ")})
+            return _json(400, {"error": "ValidationException", "message": validation_words(str(exc))})
         except Denied as exc:
             return _json(exc.status, {"error": exc.code, "message": exc.message})
 
