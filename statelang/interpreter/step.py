@@ -185,11 +185,13 @@ class Interpreter(Branches):
                 "Execution": {"Id": run.arn, "Input": run.input, "Name": run.name,
                               "RoleArn": run.role_arn, "StartTime": _iso(run.start),
                               "RedriveCount": run.redrive_count},
-                "State": {"EnteredTime": _iso(frame.entered_time or now), "Name": st.name,
-                          "RetryCount": sum(frame.retries) if frame.retries else 0},
+                # AWS: only a Task's state context has RetryCount (Name, EnteredTime elsewhere).
+                "State": {"Name": st.name, "EnteredTime": _iso(frame.entered_time or now)},
                 "StateMachine": {"Id": run.state_machine_arn,
                                  "Name": run.state_machine_arn.rsplit(":", 1)[-1]},
             }
+            if st.type == "Task":
+                ctx["State"]["RetryCount"] = sum(frame.retries) if frame.retries else 0
             if extra:
                 ctx.update(extra)
         return Env(ctx, self._variables(run, frame), None, _seed(run, frame))
