@@ -31,3 +31,51 @@ def test_state_context_of_a_task_keeps_retry_count():
                                           "End": True}}}
     out = run(d, handlers={"f": lambda x: x}).output
     assert out["s"]["RetryCount"] == 0 and out["s"]["Name"] == "T"
+
+
+# -- 2: Wait SecondsPath / TimestampPath / JSONata Seconds ----------------------------------------
+def _wait(field: str, path: str, value, jsonata: bool = False):
+    if jsonata:
+        d = {"QueryLanguage": "JSONata", "StartAt": "W",
+             "States": {"W": {"Type": "Wait", field: "{% $states.input.v %}", "End": True}}}
+        return run(d, {"v": value})
+    d = {"StartAt": "W", "States": {"W": {"Type": "Wait", field: path, "End": True}}}
+    return run(d, {"input": {"waitSeconds": value}, "t": value})
+
+
+def test_seconds_path_not_a_long():
+    """LocalStack's Wait (SecondsPath) as fixed against AWS in localstack#10521: 1.5 fails the
+    execution with States.Runtime, "cannot be parsed as a long value: <path> == <value>"."""
+    ex = _wait("SecondsPath", "$.input.waitSeconds", 1.5)
+    assert ex.status == "FAILED" and ex.error == "States.Runtime"
+    assert ex.cause.endswith("The SecondsPath parameter cannot be parsed as a long value: "
+                             "$.input.waitSeconds == 1.5")
+    assert _wait("SecondsPath", "$.input.waitSeconds", "10").status == "FAILED"
+
+
+def test_seconds_path_negative():
+    """The issue's AWS text: "The SecondsPath parameter references a negative value:
+    $.input.waitSeconds == -1"."""
+    ex = _wait("SecondsPath", "$.input.waitSeconds", -1)
+    assert (ex.status, ex.error) == ("FAILED", "States.Runtime")
+    assert ex.cause == ("An error occurred while executing the state 'W' (entered at the event id #2). "
+                        "The SecondsPath parameter references a negative value: $.input.waitSeconds == -1")
+    assert _wait("SecondsPath", "$.input.waitSeconds", 0).succeeded
+
+
+def test_timestamp_path_value_is_written_unquoted():
+    """base/test_wait.snapshot.json, test_wait_timestamppath[.000]: "... ISO-8601 extended offset
+    date-time format string: $.start_at == <timestamp>" — the value as it is, without quotes."""
+    ex = _wait("TimestampPath", "$.t", "2016-03-14T01:59:00.000")
+    assert ex.cause == ("An error occurred while executing the state 'W' (entered at the event id #2). "
+                        "The TimestampPath parameter does not reference a valid ISO-8601 extended offset "
+                        "date-time format string: $.t == 2016-03-14T01:59:00.000")
+
+
+def test_jsonata_seconds_and_timestamp_are_query_evaluation_errors():
+    """A JSONata Seconds/Timestamp that is not usable fails with States.QueryEvaluationError (the
+    error AWS gives JSONata fields), never States.Runtime. (The cause text is ours: no AWS record.)"""
+    for field, value in (("Seconds", 1.5), ("Seconds", -1), ("Seconds", "x"), ("Timestamp", "yesterday")):
+        ex = _wait(field, "", value, jsonata=True)
+        assert (ex.status, ex.error) == ("FAILED", "States.QueryEvaluationError"), (field, value)
+        assert f"specified for the field '{field}'" in ex.cause

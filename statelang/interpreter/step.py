@@ -40,6 +40,7 @@ from statelang.interpreter.frames import (  # noqa: F401
     _token,
 )
 from statelang.interpreter.retry import decide_retry, find_catcher
+from statelang.interpreter.waiting import wait_error, wait_problem
 from statelang.language import errors as E
 from statelang.language.compiler import CState
 from statelang.language.env import Env
@@ -495,16 +496,13 @@ class Interpreter(Branches):
         effective = st.prepare(frame.input, env)
         how, fn = st.wait_until
         value = fn(effective, env)
+        problem = wait_problem(how, value)
+        if problem is not None:
+            raise wait_error(st, how, value, problem)
         if how == "seconds":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise StatesError(E.RUNTIME, f"The SecondsPath parameter does not reference a valid "
-                                             f"positive integer: {dump(value)}")
             due = now + timedelta(seconds=value)
         else:
-            due = parse_timestamp(value) if isinstance(value, str) else None
-            if due is None:
-                raise StatesError(E.RUNTIME, f"The TimestampPath parameter does not reference a valid "
-                                             f"ISO-8601 extended offset date-time format string: {dump(value)}")
+            due = parse_timestamp(value)
         frame.data = {"effective": effective}
         frame.seq += 1
         frame.phase = TIMER

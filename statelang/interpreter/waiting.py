@@ -1,0 +1,57 @@
+"""A Wait state's seconds and timestamps: which values AWS refuses, and the words it refuses them in.
+
+Kept apart from the step so that the interpreter's Wait stays a few lines and the texts, which
+come from AWS's recorded answers, live in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from statelang.interpreter.events import dump
+from statelang.language import errors as E
+from statelang.language.compiler import CState
+from statelang.language.errors import StatesError
+from statelang.language.timestamps import parse_timestamp
+
+
+def wait_problem(how: str, value: Any) -> str | None:
+    """Why a Wait's seconds or timestamp cannot be used: "long" (not an integer), "negative",
+    "timestamp" (not an ISO-8601 date-time with an offset), or None."""
+    if how == "seconds":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "long"
+        return "negative" if value < 0 else None
+    return None if isinstance(value, str) and parse_timestamp(value) is not None else "timestamp"
+
+
+def wait_error(st: CState, how: str, value: Any, problem: str) -> StatesError:
+    """AWS's texts (LocalStack's AWS-recorded test_wait.snapshot.json and its Wait implementation):
+    ``The SecondsPath parameter cannot be parsed as a long value: $.s == 1.5``, ``... references a
+    negative value: $.s == -1``, ``The TimestampPath parameter does not reference a valid ISO-8601
+    extended offset date-time format string: $.t == <value>`` (the value unquoted). A JSONata
+    Seconds or Timestamp fails with States.QueryEvaluationError instead."""
+    shown = value if isinstance(value, str) else dump(value)
+    field = "Seconds" if how == "seconds" else "Timestamp"
+    if st.query_language == "JSONata":
+        from statelang.language.jsonata import expression_text
+        expected = {"long": "integer", "negative": "non-negative integer", "timestamp": "timestamp"}[problem]
+        return StatesError(E.QUERY_EVALUATION_ERROR,
+                           f"The JSONata expression '{expression_text(st.definition.get(field))}' specified for "
+                           f"the field '{field}' returned an unexpected result type. Expected '{expected}', "
+                           f"but was '{_json_type(value)}' for value: {dump(value)}")
+    where = f"{st.definition.get(field + 'Path', '$')} == {shown}"
+    if problem == "long":
+        return StatesError(E.RUNTIME, f"The SecondsPath parameter cannot be parsed as a long value: {where}")
+    if problem == "negative":
+        return StatesError(E.RUNTIME, f"The SecondsPath parameter references a negative value: {where}")
+    return StatesError(E.RUNTIME, "The TimestampPath parameter does not reference a valid ISO-8601 extended "
+                                  f"offset date-time format string: {where}")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return {int: "number", float: "number", str: "string", list: "array"}.get(type(value), "object")
