@@ -7,8 +7,6 @@ AWS's own answer quoted in an emulator's issue tracker.
 
 from __future__ import annotations
 
-import json
-
 import statelang
 
 
@@ -79,3 +77,18 @@ def test_jsonata_seconds_and_timestamp_are_query_evaluation_errors():
         ex = _wait(field, "", value, jsonata=True)
         assert (ex.status, ex.error) == ("FAILED", "States.QueryEvaluationError"), (field, value)
         assert f"specified for the field '{field}'" in ex.cause
+
+
+# -- 3: Fail ErrorPath / CausePath that match nothing -----------------------------------------------
+def test_fail_error_path_that_matches_nothing():
+    """AWS's cause, quoted in localstack#11951: "An error occurred while executing the state 'fail'
+    (entered at the event id #2). The JSONPath '$.ErrorX' specified for the field 'ErrorPath' could
+    not be found in the input '<input>'"."""
+    d = {"StartAt": "fail", "States": {"fail": {"Type": "Fail", "ErrorPath": "$.ErrorX", "CausePath": "$.Cause"}}}
+    ex = run(d, {"Error": "error-value", "Cause": "cause-value"})
+    assert (ex.status, ex.error) == ("FAILED", "States.Runtime")
+    assert ex.cause == ("An error occurred while executing the state 'fail' (entered at the event id #2). "
+                        "The JSONPath '$.ErrorX' specified for the field 'ErrorPath' could not be found in the "
+                        "input '{\"Error\":\"error-value\",\"Cause\":\"cause-value\"}'")
+    d["States"]["fail"] = {"Type": "Fail", "Error": "E", "CausePath": "$.nope"}
+    assert "specified for the field 'CausePath' could not be found" in run(d, {}).cause

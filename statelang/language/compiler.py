@@ -15,8 +15,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from statelang.language import errors as E
 from statelang.language import paths
 from statelang.language.env import Env
+from statelang.language.errors import PathError, StatesError
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 
@@ -232,5 +234,15 @@ def _fail_field(d: dict, field: str) -> Fn | None:
         if expr.startswith("States."):   # ErrorPath/CausePath may be an intrinsic function call
             from statelang.language.intrinsics import compile_intrinsic
             return compile_intrinsic(expr)
-        return paths.compile_path(expr)
+        get = paths.compile_path(expr)
+
+        def fn(data: Any, env: Env) -> Any:
+            # AWS (localstack#11951, quoting AWS): "The JSONPath '$.ErrorX' specified for the field
+            # 'ErrorPath' could not be found in the input '<input>'".
+            try:
+                return get(data, env)
+            except PathError:
+                raise StatesError(E.RUNTIME, f"The JSONPath '{expr}' specified for the field '{field}Path' "
+                                             f"could not be found in the input '{paths.compact_json(data)}'") from None
+        return fn
     return None
