@@ -55,7 +55,8 @@ def read_definition(path: str) -> str:
 
 
 def load_handlers(specs: tuple[str, ...]) -> dict:
-    """'pkg.module' -> its HANDLERS dict if it has one, else every public function by name;
+    """'pkg.module' -> its HANDLERS dict if it has one, else every public function by name (or by the
+    names its @statelang.handler decorator gives);
     'pkg.module:NAME' -> that attribute (a dict, or a callable registered under NAME).
 
     The module is looked up in the current folder first (see `import_user_module`), then where
@@ -72,9 +73,12 @@ def load_handlers(specs: tuple[str, ...]) -> dict:
         elif isinstance(getattr(module, "HANDLERS", None), dict):
             handlers.update(module.HANDLERS)
         else:
+            # functions marked @statelang.handler("Name", ...) go under those names, others under their own
+            from statelang.runtime.resources import declared_names
             for name, obj in vars(module).items():
                 if not name.startswith("_") and inspect.isfunction(obj) and obj.__module__ == module.__name__:
-                    handlers[name] = obj
+                    for key in declared_names(obj) or (name,):
+                        handlers[key] = obj
     return handlers
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import click
@@ -18,7 +17,6 @@ import click
 from statelang.cli.common import (
     DB_OPTION,
     EXIT_FAILED,
-    EXIT_INVALID,
     UserError,
     echo_json,
     execution_or_fail,
@@ -28,9 +26,30 @@ from statelang.cli.common import (
     read_json_arg,
 )
 
+# Command groups in modules of their own, imported only when their command runs (or for --help):
+# `statelang run` of a small machine must not pay for the event bus, the server or replay.
+LAZY_COMMANDS = {
+    **{n: "statelang.cli.history" for n in ("history", "replay", "redrive", "fork")},
+    **{n: "statelang.cli.events" for n in ("events", "rules")},
+    **{n: "statelang.cli.workflows" for n in ("workflows", "demo")},
+    **{n: "statelang.cli.serve" for n in ("serve", "graph")},
+}
+
 
 class StatelangGroup(click.Group):
-    """Turns a database failure in any command into one line and exit status 2, not a traceback."""
+    """Turns a database failure in any command into one line and exit status 2, not a traceback;
+    loads the command groups of LAZY_COMMANDS when they are asked for."""
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx, name):
+        cmd = super().get_command(ctx, name)
+        if cmd is None and name in LAZY_COMMANDS:
+            import importlib
+            cmd = getattr(importlib.import_module(LAZY_COMMANDS[name]), name)
+            self.add_command(cmd, name)
+        return cmd
 
     def invoke(self, ctx):
         try:
@@ -58,65 +77,34 @@ def main() -> None:
 @click.option("--mock-config", help="AWS Step Functions Local MockConfigFile to answer tasks.")
 @click.option("--test-case", help="Test case of the mock config to use.")
 @click.option("--state-machine-name", default=None, help="Name used in ARNs and for the mock config.")
-def run(definition, input_, handlers, time_, history, as_json, mock_config, test_case, state_machine_name):
-    """Run DEFINITION (a .asl.json file) once, in memory, and print its output."""
-    import statelang
-    from statelang.language.errors import DefinitionError
-    text = read_definition(definition)
-    value = read_json_arg(input_, "input", {})
-    hs = load_handlers(handlers)
-    name = state_machine_name or Path(definition).name.split(".")[0] or "statemachine"
-    if mock_config:
-        from statelang.runtime.mocks import MockConfigError, handlers_from_mock_config
-        try:
-            hs = handlers_from_mock_config(read_json_arg("@" + mock_config, "mock config"), name, test_case,
-                                           text, handlers=hs)
-        except MockConfigError as exc:
-            raise UserError(f"{mock_config}: {exc}") from None
-    try:
-        ex = statelang.run(text, value, handlers=hs, clock=time_, state_machine_name=name)
-    except DefinitionError as exc:
-        for d in exc.diagnostics:
-            click.echo(f"{d.severity} {d.code} {d.location or '/'}: {d.message}", err=True)
-        sys.exit(EXIT_INVALID)
-    if as_json:
-        echo_json({"executionArn": ex.execution_arn, "status": ex.status, "output": ex.output,
-                   "error": ex.error, "cause": ex.cause,
-                   **({"history": ex.history} if history else {})})
-    else:
-        if history:
-            from statelang.history.timeline import render_timeline
-            click.echo(render_timeline(ex.history))
-        if ex.status == "SUCCEEDED":
-            echo_json(ex.output)
-        else:
-            click.echo(f"{ex.status}: {ex.error or ''}" + (f": {ex.cause}" if ex.cause else ""), err=True)
-    sys.exit(0 if ex.status == "SUCCEEDED" else EXIT_FAILED)
+@click.option("--state-machine", "state_machine", multiple=True, metavar="LOGICAL_ID|NAME=FILE",
+              help="For a template: the machine to run (logical id or name). NAME=FILE: a child machine "
+                   "that states:startExecution can start by name or ARN (repeatable).")
+@click.option("--type", "type_", type=click.Choice(["STANDARD", "EXPRESS"], case_sensitive=False), default=None,
+              help="Standard or Express semantics (default: the template's, else STANDARD).")
+@click.option("--parameter", multiple=True, metavar="NAME=VALUE", help="A template parameter (repeatable).")
+@click.option("--sub", multiple=True, metavar="NAME=VALUE",
+              help="Substitute ${NAME} in a definition, as DefinitionSubstitutions does (repeatable).")
+@click.option("--db", default=None, help="Run in this database (sqlite:///run.db) instead of in memory, so a run "
+                                         "that waits for a task token can be answered later.")
+def run(definition, input_, handlers, time_, history, as_json, mock_config, test_case, state_machine_name,
+        state_machine, type_, parameter, sub, db):
+    """Run DEFINITION (.asl.json/.asl.yaml) or a machine of a SAM/CloudFormation/CDK TEMPLATE once, and
+    print its output."""
+    from statelang.cli.running import run_command
+    run_command(definition, input_, handlers, time_, history, as_json, mock_config, test_case, state_machine_name,
+                state_machine, type_, parameter, sub, db)
 
 
 @main.command()
 @click.argument("definition")
 @click.option("--json", "as_json", is_flag=True, help="Print AWS's ValidateStateMachineDefinition shape.")
-def validate(definition, as_json):
-    """Check DEFINITION and report every problem with its location. Exit 2 if invalid."""
-    from statelang.language.errors import DefinitionError
-    from statelang.language.validation import validate as _validate
-    text = read_definition(definition)
-    try:
-        diags = _validate(text)
-    except DefinitionError as exc:
-        diags = exc.diagnostics
-    errors = [d for d in diags if d.severity == "ERROR"]
-    if as_json:
-        echo_json({"result": "FAIL" if errors else "OK", "diagnostics": [d.as_aws() for d in diags],
-                   "truncated": False})
-    else:
-        for d in diags:
-            click.echo(f"{definition}: {d.severity} {d.code} at {d.location or '/'}: {d.message}",
-                       err=bool(errors))
-        if not errors:
-            click.echo(f"{definition}: OK")
-    sys.exit(EXIT_INVALID if errors else 0)
+@click.option("--parameter", multiple=True, metavar="NAME=VALUE", help="A template parameter (repeatable).")
+def validate(definition, as_json, parameter):
+    """Check DEFINITION (or every state machine of a TEMPLATE) and report every problem with its
+    location; a ${...} left unsubstituted is a warning. Exit 2 if invalid."""
+    from statelang.cli.running import validate_command
+    validate_command(definition, as_json, parameter)
 
 
 def _fmt_time(t: Any) -> str:
@@ -292,20 +280,6 @@ def test_state_cmd(definition, input_, state_name, inspection_level, variables, 
         raise UserError(str(exc)) from None
     echo_json(out)
     sys.exit(0 if out.get("status") in ("SUCCEEDED", "CAUGHT_ERROR") else EXIT_FAILED)
-
-
-def _register_groups() -> None:
-    """Attach the command groups that live in modules of their own."""
-    from statelang.cli import events, history, serve, workflows
-    for module, names in ((history, ("history", "replay", "redrive", "fork")),
-                          (events, ("events", "rules")),
-                          (workflows, ("workflows", "demo")),
-                          (serve, ("serve", "graph"))):
-        for n in names:
-            main.add_command(getattr(module, n))
-
-
-_register_groups()
 
 
 if __name__ == "__main__":
