@@ -88,7 +88,8 @@ def run(definition: str | dict, input: Any = None, handlers: dict | None = None,
         state_machines: dict | None = None, clock: str | Clock = "real",
         account_id: str = "123456789012", region: str = "us-east-1", *,
         name: str = "execution", state_machine_name: str = "statemachine",
-        engine: Engine | None = None, timeout: float | None = None) -> Execution:
+        engine: Engine | None = None, timeout: float | None = None,
+        type: str = "STANDARD") -> Execution:
     """Run `definition` on `input` to the end (or until nothing more can happen) in memory."""
     if input is None:
         input = {}
@@ -98,6 +99,9 @@ def run(definition: str | dict, input: Any = None, handlers: dict | None = None,
     arn = f"arn:aws:states:{region}:{account_id}:execution:{state_machine_name}:{name}"
     if engine is not None:
         import uuid
+    if type.upper() == "EXPRESS":   # an Express execution's ARN: express:<machine>:<name>:<run id>
+        import uuid as _uuid
+        arn = f"arn:aws:states:{region}:{account_id}:express:{state_machine_name}:{name}:{_uuid.uuid4()}"
         arn = f"{arn}-{uuid.uuid4().hex[:8]}"
     outer = getattr(_LOCAL, "busy", False)
     _LOCAL.busy = True
