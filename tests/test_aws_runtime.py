@@ -8,6 +8,7 @@ AWS's own answer quoted in an emulator's issue tracker.
 from __future__ import annotations
 
 import statelang
+from statelang.runtime.engine import Engine
 
 
 def run(definition: dict, input=None, handlers=None):
@@ -92,3 +93,46 @@ def test_fail_error_path_that_matches_nothing():
                         "input '{\"Error\":\"error-value\",\"Cause\":\"cause-value\"}'")
     d["States"]["fail"] = {"Type": "Fail", "Error": "E", "CausePath": "$.nope"}
     assert "specified for the field 'CausePath' could not be found" in run(d, {}).cause
+
+
+# -- 4: Map limits from paths --------------------------------------------------------------------
+def _map(distributed: bool = False, **fields):
+    proc = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+    if distributed:
+        proc["ProcessorConfig"] = {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    return {"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.items", "ItemProcessor": proc,
+                                             "End": True, **fields}}}
+
+
+def test_map_limit_paths_that_are_not_usable_fail_the_execution():
+    """LocalStack's Map (max_concurrency_path, tolerated_failure_*_path), written against AWS's
+    recorded answers: States.Runtime with "The MaxConcurrencyPath field refers to value "abc" which
+    is not a valid integer: $.mc", "Expected non-negative integer for MaxConcurrency, got '-1'
+    instead.", "ToleratedFailureCount cannot be negative.", "ToleratedFailurePercentage must be
+    between 0 and 100." — never a Python ValueError."""
+    cases = [
+        (_map(MaxConcurrencyPath="$.v"), "abc", 'The MaxConcurrencyPath field refers to value "abc" which is not a '
+                                                "valid integer: $.v"),
+        (_map(MaxConcurrencyPath="$.v"), {"a": 1}, 'The MaxConcurrencyPath field refers to value "{"a":1}" which '
+                                                   "is not a valid integer: $.v"),
+        (_map(MaxConcurrencyPath="$.v"), -1, "Expected non-negative integer for MaxConcurrency, got '-1' instead."),
+        (_map(True, ToleratedFailureCountPath="$.v"), "x", 'The ToleratedFailureCountPath field refers to value '
+                                                           '"x" which is not a valid integer: $.v'),
+        (_map(True, ToleratedFailureCountPath="$.v"), -2, "ToleratedFailureCount cannot be negative."),
+        (_map(True, ToleratedFailurePercentagePath="$.v"), "lots", 'The ToleratedFailurePercentagePath field '
+                                                                   'refers to value "lots" which is not a valid '
+                                                                   "float: $.v"),
+        (_map(True, ToleratedFailurePercentagePath="$.v"), 101, "ToleratedFailurePercentage must be between 0 "
+                                                                "and 100."),
+    ]
+    for d, value, cause in cases:
+        ex = run(d, {"items": [1, 2], "v": value})
+        assert (ex.status, ex.error) == ("FAILED", "States.Runtime"), (value, ex)
+        assert ex.cause.endswith(cause), ex.cause
+    assert run(_map(MaxConcurrencyPath="$.v"), {"items": [1, 2], "v": "2"}).succeeded   # a numeric string reads
+    engine = Engine(db="memory", clock="virtual")
+    arn = "arn:aws:states:us-east-1:123456789012:execution:m:ok"
+    engine.start(_map(True, ToleratedFailurePercentagePath="$.v"), {"items": [1], "v": 50}, arn=arn, name="ok",
+                 state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:m")
+    engine.run_until_idle()
+    assert engine.store.get_execution(arn)["status"] == "SUCCEEDED"

@@ -130,6 +130,43 @@ def _number_or_path(d: dict, field: str) -> Fn | None:
     return None
 
 
+def _map_limit(d: dict, field: str) -> Fn | None:
+    """A Map's MaxConcurrency / ToleratedFailureCount / ToleratedFailurePercentage, checked when it
+    comes from a path. The texts are LocalStack's, written against AWS's recorded answers:
+    'The MaxConcurrencyPath field refers to value "x" which is not a valid integer: $.mc',
+    "Expected non-negative integer for MaxConcurrency, got '-1' instead.",
+    "ToleratedFailureCount cannot be negative.", "ToleratedFailurePercentage must be between 0 and 100."
+    """
+    get = _number_or_path(d, field)
+    if get is None or field + "Path" not in d:
+        return get
+    path = d[field + "Path"]
+    percentage = field == "ToleratedFailurePercentage"
+
+    def fn(data: Any, env: Env) -> Any:
+        value = get(data, env)
+        number = value
+        if isinstance(value, str):   # a numeric string is read as the number it spells
+            try:
+                number = float(value) if percentage else int(value)
+            except ValueError:
+                number = value
+        if percentage and isinstance(number, int) and not isinstance(number, bool):
+            number = float(number)
+        if isinstance(number, bool) or not isinstance(number, float if percentage else int):
+            shown = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+            kind = "float" if percentage else "integer"
+            raise StatesError(E.RUNTIME, f'The {field}Path field refers to value "{shown}" which is not a '
+                                         f"valid {kind}: {path}")
+        if percentage and not 0 <= number <= 100:
+            raise StatesError(E.RUNTIME, "ToleratedFailurePercentage must be between 0 and 100.")
+        if number < 0:
+            raise StatesError(E.RUNTIME, "ToleratedFailureCount cannot be negative." if field != "MaxConcurrency"
+                              else f"Expected non-negative integer for MaxConcurrency, got '{number}' instead.")
+        return number
+    return fn
+
+
 def classify_resource(resource: str) -> tuple[str, bool, bool]:
     """(kind, wait_for_token, sync) of a Task's Resource.
 
@@ -206,9 +243,9 @@ def compile_jsonpath_state(machine: CompiledMachine, table: str, name: str, d: d
         st.items = paths.compile_path(d["ItemsPath"]) if "ItemsPath" in d else _identity
         sel = d.get("ItemSelector", d.get("Parameters"))
         st.item_selector = paths.compile_template(sel, "ItemSelector") if sel is not None else None
-        st.max_concurrency = _number_or_path(d, "MaxConcurrency")
-        st.tolerated_count = _number_or_path(d, "ToleratedFailureCount")
-        st.tolerated_percentage = _number_or_path(d, "ToleratedFailurePercentage")
+        st.max_concurrency = _map_limit(d, "MaxConcurrency")
+        st.tolerated_count = _map_limit(d, "ToleratedFailureCount")
+        st.tolerated_percentage = _map_limit(d, "ToleratedFailurePercentage")
         map_processor(st, d)
     return st
 
