@@ -14,119 +14,100 @@ from pathlib import Path
 
 import pytest
 
-from statelang.language import paths
-from statelang.language.definition import load_definition
 from statelang.language.errors import DefinitionError
+from statelang.language.loading import load_definition
 from statelang.language.validation import to_aws_location, validate
 
 FIXTURES = Path(__file__).parent / "fixtures"
 S, T, E = "SCHEMA_VALIDATION_FAILED", "MISSING_TRANSITION_TARGET", "MISSING_END_STATE"
-NEEDS_PATHS = hasattr(paths, "check_path") and hasattr(paths, "check_template")
-
-
-def _has_choice_checker() -> bool:
-    try:
-        from statelang.language.choice import check_choice_rule  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-# fixture -> (expected [(code, location)], message fragment of the first diagnostic or None, needs)
+# fixture -> (expected [(code, location)], message fragment of the first diagnostic or None)
 INVALID = {
     # AWS text "These fields are required: [StartAt]": StartAt is required at the top level.
-    "start_at_missing": ([(S, "")], "These fields are required: [StartAt]", None),
+    "start_at_missing": ([(S, "")], "These fields are required: [StartAt]"),
     # StartAt must name a state of the same machine.
-    "start_at_unknown": ([(T, "/StartAt")], "Nope", None),
+    "start_at_unknown": ([(T, "/StartAt")], "Nope"),
     # AWS text "Missing 'Next' target: Nope" at /States/A/Next; the orphaned B is also reported.
-    "next_unknown": ([(T, "/States/A/Next"), (T, "/States/B")], "Missing 'Next' target: Nope", None),
+    "next_unknown": ([(T, "/States/A/Next"), (T, "/States/B")], "Missing 'Next' target: Nope"),
     # AWS says 'Next' for a dangling Default too.
-    "default_unknown": ([(T, "/States/C/Default")], "Missing 'Next' target: Nope", None),
+    "default_unknown": ([(T, "/States/C/Default")], "Missing 'Next' target: Nope"),
     # ... and for a dangling Catch Next.
-    "catch_next_unknown": ([(T, "/States/T/Catch/0/Next")], "Missing 'Next' target: Nope", None),
+    "catch_next_unknown": ([(T, "/States/T/Catch/0/Next")], "Missing 'Next' target: Nope"),
     # AWS text 'State "B" is not reachable.' with MISSING_TRANSITION_TARGET at /States/B.
-    "unreachable": ([(T, "/States/B")], 'State "B" is not reachable.', None),
+    "unreachable": ([(T, "/States/B")], 'State "B" is not reachable.'),
     # AWS text "Workflow has no terminal state", no location; it replaces the reachability report.
-    "no_terminal": ([(E, "")], "Workflow has no terminal state", None),
+    "no_terminal": ([(E, "")], "Workflow has no terminal state"),
     # Next and End are mutually exclusive.
-    "next_and_end": ([(S, "/States/A")], "[Next, End]", None),
+    "next_and_end": ([(S, "/States/A")], "[Next, End]"),
     # A non-terminal state needs Next or End: true.
-    "neither_next_nor_end": ([(S, "/States/A")], "[Next, End]", None),
+    "neither_next_nor_end": ([(S, "/States/A")], "[Next, End]"),
     # AWS text "Field 'Next' is not supported": Succeed and Fail are terminal.
-    "succeed_with_next": ([(S, "/States/S")], "Field 'Next' is not supported", None),
-    "fail_with_end": ([(S, "/States/F")], "Field 'End' is not supported", None),
+    "succeed_with_next": ([(S, "/States/S")], "Field 'Next' is not supported"),
+    "fail_with_end": ([(S, "/States/F")], "Field 'End' is not supported"),
     # A field of another state type is refused at the state's location.
-    "resource_on_pass": ([(S, "/States/A")], "Field 'Resource' is not supported", None),
-    "seconds_on_task": ([(S, "/States/T")], "Field 'Seconds' is not supported", None),
-    "unknown_field": ([(S, "/States/A")], "Field 'Colour' is not supported", None),
+    "resource_on_pass": ([(S, "/States/A")], "Field 'Resource' is not supported"),
+    "seconds_on_task": ([(S, "/States/T")], "Field 'Seconds' is not supported"),
+    "unknown_field": ([(S, "/States/A")], "Field 'Colour' is not supported"),
     # AWS text "Expected value of type Integer at /States/W/Seconds".
-    "wrong_field_type": ([(S, "/States/W/Seconds")], "Expected value of type Integer", None),
+    "wrong_field_type": ([(S, "/States/W/Seconds")], "Expected value of type Integer"),
     # State names are limited to 80 characters.
-    "state_name_too_long": ([("INVALID_STATE_NAME", "/States/" + "N" * 81)], "80", None),
+    "state_name_too_long": ([("INVALID_STATE_NAME", "/States/" + "N" * 81)], "80"),
     # InputPath must be a Path; ResultPath a Reference Path (no wildcards).
-    "invalid_input_path": ([(S, "/States/A/InputPath")], "must be a valid JSONPath", "paths"),
-    "invalid_result_path": ([(S, "/States/A/ResultPath")], "ReferencePath", "paths"),
+    "invalid_input_path": ([(S, "/States/A/InputPath")], "must be a valid JSONPath"),
+    "invalid_result_path": ([(S, "/States/A/ResultPath")], "ReferencePath"),
     # AWS text "The value for the field 'x.$' must be a valid JSONPath", located inside the template.
-    "invalid_template": ([(S, "/States/A/Parameters/p/x.$")], "The value for the field 'x.$'", "paths"),
-    "malformed_intrinsic": ([(S, "/States/A/Parameters/x.$")], "'x.$'", "paths"),
+    "invalid_template": ([(S, "/States/A/Parameters/p/x.$")], "The value for the field 'x.$'"),
+    "malformed_intrinsic": ([(S, "/States/A/Parameters/x.$")], "'x.$'"),
     # Retriers: ErrorEquals non-empty; States.ALL alone and last; ranges; JitterStrategy FULL|NONE.
-    "retry_empty_error_equals": ([(S, "/States/T/Retry/0/ErrorEquals")], None, None),
-    "retry_all_not_alone": ([(S, "/States/T/Retry/0/ErrorEquals")], "States.ALL", None),
-    "retry_all_not_last": ([(S, "/States/T/Retry/0")], "States.ALL", None),
-    "retry_max_attempts_negative": ([(S, "/States/T/Retry/0/MaxAttempts")], "Minimum value is 0", None),
-    "retry_backoff_below_one": ([(S, "/States/T/Retry/0/BackoffRate")], "Minimum value is 1.0", None),
-    "retry_interval_zero": ([(S, "/States/T/Retry/0/IntervalSeconds")], "Minimum value is 1", None),
-    "retry_max_delay_zero": ([(S, "/States/T/Retry/0/MaxDelaySeconds")], "Minimum value is 1", None),
-    "retry_bad_jitter": ([(S, "/States/T/Retry/0/JitterStrategy")], "FULL, NONE", None),
-    "catch_all_not_last": ([(S, "/States/T/Catch/0")], "States.ALL", None),
+    "retry_empty_error_equals": ([(S, "/States/T/Retry/0/ErrorEquals")], None),
+    "retry_all_not_alone": ([(S, "/States/T/Retry/0/ErrorEquals")], "States.ALL"),
+    "retry_all_not_last": ([(S, "/States/T/Retry/0")], "States.ALL"),
+    "retry_max_attempts_negative": ([(S, "/States/T/Retry/0/MaxAttempts")], "Minimum value is 0"),
+    "retry_backoff_below_one": ([(S, "/States/T/Retry/0/BackoffRate")], "Minimum value is 1.0"),
+    "retry_interval_zero": ([(S, "/States/T/Retry/0/IntervalSeconds")], "Minimum value is 1"),
+    "retry_max_delay_zero": ([(S, "/States/T/Retry/0/MaxDelaySeconds")], "Minimum value is 1"),
+    "retry_bad_jitter": ([(S, "/States/T/Retry/0/JitterStrategy")], "FULL, NONE"),
+    "catch_all_not_last": ([(S, "/States/T/Catch/0")], "States.ALL"),
     # Choice states need Choices; each rule goes through statelang.choice.
-    "choice_without_choices": ([(S, "/States/C")], "[Choices]", None),
-    "choice_bad_rule": (None, None, "choice"),
+    "choice_without_choices": ([(S, "/States/C")], "[Choices]"),
+    "choice_bad_rule": (None, None),
     # Wait: exactly one of Seconds, SecondsPath, Timestamp, TimestampPath.
-    "wait_without_duration": ([(S, "/States/W")], "Seconds, SecondsPath, Timestamp, TimestampPath", None),
-    "wait_two_durations": ([(S, "/States/W")], "There should only be one of the following fields", None),
+    "wait_without_duration": ([(S, "/States/W")], "Seconds, SecondsPath, Timestamp, TimestampPath"),
+    "wait_two_durations": ([(S, "/States/W")], "There should only be one of the following fields"),
     # AWS text "There should only be one of the following fields: [..., ...Path]".
-    "fail_error_and_error_path": ([(S, "/States/F")], "[Error, ErrorPath]", None),
-    "task_timeout_and_path": ([(S, "/States/T")], "[TimeoutSeconds, TimeoutSecondsPath]", None),
-    "heartbeat_not_below_timeout": ([(S, "/States/T/HeartbeatSeconds")], "HeartbeatSeconds", None),
+    "fail_error_and_error_path": ([(S, "/States/F")], "[Error, ErrorPath]"),
+    "task_timeout_and_path": ([(S, "/States/T")], "[TimeoutSeconds, TimeoutSecondsPath]"),
+    "heartbeat_not_below_timeout": ([(S, "/States/T/HeartbeatSeconds")], "HeartbeatSeconds"),
     # Branches are machines of their own, located under /Branches/<i>.
     "parallel_branch_fault": ([(T, "/States/P/Branches/0/States/X/Next"), (T, "/States/P/Branches/0/States/Y")],
-                              "Missing 'Next' target: Z", None),
+                              "Missing 'Next' target: Z"),
     # A branch cannot transition to a state outside it.
     "parallel_cross_boundary": ([(T, "/States/P/Branches/0/States/X/Next"), (T, "/States/P/Branches/0/States/Y")],
-                                "Missing 'Next' target: After", None),
-    "map_iterator_and_processor": ([(S, "/States/M")], "[ItemProcessor, Iterator]", None),
-    "map_processor_fault": ([(S, "/States/M/ItemProcessor/States/I")], "Seconds", None),
+                                "Missing 'Next' target: After"),
+    "map_iterator_and_processor": ([(S, "/States/M")], "[ItemProcessor, Iterator]"),
+    "map_processor_fault": ([(S, "/States/M/ItemProcessor/States/I")], "Seconds"),
     # AWS text "Maximum value is 100.0" / "Minimum value is 0".
     "tolerated_percentage_out_of_range": ([(S, "/States/M/ToleratedFailurePercentage")],
-                                          "Maximum value is 100.0", None),
-    "tolerated_count_negative": ([(S, "/States/M/ToleratedFailureCount")], "Minimum value is 0", None),
+                                          "Maximum value is 100.0"),
+    "tolerated_count_negative": ([(S, "/States/M/ToleratedFailureCount")], "Minimum value is 0"),
     # AWS text "The QueryLanguage is set to 'JSONata', but field 'InputPath' is only supported for
     # the 'JSONPath' QueryLanguage", and the converse for JSONata-only fields.
-    "jsonata_with_input_path": ([(S, "/States/A/InputPath")], "The QueryLanguage is set to 'JSONata'", None),
-    "jsonpath_with_output": ([(S, "/States/A/Output")], "field 'Output' is only supported for the 'JSONata'", None),
-    "jsonpath_with_arguments": ([(S, "/States/T/Arguments")], "'Arguments'", None),
-    "jsonpath_with_condition": ([(S, "/States/C/Choices/0/Condition")], "'Condition'", None),
+    "jsonata_with_input_path": ([(S, "/States/A/InputPath")], "The QueryLanguage is set to 'JSONata'"),
+    "jsonpath_with_output": ([(S, "/States/A/Output")], "field 'Output' is only supported for the 'JSONata'"),
+    "jsonpath_with_arguments": ([(S, "/States/T/Arguments")], "'Arguments'"),
+    "jsonpath_with_condition": ([(S, "/States/C/Choices/0/Condition")], "'Condition'"),
     # A JSONata value that is not a literal must be wrapped in {% %}.
-    "jsonata_seconds_not_wrapped": ([(S, "/States/W/Seconds")], "{% %}", None),
+    "jsonata_seconds_not_wrapped": ([(S, "/States/W/Seconds")], "{% %}"),
     # AWS text "'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine".
-    "jsonata_machine_jsonpath_state": ([(S, "/States/A/QueryLanguage")], "can not be 'JSONPath'", None),
+    "jsonata_machine_jsonpath_state": ([(S, "/States/A/QueryLanguage")], "can not be 'JSONPath'"),
     # AWS text "Field 'QueryLanguage' is not supported" at /States/M/ItemProcessor.
-    "item_processor_query_language": ([(S, "/States/M/ItemProcessor")], "Field 'QueryLanguage'", None),
+    "item_processor_query_language": ([(S, "/States/M/ItemProcessor")], "Field 'QueryLanguage'"),
     # Every problem in one pass.
-    "three_faults": ([(S, "/States/A"), (S, "/States/B"), (S, "/States/C")], None, None),
+    "three_faults": ([(S, "/States/A"), (S, "/States/B"), (S, "/States/C")], None),
     # INVALID_JSON_DESCRIPTION for text that is not JSON, with line and column.
-    "malformed_json": ([("INVALID_JSON_DESCRIPTION", "")], "at line 4, column 39", None),
+    "malformed_json": ([("INVALID_JSON_DESCRIPTION", "")], "at line 4, column 39"),
 }
 
 VALID = sorted(p.name for p in (FIXTURES / "valid").glob("*.asl.json"))
-
-
-def _skip_unless(needs: str | None) -> None:
-    if needs == "paths" and not NEEDS_PATHS:
-        pytest.skip("statelang.language.paths.check_path/check_template not available yet")
-    if needs == "choice" and not _has_choice_checker():
-        pytest.skip("statelang.language.choice.check_choice_rule not available yet")
 
 
 def test_every_invalid_fixture_is_listed():
@@ -136,8 +117,7 @@ def test_every_invalid_fixture_is_listed():
 
 @pytest.mark.parametrize("name", sorted(INVALID))
 def test_invalid_fixture(name):
-    expected, fragment, needs = INVALID[name]
-    _skip_unless(needs)
+    expected, fragment = INVALID[name]
     diagnostics = validate((FIXTURES / "invalid" / f"{name}.asl.json").read_text())
     if expected is None:  # only the location prefix is ours to pin; the text belongs to the rule checker
         assert diagnostics and all(d.location.startswith("/States/C/Choices/0") for d in diagnostics)
@@ -276,11 +256,9 @@ def test_too_deeply_nested():
 
 
 def test_jsonpath_rules_go_to_the_choice_checker(monkeypatch):
-    # Each JSONPath rule is handed to statelang.choice.check_choice_rule(rule, location) and its
+    # Each JSONPath rule is handed to choice.check_choice_rule(rule, location) and its
     # diagnostics are reported as they come; JSONata rules (Condition) are never handed over.
-    import sys
-    import types
-
+    from statelang.language import validation_choice
     from statelang.language.diagnostics import Diagnostic
 
     seen = []
@@ -289,7 +267,7 @@ def test_jsonpath_rules_go_to_the_choice_checker(monkeypatch):
         seen.append((rule.get("Variable"), location))
         return [Diagnostic("SCHEMA_VALIDATION_FAILED", "stand-in", location + "/Variable")]
 
-    monkeypatch.setitem(sys.modules, "statelang.language.choice", types.SimpleNamespace(check_choice_rule=check_choice_rule))
+    monkeypatch.setattr(validation_choice, "check_choice_rule", check_choice_rule)
     rules = [{"Variable": "$.a", "IsPresent": True, "Next": "B"}, {"Variable": "$.b", "IsNull": True, "Next": "B"}]
     d = {"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": rules}, "B": {"Type": "Succeed"}}}
     got = [(x.location, x.message) for x in validate(d)]

@@ -1,24 +1,22 @@
-"""Properties of validation and parsing.
+"""Properties of validation, and its agreement with the compiler.
 
 1. Every definition built by the strategy below is valid by the spec (a chain of Pass, Wait, Choice,
    Parallel and Map states ending in a terminal state, Parallel and Map nesting machines of their
-   own): it validates clean, and parse() then model_dump(by_alias, exclude_unset) gives it back.
-2. Whatever JSON validate() is given, it returns diagnostics and never raises, and parse() either
-   returns a model or raises DefinitionError: the AWS API answers every bad definition with a
-   diagnostic, never with an internal error.
+   own): it validates clean and compiles, every state of every nested machine in its table.
+2. Whatever JSON validate() is given, it returns diagnostics and never raises: the AWS API answers
+   every bad definition with a diagnostic, never with an internal error. What it accepts, the
+   compiler compiles: a definition that passes validation never fails when it is first run.
 """
 
 from __future__ import annotations
 
 import json
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from statelang.language.definition import StateMachine, parse
+from statelang.language.compiler import CompiledMachine
 from statelang.language.diagnostics import Diagnostic
-from statelang.language.errors import DefinitionError
 from statelang.language.validation import validate
 
 json_scalars = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False,
@@ -95,12 +93,24 @@ def machines(draw, depth: int = 0, tag: str = "") -> dict:
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(machines())
-def test_generated_definitions_are_valid_and_round_trip(d):
+def test_generated_definitions_are_valid_and_compile(d):
     assert validate(d) == []
     assert validate(json.dumps(d)) == []
-    model = parse(d)
-    assert isinstance(model, StateMachine)
-    assert model.model_dump(by_alias=True, exclude_unset=True) == d
+    compiled = CompiledMachine(d)
+    assert compiled.start_at[""] == d["StartAt"] and set(compiled.tables[""]) == set(d["States"])
+    assert sum(len(t) for t in compiled.tables.values()) == _count_states(d)
+
+
+def _count_states(machine: dict) -> int:
+    n = 0
+    for state in machine["States"].values():
+        n += 1
+        for branch in state.get("Branches") or []:
+            n += _count_states(branch)
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            n += _count_states(processor)
+    return n
 
 
 @settings(max_examples=300)
@@ -150,14 +160,10 @@ def mutated_machines(draw):
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_machines())
-def test_mutated_definitions_get_diagnostics_or_a_model(d):
-    # Near-valid definitions reach deep into every check; none may raise anything but
-    # DefinitionError, and a definition validate() accepts must become a model that dumps back.
+def test_mutated_definitions_get_diagnostics_or_compile(d):
+    # Near-valid definitions reach deep into every check; validate() never raises, and a
+    # definition it accepts must compile.
     out = validate(d)
     assert all(isinstance(x, Diagnostic) and x.code for x in out)
-    if out:
-        with pytest.raises(DefinitionError) as e:
-            parse(d)
-        assert e.value.diagnostics == out
-    else:
-        assert parse(d).model_dump(by_alias=True, exclude_unset=True) == d
+    if not out:
+        CompiledMachine(d)

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import statelang
-from statelang.language.definition import load_definition
 from statelang.language.errors import DefinitionError
+from statelang.language.loading import load_definition
 from statelang.language.yaml_loader import YamlError, load_yaml
 
 ASL_YAML = """\

@@ -545,7 +545,7 @@ class Client(MachinesMixin, MapRunsMixin):
     # -- validation -----------------------------------------------------------------------------
     def _validate_state_machine_definition(self, *, definition: str, type: str | None = None,
                                            severity: str | None = None, maxResults: int | None = None) -> dict:
-        from statelang.language.definition import json_text_problems
+        from statelang.language.loading import json_text_problems
         from statelang.language.validation import to_aws_location, validate
         found = json_text_problems(definition) or validate(definition, local_handlers=False)
         if (severity or "ERROR") == "ERROR":

@@ -1,7 +1,7 @@
 """Reading a definition's text: JSON, or YAML for `.asl.yaml` files; dicts are taken as they are.
 
-Kept apart from `definition` (the pydantic models) so that loading and validating a definition,
-which every `statelang run` does, does not import pydantic.
+A definition stays the plain JSON value it was read as: the validator checks it and the compiler
+turns it into closures (`statelang.language.compiler`); no model of it is built in between.
 """
 
 from __future__ import annotations
