@@ -24,13 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import statelang
+
 from .shapes import HANDLERS, Shape
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/statelang-bench"
-
-
-class RunnerUnavailable(Exception):
-    """The runner cannot run here (a part of statelang it needs is missing); the reason says which."""
 
 
 @dataclass
@@ -58,13 +56,6 @@ class MemoryRunner:
     label = "statelang (memory)"
 
     def __init__(self) -> None:
-        try:
-            import statelang
-        except ImportError as error:
-            raise RunnerUnavailable(f"statelang cannot be imported: {error}") from error
-        if not hasattr(statelang, "run"):
-            raise RunnerUnavailable("statelang.run is not there yet")
-        self._run = statelang.run
         self._documents: dict[str, tuple[dict, Any]] = {}
 
     def __enter__(self) -> MemoryRunner:
@@ -82,7 +73,7 @@ class MemoryRunner:
     def run(self, shape: Shape, *, with_history: bool = False) -> RunResult:
         definition, value = self._document(shape)
         begin = time.perf_counter()
-        execution = self._run(definition, value, handlers=HANDLERS, clock="virtual")
+        execution = statelang.run(definition, value, handlers=HANDLERS, clock="virtual")
         seconds = time.perf_counter() - begin
         history = list(execution.history) if with_history else None
         return RunResult(execution.status, _plain_output(execution.output), seconds, history)
@@ -95,31 +86,17 @@ class SqliteRunner:
     label = "statelang (SQLite)"
 
     def __init__(self, directory: str | None = None) -> None:
-        try:
-            import statelang
-        except ImportError as error:
-            raise RunnerUnavailable(f"statelang cannot be imported: {error}") from error
-        engine_class = getattr(statelang, "Engine", None)
-        if engine_class is None:
-            raise RunnerUnavailable("statelang.Engine is not there yet")
         self._directory = Path(directory or tempfile.mkdtemp(prefix="statelang-bench-"))
         self._owns_directory = directory is None
         self.db_path = self._directory / "bench.db"
         try:
             # eager: start_execution runs the execution at once, as the service (and moto's thread) do
-            self.engine = engine_class(db=f"sqlite:///{self.db_path}", handlers=HANDLERS, clock="virtual",
-                                       eager="always")
-        except Exception as error:  # an unfinished store raises anything from ImportError on
+            self.engine = statelang.Engine(db=f"sqlite:///{self.db_path}", handlers=HANDLERS, clock="virtual",
+                                           eager="always")
+        except BaseException:
             self._cleanup()
-            raise RunnerUnavailable(f"Engine(db='sqlite:///…') failed: {type(error).__name__}: {error}") from error
-        if not hasattr(self.engine, "client"):
-            self._close_engine()
-            raise RunnerUnavailable("Engine.client() is not there yet")
-        try:
-            self.client = self.engine.client()
-        except Exception as error:
-            self._close_engine()
-            raise RunnerUnavailable(f"Engine.client() failed: {type(error).__name__}: {error}") from error
+            raise
+        self.client = self.engine.client()
         self._machines: dict[str, str] = {}
 
     def __enter__(self) -> SqliteRunner:
@@ -129,9 +106,7 @@ class SqliteRunner:
         self._close_engine()
 
     def _close_engine(self) -> None:
-        shutdown = getattr(getattr(self, "engine", None), "shutdown", None)
-        if shutdown is not None:
-            shutdown()
+        self.engine.close()
         self._cleanup()
 
     def _cleanup(self) -> None:
@@ -161,10 +136,8 @@ class SqliteRunner:
         history = self._history(started["executionArn"]) if with_history else None
         return RunResult(described["status"], _plain_output(described.get("output")), seconds, history)
 
-    def _history(self, execution_arn: str) -> list[dict] | None:
+    def _history(self, execution_arn: str) -> list[dict]:
         """The stored history through the client, page by page as boto3 would read it."""
-        if not hasattr(self.client, "get_execution_history"):
-            return None
         events: list[dict] = []
         token = None
         while True:

@@ -24,22 +24,9 @@ WAIT = json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3
 FAIL = json.dumps({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Boom", "Cause": "bad"}}})
 
 
-def _sql_store_missing() -> str | None:
-    try:
-        from statelang import store
-    except ImportError as exc:
-        return f"the SQL store package cannot be imported: {exc}"
-    if not hasattr(store, "open_store"):
-        return "the SQL store package has no open_store yet"
-    return None
-
-
 @pytest.fixture(params=["memory", "sqlite"])
 def engine(request, tmp_path):
     if request.param == "sqlite":
-        reason = _sql_store_missing()
-        if reason:
-            pytest.skip(reason)
         return Engine(db=f"sqlite:///{tmp_path}/x.db", clock="virtual")
     return Engine(db="memory", clock="virtual")
 
@@ -516,9 +503,6 @@ def test_call_by_operation_name(client):
 
 
 def test_machines_and_executions_survive_a_new_engine_on_the_same_file(tmp_path):
-    reason = _sql_store_missing()
-    if reason:
-        pytest.skip(reason)
     db = f"sqlite:///{tmp_path}/durable.db"
     first = Engine(db=db, clock="virtual")
     c1 = first.client()

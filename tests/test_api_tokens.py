@@ -18,16 +18,6 @@ ROLE = "arn:aws:iam::123456789012:role/statelang"
 ACTIVITY = "arn:aws:states:us-east-1:123456789012:activity:pack"
 
 
-def _sql_store_missing() -> str | None:
-    try:
-        from statelang import store
-    except ImportError as exc:
-        return f"the SQL store package cannot be imported: {exc}"
-    if not hasattr(store, "open_store"):
-        return "the SQL store package has no open_store yet"
-    return None
-
-
 class Outbox:
     """What the callback handlers were handed: their payloads and the tokens from their context."""
 
@@ -54,9 +44,6 @@ def outbox():
 def engine(request, tmp_path, outbox):
     handlers = {"sqs:sendMessage": outbox.send, "notify": outbox.notify}
     if request.param == "sqlite":
-        reason = _sql_store_missing()
-        if reason:
-            pytest.skip(reason)
         return Engine(db=f"sqlite:///{tmp_path}/x.db", clock="virtual", handlers=handlers)
     return Engine(db="memory", clock="virtual", handlers=handlers)
 

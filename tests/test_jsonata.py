@@ -16,10 +16,6 @@ import pytest
 import statelang
 from statelang.language.env import Env
 from statelang.language.jsonata import Expression, bindings, compile_template
-from statelang.runtime import engine as _engine
-
-if not hasattr(_engine.Engine, "end_hooks"):  # tolerate an engine mid-refactor in this tree
-    _engine.Engine.end_hooks = []
 
 QEE = "States.QueryEvaluationError"
 FN = "arn:aws:lambda:us-east-1:123456789012:function:"

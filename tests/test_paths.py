@@ -7,7 +7,6 @@ it pins); the tests below add what JSON cannot say: identity of objects, mutatio
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 from pathlib import Path
 
@@ -189,7 +188,6 @@ def test_template_indefinite_path_yields_list():
     assert fn({"items": [{"id": 1}, {"id": 2}, {}]}, Env()) == {"ids": [1, 2]}
 
 
-@pytest.mark.skipif(importlib.util.find_spec("statelang.language.intrinsics") is None, reason="intrinsics not present")
 def test_template_intrinsic_call():
     # AWS: a '.$' value starting with 'States.' is an intrinsic function call.
     fn = compile_template({"msg.$": "States.Format('Hello, {}', $.name)"})

@@ -10,10 +10,8 @@ import urllib.request
 
 import pytest
 
-pytest.importorskip("graphql")
-api = pytest.importorskip("workflows.api", reason="the seed workflows (workflows.api) are not in this build")
-
-from statelang.server import Server  # noqa: E402
+from statelang.server import Server
+from statelang.workflows import api
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,6 @@ import statelang
 from statelang.language.env import Env
 from statelang.language.paths import compile_template
 from statelang.language.variables import check_assign, compile_jsonpath_assign
-from statelang.runtime import engine as _engine
-
-if not hasattr(_engine.Engine, "end_hooks"):  # tolerate an engine mid-refactor in this tree
-    _engine.Engine.end_hooks = []
 
 FN = "arn:aws:lambda:us-east-1:123456789012:function:"
 _FILE = json.loads((Path(__file__).parent / "compliance" / "variables.json").read_text())

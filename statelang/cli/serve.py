@@ -66,11 +66,8 @@ def serve(db, host, port, handlers, access_key, secret_key, token, data_dir, see
         install_triggers(system)   # the seeds' auto-trigger rules: a published event starts its workflow
     else:
         engine = open_engine(db, handlers)
-        try:
-            from statelang import eventbus
-            eventbus.install(engine)
-        except ImportError:  # pragma: no cover - the bus ships with the package
-            pass
+        from statelang import eventbus
+        eventbus.install(engine)
     try:
         server = Server(engine, host, port, guard, data, poll_seconds=poll, limits=limits)
     except OSError as exc:

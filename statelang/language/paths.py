@@ -398,8 +398,6 @@ def check_template(template: Any) -> list[tuple[str, str]]:
                     _binding(k, v, "")
                 except StaticError:
                     problems.append((here, TEMPLATE_VALUE_INVALID.format(k)))
-                except ImportError:
-                    pass  # intrinsics unavailable: nothing to check them with
 
     visit(template, "")
     return problems

@@ -9,18 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from statelang.language.choice import check_choice_rule
 from statelang.language.validation_fields import JSONATA, JSONPATH, Report, is_jsonata, ptr
 from statelang.language.validation_rules import check_template_field
 
 JSONATA_RULE_FIELDS = frozenset({"Condition", "Next", "Assign", "Output", "Comment"})
-
-
-def _rule_checker():
-    try:
-        from statelang.language.choice import check_choice_rule
-    except ImportError:
-        return None
-    return check_choice_rule
 
 
 def check_choices(s: dict, loc: str, lang: str, r: Report) -> None:
@@ -59,9 +52,7 @@ def check_rule(rule: Any, loc: str, lang: str, r: Report) -> None:
             r.language(JSONPATH, field, ptr(loc, field))
     if "Condition" in rule:
         return
-    checker = _rule_checker()
-    if checker is not None:
-        r.items.extend(checker(rule, loc))
+    r.items.extend(check_choice_rule(rule, loc))
 
 
 def _jsonata_rule(rule: dict, loc: str, r: Report) -> None:

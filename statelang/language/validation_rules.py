@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from statelang.language import paths
 from statelang.language import validation_extra as extra
+from statelang.language.errors import StaticError
 from statelang.language.validation_fields import (
     INVALID_STATE_NAME,
     JSONATA,
@@ -71,14 +73,6 @@ MachineCheck = Callable[[Any, str, str], None]
 
 
 # --- paths and templates (the paths module owns their grammar) ----------------------------------
-def _paths():
-    try:
-        from statelang.language import paths
-    except ImportError:  # pragma: no cover - the module is always shipped
-        return None
-    return paths if hasattr(paths, "check_path") and hasattr(paths, "check_template") else None
-
-
 def check_path_field(obj: dict, field: str, loc: str, r: Report, *, reference: bool) -> None:
     value = obj[field]
     where = ptr(loc, field)
@@ -86,9 +80,6 @@ def check_path_field(obj: dict, field: str, loc: str, r: Report, *, reference: b
         return
     if not isinstance(value, str):
         r.wrong_type(str, where)
-        return
-    paths = _paths()
-    if paths is None:
         return
     if field in ("ErrorPath", "CausePath") and value.startswith("States."):
         # These two may also hold an intrinsic function call; the template checker knows those.
@@ -103,8 +94,6 @@ def check_path_field(obj: dict, field: str, loc: str, r: Report, *, reference: b
 
 def _not_result_path(value: str) -> bool:
     """ResultPath writes into the state input: ``$$`` and variables (``$foo``) cannot be targets."""
-    from statelang.language import paths
-    from statelang.language.errors import StaticError
     try:
         paths.compile_result_path(value)
     except StaticError:
@@ -113,9 +102,6 @@ def _not_result_path(value: str) -> bool:
 
 
 def check_template_field(obj: dict, field: str, loc: str, r: Report) -> None:
-    paths = _paths()
-    if paths is None:
-        return
     for suffix, message in paths.check_template(obj[field]):
         r.schema(message, ptr(loc, field) + suffix)
 
