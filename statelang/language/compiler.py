@@ -20,8 +20,6 @@ from statelang.language import paths
 from statelang.language.env import Env
 from statelang.language.errors import PathError, StatesError
 
-LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
-
 Fn = Callable[[Any, Env], Any]
 
 

@@ -29,6 +29,3 @@ class Env:
         if self._rng is None:
             self._rng = random.Random(self._seed)
         return self._rng
-
-
-EMPTY = Env()
