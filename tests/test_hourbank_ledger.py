@@ -1,10 +1,13 @@
 """The ledger never creates or loses an hour.
 
 A hypothesis state machine drives HourBank through its workflows in random interleavings —
-requests, accepts, rejects, counter-offers, expiries, disputes, admin decisions — and re-runs
-ledger operations with the idempotency key they were first applied under (what a crash's re-run
-does). After every step, for every user, available + escrowed equal the transaction log and the
-open escrows, and all hours held equal the hours minted. Real threads then race on one balance.
+requests, accepts, rejects, counter-offers, expiries, disputes, admin decisions, disputes that
+escalate and fall to the policy, and the standalone escrow release and cancellation workflows
+run against live requests — and re-runs ledger operations with the idempotency key they were
+first applied under (what a crash's re-run does). After every step, for every user, available +
+escrowed equal the transaction log and the open escrows, and all hours held equal the hours
+minted; every request's status agrees with its escrow and its execution; and no escrow is frozen
+without a decidable dispute whose execution is live. Real threads then race on one balance.
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from sqlalchemy import select, update
 from statelang.handlers.hourbank import ActionRejected
 from statelang.handlers.hourbank.db import Database
 from statelang.handlers.hourbank.ledger import Ledger, LedgerError
-from statelang.handlers.hourbank.models import Dispute, TransactionLog, UserBalance
+from statelang.handlers.hourbank.models import (
+    CLOSED_REQUEST_STATUSES,
+    OPEN_DISPUTE_STATUSES,
+    Dispute,
+    Escrow,
+    ServiceRequest,
+    TransactionLog,
+    UserBalance,
+)
 from statelang.handlers.hourbank.sandbox import HourBankSandbox
 
 USERS = ["u0", "u1", "u2", "u3"]
@@ -43,6 +54,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 return _fn(*args, **kwargs)
             setattr(self.sb.ledger, name, recorder)
         self.requests: list[str] = []
+        self.arns: dict[str, str] = {}
 
     def _try(self, fn, *args, **kwargs):
         try:
@@ -61,8 +73,9 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(a=st.sampled_from(USERS), b=st.sampled_from(USERS), hours=st.integers(1, 12))
     def request(self, a, b, hours):
-        _, rid = self.sb.request(a, b, f"svc-{b}", hours / 2)
+        arn, rid = self.sb.request(a, b, f"svc-{b}", hours / 2)
         self.requests.append(rid)
+        self.arns[rid] = arn
 
     @rule(i=st.integers(0, 50), action=st.sampled_from(["ACCEPT", "ACCEPT", "REJECT", "COUNTER_OFFER"]),
           hours=st.integers(1, 14))
@@ -89,7 +102,16 @@ class LedgerMachine(RuleBasedStateMachine):
                 return
             self._try(acts[r.awaiting], r.id, r.awaiting_actor)
 
-    @rule(hours=st.sampled_from([1, 3, 13, 25, 49, 73, 24 * 7 + 1]))
+    @rule(i=st.integers(0, 50), cancel=st.booleans())
+    def escrow_workflow(self, i, cancel):
+        """The standalone escrow release or cancellation workflow on a request's escrow, whatever
+        the request is doing: it must refuse, or settle and stop the request consistently."""
+        escrows = [r.escrow_id for r in map(self.sb.row, self.requests) if r and r.escrow_id]
+        if escrows:
+            machine = "HourBankEscrowCancellation" if cancel else "HourBankEscrowRelease"
+            self.sb.start(machine, {"escrowId": escrows[i % len(escrows)]})
+
+    @rule(hours=st.sampled_from([1, 3, 13, 25, 49, 73, 24 * 3, 24 * 7 + 1]))
     def time_passes(self, hours):
         self.sb.advance(hours * 3600)
 
@@ -103,7 +125,8 @@ class LedgerMachine(RuleBasedStateMachine):
                                                             "DISMISS", "NONSENSE"]), refund=st.integers(0, 30))
     def admin_decides(self, i, resolution, refund):
         with self.sb.db.session() as s:
-            ids = list(s.scalars(select(Dispute.id).where(Dispute.status == "OPEN", Dispute.pending_token.is_not(None))
+            ids = list(s.scalars(select(Dispute.id).where(Dispute.status.in_(OPEN_DISPUTE_STATUSES),
+                                                          Dispute.pending_token.is_not(None))
                                  .order_by(Dispute.id)))
         if ids:
             self._try(self.sb.actions.admin_decide, ids[i % len(ids)], "admin", resolution, refund / 4)
@@ -124,6 +147,34 @@ class LedgerMachine(RuleBasedStateMachine):
         with self.sb.db.session() as s:
             return sorted(tuple(r) for r in s.execute(select(UserBalance.user_id, UserBalance.available_balance,
                                                              UserBalance.escrowed_balance)))
+
+    @invariant()
+    def requests_agree_with_their_escrows_and_executions(self):
+        with self.sb.db.session() as s:
+            for rid in self.requests:
+                req = s.get(ServiceRequest, rid)
+                esc = s.get(Escrow, req.escrow_id) if req.escrow_id else None
+                where = (rid, req.status, esc and (esc.status, esc.frozen))
+                if req.status == "PAID":
+                    assert esc is not None and esc.status == "RELEASED", where
+                elif req.status in CLOSED_REQUEST_STATUSES:
+                    assert esc is None or esc.status == "CANCELLED", where
+                else:
+                    assert esc is None or esc.status == "ESCROWED", where
+                    assert esc is None or esc.frozen == (req.status == "DISPUTED"), where
+                running = self.sb.status(self.arns[rid]) == "RUNNING"
+                assert running == (req.status not in CLOSED_REQUEST_STATUSES), (where, self.sb.status(self.arns[rid]))
+
+    @invariant()
+    def no_frozen_hour_without_a_way_out(self):
+        """A frozen escrow's dispute awaits a decision now, and its execution is live (it ends in
+        an admin's decision or the policy's)."""
+        with self.sb.db.session() as s:
+            for esc in s.scalars(select(Escrow).where(Escrow.frozen.is_(True), Escrow.status == "ESCROWED")):
+                d = s.scalars(select(Dispute).where(Dispute.escrow_id == esc.id,
+                                                    Dispute.status.in_(OPEN_DISPUTE_STATUSES))).one()
+                assert d.pending_token is not None, (esc.id, d.id, d.status)
+                assert self.sb.status(d.step_function_execution_arn) == "RUNNING", (esc.id, d.id)
 
     @invariant()
     def no_hour_created_or_lost(self):

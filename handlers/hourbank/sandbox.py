@@ -126,6 +126,12 @@ class HourBankSandbox:
                 if e["type"] == "TaskSubmitted" and "startExecution" in e["taskSubmittedEventDetails"]["resource"]]
         return json.loads(arns[-1])["ExecutionArn"]
 
+    def output_of_state(self, arn: str, state: str):
+        """The output of the last exit of `state` in execution `arn`."""
+        outs = [e["stateExitedEventDetails"]["output"] for e in self.engine.store.history(arn)
+                if e.get("stateExitedEventDetails", {}).get("name") == state]
+        return json.loads(outs[-1])
+
     def states_entered(self, arn: str) -> list[str]:
         return [e["stateEnteredEventDetails"]["name"] for e in self.engine.store.history(arn)
                 if "stateEnteredEventDetails" in e]
