@@ -1,5 +1,5 @@
 """The `statelang` command (cli.py): run, validate, executions, task and worker, through click's
-CliRunner on `cli.main`, and once as a real process.
+CliRunner on `statelang.cli.main`, and once as a real process.
 
 Exit statuses pinned by cli.py's contract: 0 success, 1 the execution did not succeed, 2 bad
 input (definition, JSON, arguments) — one line on stderr, never a traceback.

@@ -1,4 +1,4 @@
-"""The one clock (statelang.clock): RealClock follows the wall clock, VirtualClock moves only
+"""The one clock (statelang.runtime.clock): RealClock follows the wall clock, VirtualClock moves only
 when told to and never backwards, with AWS's millisecond precision."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The engine (statelang.engine): virtual time, group commit on SQLite, eager start, stop,
+"""The engine (statelang.runtime.engine): virtual time, group commit on SQLite, eager start, stop,
 heartbeats and timeouts, driven through Engine's own methods on real stores.
 
 Sources: AWS Step Functions developer guide — "Wait for a Callback with Task Token" and

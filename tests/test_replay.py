@@ -1,4 +1,4 @@
-"""Replay (statelang.replay): a stored history re-runs exactly, from the database on SQLite and
+"""Replay (statelang.history.replay): a stored history re-runs exactly, from the database on SQLite and
 PostgreSQL and from an exported file; every kind of change to the definition or the handlers is
 reported at the first event where the new run differs, with that event's id, state and reason.
 

@@ -1,4 +1,4 @@
-"""Task resources -> handlers (statelang.resources): lookup by name and ARN, context detection,
+"""Task resources -> handlers (statelang.runtime.resources): lookup by name and ARN, context detection,
 async handlers, and how exceptions become (error, cause) as Lambda reports them.
 
 Sources:

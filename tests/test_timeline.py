@@ -1,4 +1,4 @@
-"""A readable timeline of a history (statelang.timeline): one line per event, elapsed time, state,
+"""A readable timeline of a history (statelang.history.timeline): one line per event, elapsed time, state,
 abbreviated data, failures flagged; and `state_at`, the execution as it was at one event."""
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ INVALID = {
     "retry_max_delay_zero": ([(S, "/States/T/Retry/0/MaxDelaySeconds")], "Minimum value is 1"),
     "retry_bad_jitter": ([(S, "/States/T/Retry/0/JitterStrategy")], "FULL, NONE"),
     "catch_all_not_last": ([(S, "/States/T/Catch/0")], "States.ALL"),
-    # Choice states need Choices; each rule goes through statelang.choice.
+    # Choice states need Choices; each rule goes through statelang.language.choice.
     "choice_without_choices": ([(S, "/States/C")], "[Choices]"),
     "choice_bad_rule": (None, None),
     # Wait: exactly one of Seconds, SecondsPath, Timestamp, TimestampPath.

@@ -9,7 +9,7 @@ does.  A parameter spec is a type name (``string``, ``number``, ``boolean``, ``a
 AWS reports every bad argument at run time the same way: error ``States.Runtime`` with the cause
 ``There was an error while evaluating the intrinsic function: <call>. Invalid arguments in
 States.<Name>``; the functions here raise the part after the call, and the compiled call adds the
-call's text (`statelang.intrinsics`); the interpreter prefixes the state's name, as for every
+call's text (`statelang.language.intrinsics`); the interpreter prefixes the state's name, as for every
 runtime error.  The error name is spelled once, in `FAILURE_ERROR`, so that it can be switched to
 ``States.IntrinsicFailure`` in one line should AWS change it.
 

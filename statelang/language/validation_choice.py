@@ -1,6 +1,6 @@
 """Choice states: the Choices list, and the top-level fields of each rule.
 
-JSONPath comparison rules (Variable, StringEquals, And, ...) belong to `statelang.choice`, which
+JSONPath comparison rules (Variable, StringEquals, And, ...) belong to `statelang.language.choice`, which
 owns their grammar; this module checks what surrounds them: the list itself, Next, Assign, and
 the JSONata form of a rule (Condition).
 """

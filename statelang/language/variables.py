@@ -9,7 +9,7 @@ reads its own assignments). The recorded AWS runs in localstack's
 tests/aws/services/stepfunctions/v2/assign (BASE_ASSIGN_FROM_RESULT: a Pass with Result
 {"answer": 42} and "theAnswer.$": "$.answer" assigns 42) pin this.
 
-JSONata-mode Assign is compiled by `statelang.jsonata`.
+JSONata-mode Assign is compiled by `statelang.language.jsonata`.
 """
 
 from __future__ import annotations

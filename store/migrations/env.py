@@ -1,6 +1,6 @@
 """Alembic environment for the statelang store.
 
-`store.open_store` passes its own connection (already inside a transaction holding the migration
+`statelang.store.open_store` passes its own connection (already inside a transaction holding the migration
 lock) through ``config.attributes["connection"]``; run by hand, the URL comes from ``-x url=...``
 or ``STATELANG_DB``. SQLite migrations use batch mode, since SQLite cannot alter most of a table
 in place.
