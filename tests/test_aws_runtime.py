@@ -136,3 +136,31 @@ def test_map_limit_paths_that_are_not_usable_fail_the_execution():
                  state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:m")
     engine.run_until_idle()
     assert engine.store.get_execution(arn)["status"] == "SUCCEEDED"
+
+
+# -- 5: JSONata Items and EvaluationFailed --------------------------------------------------------
+def test_jsonata_items_not_an_array_and_the_evaluation_failed_event():
+    """LocalStack's Map Items (written against AWS): States.QueryEvaluationError, "The JSONata
+    expression '...' specified for the field 'Items' returned an unexpected result type. Expected
+    'array', but was 'null' for value: null", recorded as an EvaluationFailed event whose details
+    are error, cause, location "Items" and state (API reference, EvaluationFailedEventDetails)."""
+    d = {"QueryLanguage": "JSONata", "StartAt": "M", "States": {"M": {
+        "Type": "Map", "Items": "{% $states.input.v %}", "End": True,
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}}}
+    ex = run(d, {"v": None})
+    assert (ex.status, ex.error) == ("FAILED", "States.QueryEvaluationError")
+    assert ex.cause.endswith("The JSONata expression '$states.input.v' specified for the field 'Items' returned "
+                             "an unexpected result type. Expected 'array', but was 'null' for value: null")
+    types = [e["type"] for e in ex.history]
+    assert types[-2:] == ["EvaluationFailed", "ExecutionFailed"]
+    details = ex.history[-2]["evaluationFailedEventDetails"]
+    assert details == {"error": "States.QueryEvaluationError", "cause": ex.cause, "location": "Items", "state": "M"}
+
+
+def test_a_caught_evaluation_error_goes_to_the_catcher():
+    d = {"QueryLanguage": "JSONata", "StartAt": "P", "States": {
+        "P": {"Type": "Task", "Resource": "f", "Arguments": "{% $error('boom') %}", "End": True,
+              "Catch": [{"ErrorEquals": ["States.QueryEvaluationError"], "Next": "Done"}]},
+        "Done": {"Type": "Succeed"}}}
+    ex = run(d, {}, handlers={"f": lambda x: x})
+    assert ex.succeeded and "EvaluationFailed" not in [e["type"] for e in ex.history]

@@ -40,7 +40,7 @@ from statelang.interpreter.frames import (  # noqa: F401
     _token,
 )
 from statelang.interpreter.retry import decide_retry, find_catcher
-from statelang.interpreter.waiting import wait_error, wait_problem
+from statelang.interpreter.waiting import evaluation_failed, wait_error, wait_problem
 from statelang.language import errors as E
 from statelang.language.compiler import CState
 from statelang.language.env import Env
@@ -353,6 +353,8 @@ class Interpreter(Branches):
                 return None
         catcher = find_catcher(st.catch, error) if st.catch else None
         if catcher is None:
+            if error == E.QUERY_EVALUATION_ERROR:   # AWS records the failed expression first
+                run.emit(frame, "EvaluationFailed", evaluation_failed(error, cause, st.name), now)
             return ("fail", error, cause)
         err_obj = {"Error": error, "Cause": cause} if cause is not None else {"Error": error}
         env = self._env(run, frame, st, now)

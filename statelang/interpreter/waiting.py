@@ -1,11 +1,13 @@
-"""A Wait state's seconds and timestamps: which values AWS refuses, and the words it refuses them in.
+"""Failures the step words as AWS does: a Wait's unusable seconds or timestamp, and the
+EvaluationFailed event of a JSONata expression that failed.
 
-Kept apart from the step so that the interpreter's Wait stays a few lines and the texts, which
+Kept apart from the step so that the interpreter stays a few lines per case and the texts, which
 come from AWS's recorded answers, live in one place.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from statelang.interpreter.events import dump
@@ -55,3 +57,19 @@ def _json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "boolean"
     return {int: "number", float: "number", str: "string", list: "array"}.get(type(value), "object")
+
+
+_FIELD = re.compile(r"specified for the field '([^']+)'|for the field '([^']+)'")
+
+
+def evaluation_failed(error: str, cause: str | None, state: str) -> dict:
+    """evaluationFailedEventDetails (API reference, EvaluationFailedEventDetails: error, cause,
+    location — the field whose expression failed, e.g. "Items" — and state)."""
+    details: dict[str, Any] = {"error": error}
+    if cause is not None:
+        details["cause"] = cause
+        m = _FIELD.search(cause)
+        if m:
+            details["location"] = m.group(1) or m.group(2)
+    details["state"] = state
+    return details
