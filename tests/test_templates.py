@@ -187,3 +187,17 @@ def test_a_run_parked_on_a_task_token_says_what_waits_and_how_to_answer(tmp_path
     assert json.loads(listed.output)[0]["status"] == "SUCCEEDED"
     r = cli("run", d, "--handlers", "h", "--time", "virtual")
     assert "This run was in memory" in r.output
+
+
+def test_express_type_gives_an_express_execution_arn(tmp_path):
+    """An Express execution's ARN is arn:aws:states:<region>:<account>:express:<machine>:<name>:<run id>
+    (StartSyncExecution's response), so samples that split $$.Execution.Id on ':' find 9 parts."""
+    import statelang
+    d = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {
+        "parts.$": "States.ArrayLength(States.StringSplit($$.Execution.Id, ':'))"}, "End": True}}}
+    assert statelang.run(d, type="EXPRESS", clock="virtual").output == {"parts": 9}
+    assert statelang.run(d, clock="virtual").output == {"parts": 8}
+    f = tmp_path / "d.json"
+    f.write_text(json.dumps(d))
+    r = cli("run", f, "--type", "express", "--time", "virtual")
+    assert r.exit_code == 0 and json.loads(r.output) == {"parts": 9}
