@@ -7,6 +7,8 @@ AWS's own answer quoted in an emulator's issue tracker.
 
 from __future__ import annotations
 
+import json
+
 import statelang
 from statelang.runtime.engine import Engine
 
@@ -164,3 +166,20 @@ def test_a_caught_evaluation_error_goes_to_the_catcher():
         "Done": {"Type": "Succeed"}}}
     ex = run(d, {}, handlers={"f": lambda x: x})
     assert ex.succeeded and "EvaluationFailed" not in [e["type"] for e in ex.history]
+
+
+# -- 6: escapes inside bracket notation ------------------------------------------------------------
+def test_bracketed_field_names_with_escape_sequences():
+    """LocalStack's AWS-validated scenario escape_sequences_jsonpath.json5 reads
+    ``"value.$": "$['Test\\\\\\"\\"Name\\"']"`` (the path ``$['Test\\""Name"']``) and succeeds on AWS;
+    Jayway (AWS's JSONPath) reads \\', \\", \\\\, \\/ and \\uXXXX inside brackets as escapes."""
+    d = json.loads(r'''{"StartAt": "JsonPathEscapeTest", "States": {"JsonPathEscapeTest": {"Type": "Pass",
+        "Parameters": {"value.$": "$['Test\\\"\"Name\"']"}, "End": true}}}''')
+    assert run(d, {'Test""Name"': "Value"}).output == {"value": "Value"}
+    data = {"a'b": 1, 'a"b': 2, "a\\b": 3, "é": 4, "a/b": 5, "n\nl": 6}
+    for path, expected in [("$['a\\'b']", 1), ('$["a\\"b"]', 2), ("$['a\\\\b']", 3), ("$['\\u00e9']", 4),
+                           ("$['a\\/b']", 5), ('$["n\\nl"]', 6)]:
+        d = {"StartAt": "P", "States": {"P": {"Type": "Pass", "InputPath": path, "End": True}}}
+        assert run(d, data).output == expected, path
+    d = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 9, "ResultPath": "$['\\u00e9']", "End": True}}}
+    assert run(d, {}).output == {"é": 9}

@@ -63,7 +63,19 @@ _STEP = re.compile(
     r'''|\["((?:[^"\\]|\\.)*)"\]'''
     r"""|\[\s*(-?\d+)\s*\]"""
 )
-_UNESCAPE = re.compile(r"\\(.)")
+_UNESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
+
+
+def _unescape(text: str) -> str:
+    """A bracketed field name as Jayway reads it: \\', \\", \\\\, \\/ stand for themselves, \\n and the
+    other JSON escapes for their characters, \\uXXXX for that code point."""
+    def one(m: re.Match) -> str:
+        c = m.group(1)
+        if len(c) == 5:
+            return chr(int(c[1:], 16))
+        return _ESCAPES.get(c, c)
+    return _UNESCAPE.sub(one, text)
 
 TEMPLATE_VALUE_INVALID = "The value for the field '{}' must be a valid JSONPath or a valid intrinsic function call"
 NULL_INPUT = "Unable to apply Path transformation to null or empty input."
@@ -110,7 +122,7 @@ def _simple_steps(rest: str) -> list[Key] | None:
         elif name is not None:
             keys.append(name)
         else:
-            keys.append(_UNESCAPE.sub(r"\1", sq if sq is not None else dq))
+            keys.append(_unescape(sq if sq is not None else dq))
         pos = m.end()
     return keys
 
