@@ -183,3 +183,19 @@ def test_bracketed_field_names_with_escape_sequences():
         assert run(d, data).output == expected, path
     d = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 9, "ResultPath": "$['\\u00e9']", "End": True}}}
     assert run(d, {}).output == {"é": 9}
+
+
+# -- 7: nested .sync executions -------------------------------------------------------------------
+def test_nested_sync_reports_the_childs_input_as_compact_text_and_braces_when_none():
+    """StartExecution API reference: an execution given no input gets "{}" ("you still must
+    include the two braces"); the .sync task's output is DescribeExecution's shape, whose Input is
+    that text — '{}', never 'null' (and .sync:2 gives it as JSON)."""
+    child_arn = "arn:aws:states:us-east-1:123456789012:stateMachine:child"
+    child = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+    for params, text in (({}, "{}"), ({"Input": None}, "{}"), ({"Input": {"a": 1, "b": [1, 2]}}, '{"a":1,"b":[1,2]}')):
+        for suffix, expect in ((".sync", text), (".sync:2", json.loads(text))):
+            d = {"StartAt": "S", "States": {"S": {"Type": "Task", "End": True,
+                                                  "Resource": "arn:aws:states:::states:startExecution" + suffix,
+                                                  "Parameters": {"StateMachineArn": child_arn, **params}}}}
+            ex = statelang.run(d, {}, state_machines={child_arn: child}, clock="virtual")
+            assert ex.succeeded and ex.output["Input"] == expect, (params, suffix, ex.output)

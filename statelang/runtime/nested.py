@@ -61,7 +61,9 @@ def _start_execution(engine, run, fid: str, seq: int, spec: dict):
                 f"State Machine Does Not Exist: '{target}' (Service: AWSStepFunctions; Status Code: 400; "
                 f"Error Code: StateMachineDoesNotExist)")
     definition, sm_arn = found
-    child_input = args.get("Input", {})
+    child_input = args.get("Input")
+    if child_input is None:   # StartExecution's input defaults to {}; null is no input at all
+        child_input = {}
     if isinstance(child_input, str):
         try:
             child_input = json.loads(child_input)
@@ -95,18 +97,27 @@ def describe(row: dict, mode: str) -> dict:
     out: dict[str, Any] = {
         "ExecutionArn": row["executionArn"], "StateMachineArn": row["stateMachineArn"], "Name": row["name"],
         "Status": row["status"], "StartDate": _ms(row.get("startDate")), "StopDate": _ms(row.get("stopDate")),
-        "Input": row.get("input"), "InputDetails": {"Included": True}}
+        "Input": _input_text(row.get("input")), "InputDetails": {"Included": True}}
     if row["status"] == "SUCCEEDED":
         output = row.get("output")
         out["Output"] = json.loads(output) if mode == "sync2" and output is not None else output
         out["OutputDetails"] = {"Included": True}
     if mode == "sync2":
-        out["Input"] = json.loads(row["input"]) if row.get("input") else None
+        out["Input"] = json.loads(out["Input"])
     if row.get("error") is not None:
         out["Error"] = row["error"]
     if row.get("cause") is not None:
         out["Cause"] = row["cause"]
     return out
+
+
+def _input_text(text: str | None) -> str:
+    """The child's input as AWS reports it: compact JSON text, and '{}' (StartExecution's default
+    input) when there was none — never 'null'."""
+    if text is None:
+        return "{}"
+    value = json.loads(text)
+    return "{}" if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _ms(t) -> int | None:
