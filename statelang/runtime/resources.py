@@ -12,13 +12,11 @@ class name (or its ``error`` attribute), cause = Lambda's JSON error document.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import re
 import traceback
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,10 +230,9 @@ def _arity(fn: Callable) -> int:
     return n
 
 
-_loop: asyncio.AbstractEventLoop | None = None
-
-
 def _run_coroutine(coro):
+    import asyncio  # here, not at the top: asyncio costs ~10% of a cold `statelang run`
+    from concurrent.futures import ThreadPoolExecutor
     try:
         asyncio.get_running_loop()
     except RuntimeError:
