@@ -199,3 +199,23 @@ def test_nested_sync_reports_the_childs_input_as_compact_text_and_braces_when_no
                                                   "Parameters": {"StateMachineArn": child_arn, **params}}}}
             ex = statelang.run(d, {}, state_machines={child_arn: child}, clock="virtual")
             assert ex.succeeded and ex.output["Input"] == expect, (params, suffix, ex.output)
+
+
+# -- 9: TIMED_OUT --------------------------------------------------------------------------------
+def test_a_timed_out_execution_is_described_without_error_or_cause():
+    """timeouts/test_timeouts.snapshot.json, test_global_timeout (AWS-recorded DescribeExecution):
+    executionArn, input, inputDetails, name, redriveCount 0, redriveStatus REDRIVABLE, startDate,
+    stateMachineArn, status TIMED_OUT, stopDate — and no error, no cause, no output."""
+    engine = Engine(db="memory", clock="virtual")
+    client = engine.client()
+    d = {"TimeoutSeconds": 1, "StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 5, "End": True}}}
+    sm = client.create_state_machine(name="slow", definition=json.dumps(d),
+                                     roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+    arn = client.start_execution(stateMachineArn=sm, input="{}")["executionArn"]
+    engine.run_until_idle()
+    described = client.describe_execution(executionArn=arn)
+    described.pop("ResponseMetadata")
+    assert described["status"] == "TIMED_OUT"
+    assert set(described) == {"executionArn", "input", "inputDetails", "name", "redriveCount", "redriveStatus",
+                              "startDate", "stateMachineArn", "status", "stopDate"}
+    assert described["redriveStatus"] == "REDRIVABLE"

@@ -395,7 +395,9 @@ class Client(MachinesMixin, MapRunsMixin):
                 out["output"] = _compact(row.get("output"))
                 out["outputDetails"] = {"included": True}
         if status in ("FAILED", "TIMED_OUT", "ABORTED"):
-            out["error"], out["cause"] = row.get("error"), row.get("cause")
+            if status != "TIMED_OUT":   # AWS-recorded (LocalStack test_timeouts.snapshot.json,
+                # test_global_timeout): a TIMED_OUT execution is described with no error or cause
+                out["error"], out["cause"] = row.get("error"), row.get("cause")
             out["redriveStatus"] = "REDRIVABLE"
         else:
             out["redriveStatus"] = "NOT_REDRIVABLE"
