@@ -32,7 +32,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 _SKIP = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".statelang",
                                ".pytest_cache", ".hypothesis", ".ruff_cache", "node_modules")
-GREET = {"StartAt": "G", "States": {"G": {"Type": "Task", "Resource": "greet", "End": True}}}
+GREET = {"StartAt": "G", "States": {"G": {"Type": "Task", "End": True,
+                                        "Resource": "arn:aws:lambda:us-east-1:123456789012:function:greet"}}}
 
 
 def _run(args: list, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -141,6 +142,16 @@ assert again is handlers
 assert statelang.store.open_store is not None and statelang.handlers.__name__ == "statelang.handlers"
 site = [p for p in sys.path if p.endswith("site-packages")]
 assert sys.path.index("") < sys.path.index(site[0]), sys.path
+# botocore is no dependency of the wheel: the client's errors keep boto3's shape without it
+import importlib.util
+assert importlib.util.find_spec("botocore") is None
+client = engine.client()
+try:
+    client.describe_execution(executionArn={arn!r} + "-missing")
+except client.exceptions.ExecutionDoesNotExist as exc:
+    assert exc.response["Error"]["Code"] == "ExecutionDoesNotExist", exc.response
+else:
+    raise AssertionError("no ExecutionDoesNotExist")
 print("ok")
 """
     assert _run([bin_ / "python", "-c", check], cwd=user_folder, env=env).stdout.strip() == "ok"
