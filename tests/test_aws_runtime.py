@@ -219,3 +219,50 @@ def test_a_timed_out_execution_is_described_without_error_or_cause():
     assert set(described) == {"executionArn", "input", "inputDetails", "name", "redriveCount", "redriveStatus",
                               "startDate", "stateMachineArn", "status", "stopDate"}
     assert described["redriveStatus"] == "REDRIVABLE"
+
+
+# -- 8: lambda:invoke ----------------------------------------------------------------------------
+INVOKE = "arn:aws:states:::lambda:invoke"
+
+
+def _invoke(payload, **params):
+    seen = []
+    d = {"StartAt": "L", "States": {"L": {"Type": "Task", "Resource": INVOKE, "End": True,
+                                          "Parameters": {"FunctionName": "F", "Payload": payload, **params}}}}
+    ex = run(d, {}, handlers={"F": lambda event: seen.append(event) or event})
+    return ex, seen
+
+
+def test_a_string_payload_is_json_text_the_function_receives_decoded():
+    """The issue's AWS observation (Lambda Invoke takes Payload as JSON text): a Payload of
+    "\\"HelloWorld\\"" reaches the function as "HelloWorld"; 0, true, objects and arrays likewise."""
+    for text, value in (('"HelloWorld"', "HelloWorld"), ("0", 0), ("true", True), ('{"a":1}', {"a": 1}),
+                        ("[1,2]", [1, 2]), ("null", None)):
+        ex, seen = _invoke(text)
+        assert ex.succeeded and seen == [value], text
+        assert ex.output["Payload"] == value
+    ex, seen = _invoke("HelloWorld")   # not JSON: Lambda refuses the request
+    assert (ex.status, ex.error, seen) == ("FAILED", "Lambda.InvalidRequestContentException", [])
+
+
+def test_log_type_tail_returns_log_result():
+    """Lambda Invoke API reference: with LogType Tail the response has LogResult, the base64 of the
+    invocation's last log lines."""
+    import base64
+    ex, _ = _invoke({"a": 1}, LogType="Tail")
+    log = base64.b64decode(ex.output["LogResult"]).decode()
+    request_id = ex.output["SdkResponseMetadata"]["RequestId"]
+    assert log.startswith(f"START RequestId: {request_id} Version: $LATEST") and "REPORT RequestId" in log
+    assert "LogResult" not in _invoke({"a": 1})[0].output
+
+
+def test_a_lambda_error_document_has_a_request_id():
+    """Lambda's error document (errorMessage, errorType, requestId, stackTrace) always names the
+    request: requestId is never empty."""
+    def boom(event):
+        raise ValueError("no")
+    d = {"StartAt": "L", "States": {"L": {"Type": "Task", "Resource": INVOKE, "End": True,
+                                          "Parameters": {"FunctionName": "F", "Payload": {}}}}}
+    ex = run(d, {}, handlers={"F": boom})
+    doc = json.loads(ex.cause)
+    assert ex.error == "ValueError" and doc["errorMessage"] == "no" and doc["requestId"]

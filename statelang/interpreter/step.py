@@ -40,7 +40,7 @@ from statelang.interpreter.frames import (  # noqa: F401
     _token,
 )
 from statelang.interpreter.retry import decide_retry, find_catcher
-from statelang.interpreter.waiting import evaluation_failed, wait_error, wait_problem
+from statelang.interpreter.waiting import evaluation_failed, lambda_log_tail, wait_error, wait_problem
 from statelang.language import errors as E
 from statelang.language.compiler import CState
 from statelang.language.env import Env
@@ -478,6 +478,8 @@ class Interpreter(Branches):
                           "HttpStatusCode": 200},
                       "SdkResponseMetadata": {"RequestId": str(_token(_rng(run, frame)))},
                       "StatusCode": 200}
+            if (frame.data.get("args") or {}).get("LogType") == "Tail":   # Invoke's LogType: Tail
+                result["LogResult"] = lambda_log_tail(result["SdkResponseMetadata"]["RequestId"])
         try:
             text = dump_checked(result, st.name)
         except StatesError as exc:

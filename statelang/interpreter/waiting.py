@@ -7,6 +7,7 @@ come from AWS's recorded answers, live in one place.
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -73,3 +74,13 @@ def evaluation_failed(error: str, cause: str | None, state: str) -> dict:
             details["location"] = m.group(1) or m.group(2)
     details["state"] = state
     return details
+
+
+def lambda_log_tail(request_id: str) -> str:
+    """Invoke's LogResult for LogType Tail: the base64 of the invocation's last log lines (Lambda
+    Invoke API reference). The function's own prints are not captured here, only Lambda's
+    START/END/REPORT lines."""
+    text = (f"START RequestId: {request_id} Version: $LATEST\nEND RequestId: {request_id}\n"
+            f"REPORT RequestId: {request_id}\tDuration: 1.00 ms\tBilled Duration: 1 ms\t"
+            f"Memory Size: 128 MB\tMax Memory Used: 64 MB\t\n")
+    return base64.b64encode(text.encode()).decode()

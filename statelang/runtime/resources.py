@@ -16,6 +16,7 @@ import inspect
 import json
 import re
 import traceback
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,6 +197,16 @@ class Resources:
         if ctx.clock is None:
             ctx.clock = self.clock
         payload = args.get("Payload") if kind == "lambda_invoke" and isinstance(args, dict) else args
+        if kind == "lambda_invoke" and isinstance(payload, str):
+            # Lambda's Invoke takes the Payload as JSON text and decodes it: "\"Hi\"" reaches the
+            # function as "Hi", "0" as 0; text that is not JSON is refused (Invoke API reference,
+            # InvalidRequestContentException).
+            try:
+                payload = json.loads(payload)
+            except ValueError as exc:
+                return ("err", "Lambda.InvalidRequestContentException",
+                        f"Could not parse request body into json: Could not parse payload into json: {exc} "
+                        f"(Service: Lambda, Status Code: 400, Request ID: {uuid.uuid4()})")
         # The handler gets its own copy: whatever it mutates must not leak into the history.
         payload = json.loads(json.dumps(payload))
         try:
@@ -251,7 +262,7 @@ def _lambda_error(exc: BaseException, kind: str) -> tuple[str, str]:
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(here)]
         stack = [line.rstrip() for line in traceback.format_list(frames)][-10:]
         cause = json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__,
-                            "requestId": "", "stackTrace": stack}, separators=(",", ":"))
+                            "requestId": str(uuid.uuid4()), "stackTrace": stack}, separators=(",", ":"))
         return name, cause
     return name, str(exc)
 
