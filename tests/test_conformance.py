@@ -149,7 +149,7 @@ def test_conformance(case):
         counters[key] = _Counter()
         handlers[key] = make_handler(spec, counters[key])
     ex = statelang.run(case["definition"], case.get("input", {}), handlers=handlers, clock="virtual",
-                       name=EXECUTION_NAME, state_machine_name=STATE_MACHINE_NAME, timeout=60)
+                       name=EXECUTION_NAME, state_machine_name=STATE_MACHINE_NAME)
     expect = case["expect"]
     history = list(ex.history)
     types = [e["type"] for e in history]

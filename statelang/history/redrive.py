@@ -13,7 +13,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from statelang.history.replay import ReplayClock, ReplayEngine, compare, normalize_events
+from statelang.history.replay import RecordedTasks, ReplayClock, compare, normalize_events, replay_engine
 from statelang.interpreter.step import TASK, ExecutionState
 from statelang.runtime.engine import Engine
 from statelang.runtime.storage import Commit, Message
@@ -41,35 +41,12 @@ def redrive_status(row: dict, now: datetime) -> tuple[str, str | None]:
     return "REDRIVABLE", None
 
 
-class _Forward(ReplayEngine):
-    """Fast-forward that never runs past the end of the record."""
-
-    def __init__(self, events: list[dict], **kw):
-        super().__init__(events, None, mode="redrive", **kw)
-        self.limit = events[-1]["timestamp"]
-
-    def _apply_message(self, run: ExecutionState, m: Message, now: datetime) -> None:
-        if m.kind in ("execution_timeout", "stop"):
-            return
-        super()._apply_message(run, m, now)
-
-    def run_until_idle(self, max_rounds: int | None = None) -> int:
-        steps = 0
-        while True:
-            arns = self.store.claim(self.worker_id, self.clock.now(), self.lease_seconds, 64)
-            if arns:
-                for arn in arns:
-                    self.process(arn)
-                    steps += 1
-                continue
-            due = self.store.next_due()
-            if due is None or due > self.limit or due <= self.clock.floor:
-                return steps
-            self.clock.set(due)
-
-
-def _fast_forward(engine: Engine, row: dict, events: list[dict], definition: Any) -> tuple[ExecutionState, _Forward]:
-    fwd = _Forward(events, account_id=engine.account_id, region=engine.region)
+def _fast_forward(engine: Engine, row: dict, events: list[dict],
+                  definition: Any) -> tuple[ExecutionState, Engine, RecordedTasks]:
+    """Re-run the record in a replay engine up to its last event, never past it: the record's own
+    timeout and stop request are not applied, so the run stops where the execution broke."""
+    fwd, tasks = replay_engine(events, None, mode="redrive", skip_messages=frozenset({"execution_timeout", "stop"}),
+                               account_id=engine.account_id, region=engine.region)
     clock: ReplayClock = fwd.clock  # type: ignore[assignment]
     arn = row["executionArn"]
     started = next(e for e in events if e["type"] == "ExecutionStarted")
@@ -79,8 +56,8 @@ def _fast_forward(engine: Engine, row: dict, events: list[dict], definition: Any
     run = fwd.start(definition, json.loads(row["input"]), arn=arn, name=row["name"],
                     state_machine_arn=row["stateMachineArn"], role_arn=role)
     clock.run = run
-    fwd.run_until_idle()
-    return run, fwd
+    fwd.run_until_idle(until=events[-1]["timestamp"])
+    return fwd.load(arn) or run, fwd, tasks
 
 
 def redrive(engine: Engine, arn: str) -> dict:
@@ -93,7 +70,7 @@ def redrive(engine: Engine, arn: str) -> dict:
     if status != "REDRIVABLE":
         raise ExecutionNotRedrivable(f"Execution {arn} cannot be redriven: {reason}")
     events = normalize_events(engine.store.history(arn))
-    run, fwd = _fast_forward(engine, row, events, row["definition"])
+    run, fwd, tasks = _fast_forward(engine, row, events, row["definition"])
     produced = fwd.store.history(arn)
     div = compare(events[:len(produced)], produced)
     if div is not None:
@@ -106,10 +83,10 @@ def redrive(engine: Engine, arn: str) -> dict:
     redriven = {"timestamp": now, "type": "ExecutionRedriven", "id": last + 1, "previousEventId": last,
                 "executionRedrivenEventDetails": {"redriveCount": count}}
     commit = Commit(arn, [redriven])
-    pending_timers = [m for m in fwd.store._live.values()  # noqa: SLF001 - same package's store
-                      if m.execution_arn == arn and m.kind in ("wait", "retry", "task_timeout", "heartbeat")]
+    pending_timers = [m for m in fwd.store.pending_messages(arn)
+                      if m.kind in ("wait", "retry", "task_timeout", "heartbeat")]
     for frame in run.frames.values():
-        if frame.id in fwd.left_pending and frame.retries:
+        if frame.id in tasks.left_pending and frame.retries:
             frame.retries = [0] * len(frame.retries)   # a redriven state starts its retries afresh
             if frame.data.get("invoke"):
                 frame.data["invoke"] = dict(frame.data["invoke"], retry_count=0)
@@ -129,8 +106,7 @@ def redrive(engine: Engine, arn: str) -> dict:
     commit.execution = {"status": "RUNNING", "redriveCount": count, "redriveDate": now, "stopDate": None,
                         "error": None, "cause": None, "output": None, "next_event_id": last + 2}
     engine.store.apply(commit)
-    engine._runs.pop(arn, None)  # noqa: SLF001 - the engine reloads the new checkpoint
-    engine._wake.set()  # noqa: SLF001
+    engine.wake()
     return engine.store.get_execution(arn)
 
 

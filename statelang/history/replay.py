@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from statelang.interpreter.step import ExecutionState
+from statelang.language import jsontext
 from statelang.runtime.clock import Clock
 from statelang.runtime.engine import Engine
 from statelang.runtime.storage import Message
@@ -146,25 +147,24 @@ class ReplayClock(Clock):
         self.set(due)
 
 
-class ReplayEngine(Engine):
-    """An in-memory engine whose tasks are answered from a recorded history.
+class RecordedTasks:
+    """Task outcomes answered from a recorded history: the `TaskSource` of a replay engine.
 
-    mode "replay": every task must have a recorded outcome (else NoRecordedResult);
+    mode "replay": every task must have a recorded outcome (else it is noted in `missing`);
     mode "redrive": tasks whose recorded outcome ended the execution (or that have none) are left
-    pending for live handlers, and the fast-forward stops there.
+    pending for live handlers (`left_pending`), and the fast-forward stops there.
+    With `live` set, the engine's own handlers answer instead (a changed handler checked against
+    the record).
     """
 
-    def __init__(self, events: list[dict], handlers: dict | None = None, mode: str = "replay", **kw):
-        self.recorded = events
-        self.by_id = {e["id"]: e for e in events}
+    def __init__(self, events: list[dict], mode: str = "replay", live: bool = False):
         self.after: dict[int, list[dict]] = {}
         for e in events:
             self.after.setdefault(e["previousEventId"], []).append(e)
-        self.live = handlers is not None and mode == "replay"
+        self.live = live
         self.mode = mode
         self.left_pending: list[str] = []
         self.missing: list[tuple[str, int]] = []   # (state, event id) of tasks the record never answered
-        super().__init__(db="memory", handlers=handlers, clock=ReplayClock(events), max_workers=1, **kw)
 
     def _outcome_chain(self, start_id: int) -> tuple[dict | None, dict | None]:
         """(TaskSubmitted event or None, outcome event or None) following start_id's thread."""
@@ -190,17 +190,9 @@ class ReplayEngine(Engine):
                        and not e["type"].endswith(("StateFailed", "StateAborted"))
                        for e in self.after.get(outcome["id"], ()))
 
-    def _invoke_all(self, run: ExecutionState, invokes: list[tuple]) -> list:
-        return [self._invoke(run, fid, seq, spec) for (_, fid, seq, spec) in invokes]
-
-    def _flush(self, run: ExecutionState, consumed: list[int]) -> list[tuple]:
-        commit = self._commit_of(run, consumed)
-        self.store.apply(commit)
-        return list(commit.invokes)  # type: ignore[attr-defined]
-
-    def _invoke(self, run: ExecutionState, fid: str, seq: int, spec: dict):
+    def invoke(self, engine: Engine, run: ExecutionState, fid: str, seq: int, spec: dict):
         if self.live:
-            return super()._invoke(run, fid, seq, spec)
+            return engine.invoke_handler(run, fid, seq, spec)
         frame = run.frames.get(fid)
         if frame is None or frame.seq != seq:
             return None   # its iteration or branch was aborted in the same step
@@ -213,22 +205,22 @@ class ReplayEngine(Engine):
             # has no result for it, the comparison ends early and this names the reason.
             self.missing.append((spec["state"], frame.last_id))
             return None
-        kind = spec["kind"]
-        if kind == "activity":
+        if spec["kind"] == "activity":
+            # A worker took it and answered: the messages its GetActivityTask and answer sent.
             started = next((e for e in self.after.get(frame.last_id, ()) if e["type"] == "ActivityStarted"), None)
             if started is not None:
                 worker = started.get("activityStartedEventDetails", {}).get("workerName", "")
-                self.store.add_message(Message(run.arn, "activity_started", started["timestamp"], fid, seq,
-                                               {"workerName": worker}))
+                engine.store.add_message(Message(run.arn, "activity_started", started["timestamp"], fid, seq,
+                                                 {"workerName": worker}))
             if outcome is not None:
-                self.store.add_message(Message(run.arn, "token", outcome["timestamp"], fid, seq,
-                                               _token_payload(outcome)))
+                engine.store.add_message(Message(run.arn, "token", outcome["timestamp"], fid, seq,
+                                                 _token_payload(outcome)))
             return None
         if spec.get("wait_for_token") or spec.get("sync") or submitted is not None:
             # the task was submitted (callback, .sync child, ...): its outcome arrives later
             if outcome is not None and not outcome["type"].endswith("TimedOut"):
-                self.store.add_message(Message(run.arn, "token", outcome["timestamp"], fid, seq,
-                                               _token_payload(outcome)))
+                engine.store.add_message(Message(run.arn, "token", outcome["timestamp"], fid, seq,
+                                                 _token_payload(outcome)))
             if submitted is not None:
                 d = submitted.get("taskSubmittedEventDetails", {})
                 return ("submitted", json.loads(d["output"]) if d.get("output") else None)
@@ -237,17 +229,23 @@ class ReplayEngine(Engine):
                 return ("err", p["error"], p.get("cause"))
             return None
         if outcome["type"].endswith("TimedOut"):
-            return None if self._timer_will_fire(outcome) else ("timeout",)
+            return ("timeout",)
         p = _token_payload(outcome)
         if p["ok"]:
             value = p["output"]
-            if kind == "lambda_invoke" and isinstance(value, dict) and "Payload" in value:
+            if spec["kind"] == "lambda_invoke" and isinstance(value, dict) and "Payload" in value:
                 value = value["Payload"]
             return ("ok", value)
         return ("err", p["error"], p.get("cause"))
 
-    def _timer_will_fire(self, outcome: dict) -> bool:
-        return False
+
+def replay_engine(events: list[dict], handlers: dict | None = None, mode: str = "replay",
+                  skip_messages: frozenset[str] = frozenset(), **kw) -> tuple[Engine, RecordedTasks]:
+    """An in-memory engine on a clock that reads the recorded times, answered by the record."""
+    tasks = RecordedTasks(events, mode, live=handlers is not None and mode == "replay")
+    engine = Engine(db="memory", handlers=handlers, clock=ReplayClock(events), max_workers=1, tasks=tasks,
+                    skip_messages=skip_messages, **kw)
+    return engine, tasks
 
 
 def _token_payload(outcome: dict) -> dict:
@@ -352,7 +350,7 @@ def replay(history: Any, definition: str | dict | None = None, handlers: dict | 
     sm_arn = execution.get("stateMachineArn") or arn.replace(":execution:", ":stateMachine:").rsplit(":", 1)[0]
     started = next((e for e in events if e["type"] == "ExecutionStarted"), None)
     role = ((started or {}).get("executionStartedEventDetails") or {}).get("roleArn", "")
-    engine = ReplayEngine(events, handlers, account_id=account_id, region=region)
+    engine, tasks = replay_engine(events, handlers, account_id=account_id, region=region)
     _schedule_external(engine, events, arn)
     clock: ReplayClock = engine.clock  # type: ignore[assignment]
     try:
@@ -370,13 +368,15 @@ def replay(history: Any, definition: str | dict | None = None, handlers: dict | 
                                                       "ExecutionTimedOut", "ExecutionAborted")
     # A task without a recorded result: abandoned if the record closed anyway (a sibling's failure
     # ended its state), else the record stops short of what the replay needs.
-    if engine.missing and ((div is not None and div.reason.startswith("the replay ended"))
+    if tasks.missing and ((div is not None and div.reason.startswith("the replay ended"))
                            or (div is None and not closed)):
-        state, event_id = engine.missing[0]
+        state, event_id = tasks.missing[0]
         div = Divergence(event_id, "a task with no recorded result", None,
                          next((e for e in produced if e["id"] == event_id), None), state)
         return ReplayResult(False, div, produced)
-    return ReplayResult(div is None, div, produced, run.status, run.output, run.error, run.cause)
+    row = engine.store.get_execution(run.arn)
+    output = jsontext.loads(row["output"]) if row.get("output") is not None else None
+    return ReplayResult(div is None, div, produced, row["status"], output, row.get("error"), row.get("cause"))
 
 
 def _start(engine: Engine, clock: ReplayClock, definition, input, arn, name, sm_arn, role) -> ExecutionState:

@@ -67,6 +67,15 @@ class Frame:
         return f
 
 
+MAX_HISTORY_EVENTS = 25_000   # AWS's hard quota for a Standard execution's history
+
+
+class HistoryLimitReached(Exception):  # noqa: N818 - a signal, not an error a caller sees
+    """Raised by `ExecutionState.emit` in place of the event that would take the history to AWS's
+    quota: the interpreter then fails the execution with that event id. Not a `StatesError`, so
+    no Catch of the machine can take it."""
+
+
 class ExecutionState:
     """The live state of one execution: what a checkpoint stores, plus unflushed output."""
 
@@ -106,6 +115,8 @@ class ExecutionState:
     def emit(self, frame: Frame | None, type_: str, details: dict | None, now: datetime,
              key: str | None = None) -> int:
         eid = self.next_id
+        if eid >= MAX_HISTORY_EVENTS and not type_.startswith("Execution"):
+            raise HistoryLimitReached(type_)
         self.next_id = eid + 1
         ev = {"timestamp": now, "type": type_, "id": eid,
               "previousEventId": frame.last_id if frame is not None else eid - 1}

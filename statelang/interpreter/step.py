@@ -27,12 +27,14 @@ from statelang.interpreter.frames import (  # noqa: F401
     CHILDREN,
     DONE,
     ENTER,
+    MAX_HISTORY_EVENTS,
     RESUME,
     RETRY,
     TASK,
     TIMER,
     ExecutionState,
     Frame,
+    HistoryLimitReached,
     _join,
     _map_path,
     _rng,
@@ -57,6 +59,9 @@ def parse_timestamp(text: str) -> datetime | None:
     return parse(text)
 
 
+MAX_EXECUTION_SECONDS = 365 * 24 * 3600   # AWS: a Standard execution runs one year at most
+
+
 class Interpreter(Branches):
     """Stateless: every method takes the `ExecutionState` it works on."""
 
@@ -73,10 +78,18 @@ class Interpreter(Branches):
         run.runnable.append(root.id)
         timeout = run.machine.timeout_seconds
         if timeout:
-            run.commands.append(("timer", "0", now + timedelta(seconds=timeout), "execution_timeout", 0))
+            run.commands.append(("timer", "0", now + timedelta(seconds=min(timeout, MAX_EXECUTION_SECONDS)),
+                                 "execution_timeout", 0))
 
     def advance(self, run: ExecutionState, now: datetime) -> None:
         """Run every runnable frame until each one waits on something outside."""
+        if run.status == "RUNNING" and (now - run.start).total_seconds() >= MAX_EXECUTION_SECONDS:
+            # AWS ends a Standard execution after one year at most (States.Timeout). No timer is
+            # kept for it (one would make a virtual clock jump a year past every parked token);
+            # the limit is checked whenever the execution moves, so on a virtual clock a polling
+            # loop with no exit ends as it would on AWS instead of spinning forever.
+            self._end(run, "ExecutionTimedOut", now, error=E.TIMEOUT, cause="The execution has timed out.")
+            return
         while run.runnable and run.status == "RUNNING":
             fid = run.runnable.popleft()
             frame = run.frames.get(fid)
@@ -86,6 +99,15 @@ class Interpreter(Branches):
                 self._run_frame(run, frame, now)
             except StatesError as exc:  # a terminal error escaped a state: the execution fails
                 self.fail_execution(run, exc.error, exc.cause, now)
+            except HistoryLimitReached:
+                self.history_limit_reached(run, now)
+
+    def history_limit_reached(self, run: ExecutionState, now: datetime) -> None:
+        """AWS fails a Standard execution whose history reaches its quota; the failure is the
+        quota's last event (an AWS-recorded history ends: 24,999 ChoiceStateExited, 25,000
+        ExecutionFailed States.Runtime with this cause)."""
+        self.fail_execution(run, E.RUNTIME, f"The execution reached the maximum number of history events "
+                                             f"({MAX_HISTORY_EVENTS}).", now)
 
     def task_result(self, run: ExecutionState, frame_id: str, seq: int, ok: bool, value: Any,
                     cause: str | None, now: datetime, whole: bool = False) -> bool:
@@ -99,6 +121,18 @@ class Interpreter(Branches):
         run.runnable.append(frame.id)
         return True
 
+    def activity_started(self, run: ExecutionState, frame_id: str, seq: int, worker_name: str,
+                         now: datetime) -> None:
+        """A worker took the activity task (GetActivityTask)."""
+        frame = run.frames.get(frame_id)
+        if frame is None or frame.phase != TASK or frame.seq != seq or run.status != "RUNNING":
+            return
+        if run.next_id >= MAX_HISTORY_EVENTS:
+            self.history_limit_reached(run, now)
+            return
+        run.emit(frame, "ActivityStarted", {"workerName": worker_name}, now)
+        run.touch(frame)
+
     def task_submitted(self, run: ExecutionState, frame_id: str, seq: int, output: Any, now: datetime) -> None:
         """A .waitForTaskToken/.sync task's call was accepted; its outcome comes later."""
         frame = run.frames.get(frame_id)
@@ -106,6 +140,9 @@ class Interpreter(Branches):
             return
         st = run.machine.state(frame.table, frame.state)
         rtype, rname = resource_parts(st.resource)
+        if run.next_id >= MAX_HISTORY_EVENTS:
+            self.history_limit_reached(run, now)
+            return
         run.emit(frame, "TaskSubmitted", {"resourceType": rtype, "resource": rname,
                                           "output": dump(output), "outputDetails": {"truncated": False}}, now)
         run.touch(frame)

@@ -120,3 +120,10 @@ def loads(text: str | bytes) -> Any:
             pass
     return json.loads(text)
 
+
+def canonical(value: Any) -> str:
+    """JSON text with sorted keys: equal values, equal text (the key of content-keyed caches)."""
+    try:
+        return orjson.dumps(value, option=_OPTIONS | orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -9,21 +9,28 @@ whose result was not committed runs again with the same idempotency key (at leas
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from statelang.interpreter.step import RESUME, TASK, ExecutionState, Frame, Interpreter
+from statelang.interpreter.step import (
+    MAX_EXECUTION_SECONDS,
+    RESUME,
+    TASK,
+    ExecutionState,
+    Frame,
+    Interpreter,
+)
 from statelang.language import jsontext
 from statelang.language.compiler import CompiledMachine
 from statelang.runtime.clock import Clock, make_clock
+from statelang.runtime.map_run import MapRuns
 from statelang.runtime.resources import Resources, TaskContext
-from statelang.runtime.storage import Commit, MemoryStore, Message, Store, open_store
+from statelang.runtime.storage import Commit, Message, Store, open_store
 
 
 def _fault(point: str) -> None:
@@ -43,38 +50,39 @@ def _fault(point: str) -> None:
 _fault_counts: dict[str, int] = {}
 
 
+MAX_EXECUTION_TIME = timedelta(seconds=MAX_EXECUTION_SECONDS)
 _COMPILED: dict[str, CompiledMachine] = {}
+_COMPILED_LIMIT = 512
 
 
-_KEY_OF_OBJECT: dict[int, tuple[dict, str]] = {}
-
-
-def definition_key(definition: str | dict) -> str:
-    """A digest of the definition's text. A dict seen before (the same object) is not serialised
-    again: `statelang.run` in a test loop passes the same dict thousands of times."""
+def definition_text(definition: str | dict) -> str:
+    """The definition as JSON text: the text itself, or a dict written with sorted keys. Caches
+    are keyed by this text, never by the identity of a caller's object, so a dict edited between
+    two runs runs edited."""
     if isinstance(definition, str):
-        return hashlib.sha1(definition.encode()).hexdigest()
-    hit = _KEY_OF_OBJECT.get(id(definition))
-    if hit is not None and hit[0] is definition:
-        return hit[1]
-    key = hashlib.sha1(json.dumps(definition, sort_keys=True).encode()).hexdigest()
-    if len(_KEY_OF_OBJECT) > 256:
-        _KEY_OF_OBJECT.clear()
-    _KEY_OF_OBJECT[id(definition)] = (definition, key)
-    return key
+        return definition
+    return jsontext.canonical(definition)
 
 
 def compiled(definition: str | dict) -> CompiledMachine:
     """Compile once per distinct definition text, shared by every engine of the process: the
     compiled machine is immutable, so sharing it is safe."""
-    key = definition_key(definition)
-    m = _COMPILED.get(key)
+    text = definition_text(definition)
+    m = _COMPILED.get(text)
     if m is None:
         from statelang.language.definition import load_definition
-        if len(_COMPILED) > 512:
+        if len(_COMPILED) >= _COMPILED_LIMIT:
             _COMPILED.clear()
-        m = _COMPILED[key] = CompiledMachine(load_definition(definition))
+        m = _COMPILED[text] = CompiledMachine(load_definition(text))
     return m
+
+
+class TaskSource(Protocol):
+    """Where an engine's task outcomes come from, when not from its handlers: a replay answers
+    tasks from a recorded history. `invoke` returns the outcome, or None when the answer arrives
+    later as a message."""
+
+    def invoke(self, engine: Engine, run: ExecutionState, frame_id: str, seq: int, spec: dict) -> Any: ...
 
 
 class Engine:
@@ -84,7 +92,8 @@ class Engine:
                  clock: str | Clock = "real", state_machines: dict | None = None,
                  account_id: str = "123456789012", region: str = "us-east-1",
                  worker_id: str | None = None, max_workers: int = 8, lease_seconds: float = 60.0,
-                 eager: bool | str = False):
+                 eager: bool | str = False, tasks: TaskSource | None = None,
+                 skip_messages: frozenset[str] = frozenset()):
         self.store = open_store(db)
         self.clock = make_clock(clock)
         self.account_id = account_id
@@ -97,13 +106,16 @@ class Engine:
         # ends (as the AWS service starts it at once), saving a claim; "always" also on a virtual
         # clock. Off by default so that a start returns before any handler runs.
         self.eager = eager
+        # Where task outcomes come from: the handlers (None), or a replay's recorded results.
+        self.tasks = tasks
+        # Message kinds this engine does not apply (a redrive's fast-forward ignores the record's
+        # own timeout and stop request, so that it stops where the execution broke).
+        self.skip_messages = skip_messages
         self.max_workers = max_workers
         self._pool: ThreadPoolExecutor | None = None
         self.max_defer_events = 2000      # group commit bounds (see _deferrable)
         self.max_defer_seconds = 0.5
         self._machines: dict[str, CompiledMachine] = {}
-        self._runs: dict[str, ExecutionState] = {}
-        self._cache_runs = isinstance(self.store, MemoryStore)
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -115,13 +127,7 @@ class Engine:
         self.timer_sources: list = []  # callables() -> datetime | None: when that work is next due
         from statelang.runtime.nested import install
         install(self)
-        self.map_runs = None   # the distributed Map runner (statelang.maprun), when available
-        try:
-            from statelang.runtime.map_run import MapRuns
-        except ImportError:
-            pass
-        else:
-            self.map_runs = MapRuns(self)
+        self.map_runs = MapRuns(self)   # the distributed Map runner
 
     def client(self):
         """A client with boto3's ``stepfunctions`` methods, arguments, responses and exceptions."""
@@ -195,20 +201,18 @@ class Engine:
             commit.add_messages.append(kick)
         row = {"executionArn": arn, "stateMachineArn": state_machine_arn, "name": name,
                "status": "RUNNING", "startDate": now,
-               "definition": definition if isinstance(definition, str) or self._cache_runs
-               else json.dumps(definition),
+               "definition": definition_text(definition),
                "roleArn": role_arn, "redriveCount": 0, "next_event_id": run.next_id, **(extra or {})}
         if "input" not in row:   # the API passes the caller's own text in extra
             row["input"] = json.dumps(input)
         self.store.create_execution(row, commit)
-        if self._cache_runs:
-            self._runs[arn] = run
+        self._start_map_runs(run, commit)
         if self.listeners:
             self._notify(run)   # AWS publishes a RUNNING status change too
         if eager and run.status == "RUNNING":
             with self._lock:
                 run.released = True
-                recorded = [c for c in commit.invokes if c[3].get("kind") != "activity"]  # type: ignore[attr-defined]
+                recorded = self._in_flight(commit.invokes)  # type: ignore[attr-defined]
                 if recorded:   # invocations the creating commit recorded (a token, a child execution)
                     self._apply_outcomes(run, recorded, self._invoke_all(run, recorded))
                 self._drive(run, [kick.id])
@@ -223,15 +227,15 @@ class Engine:
         last = self.clock.elapsed()
         while run.status == "RUNNING":
             it.advance(run, self.clock.now())
-            invokes = self._deferrable(run, last, force=True)
+            invokes = self._deferrable(run, last)
             if invokes is None:
                 return
             self._apply_outcomes(run, invokes, self._invoke_all(run, invokes))
 
     # -- the loop ---------------------------------------------------------------------------
-    def run_until_idle(self, max_rounds: int | None = None) -> int:
-        """Run everything runnable now; on a virtual clock also jump to each next timer.
-        Returns the number of executions steps taken."""
+    def run_until_idle(self, max_rounds: int | None = None, until: datetime | None = None) -> int:
+        """Run everything runnable now; on a virtual clock also jump to each next timer, but not
+        past `until` when it is given. Returns the number of executions steps taken."""
         steps = 0
         virtual = self.clock.virtual
         while max_rounds is None or steps < max_rounds:
@@ -253,7 +257,11 @@ class Engine:
                     # Other timer sources (schedules) fire interleaved with the engine's timers but
                     # do not keep a virtual run going on their own: a cron rule never ends.
                     others = [d for d in (src() for src in self.timer_sources) if d is not None and d < due]
-                    self.clock.set(min(others, default=due))
+                    jump = min(others, default=due)
+                    if until is not None and jump > until:
+                        self.clock.set(max(until, now))
+                        break
+                    self.clock.set(jump)
                     continue
             break
         return steps
@@ -280,6 +288,10 @@ class Engine:
         if close is not None:
             close()
 
+    def wake(self) -> None:
+        """Tell the worker loop that something changed in the store (a redrive, say)."""
+        self._wake.set()
+
     def shutdown(self) -> None:
         self._stopping.set()
         self._wake.set()
@@ -287,23 +299,36 @@ class Engine:
             self._pool.shutdown(wait=False)
 
     def wait(self, arn: str, timeout: float | None = None) -> dict:
-        """Block (real clock) or jump (virtual clock) until the execution is no longer RUNNING or
-        nothing more can happen to it; returns its row."""
+        """Run the execution until it is no longer RUNNING, or `timeout` seconds of the engine's
+        clock have passed, or nothing more can happen to it; returns its row.
+
+        On a virtual clock time jumps from timer to timer (never past the timeout). On the real
+        clock the thread sleeps until the next timer; with a timeout it also waits for answers
+        from outside (a task token sent from a handler's thread, an activity worker) until then.
+        Without one, an execution that waits only for the outside is returned RUNNING."""
         deadline = None if timeout is None else self.clock.elapsed() + timeout
+        until = None if timeout is None else self.clock.now() + timedelta(seconds=timeout)
         row = self.store.get_execution(arn)
         if row is None or row["status"] != "RUNNING":
             return row   # an eager start already ran it to the end
         while True:
-            self.run_until_idle()
+            self._wake.clear()
+            self.run_until_idle(until=until if self.clock.virtual else None)
             row = self.store.get_execution(arn)
-            if row is None or row["status"] != "RUNNING":
+            if row is None or row["status"] != "RUNNING" or self.clock.virtual:
                 return row
             due = self.store.next_due()
-            if due is None or self.clock.virtual:
+            left = None if deadline is None else deadline - self.clock.elapsed()
+            if left is not None and left <= 0:
                 return row
-            if deadline is not None and self.clock.elapsed() >= deadline:
-                return row
-            self.clock.sleep_until(due, self._wake)
+            if due is None:
+                if left is None:
+                    return row
+                self._wake.wait(left)
+            elif left is None or due <= self.clock.now() + timedelta(seconds=left):
+                self.clock.sleep_until(due, self._wake)
+            else:
+                self._wake.wait(left)
 
     # -- inputs from outside ----------------------------------------------------------------
     def stop_execution(self, arn: str, error: str | None = None, cause: str | None = None) -> dict | None:
@@ -367,13 +392,12 @@ class Engine:
             finally:
                 if not run.released:
                     self.store.release(arn, self.worker_id)
-                if not self._cache_runs or run.status != "RUNNING":
-                    self._runs.pop(arn, None)
+
+    def load(self, arn: str) -> ExecutionState | None:
+        """The execution's state as its last checkpoint holds it (None if there is none)."""
+        return self._load(arn)
 
     def _load(self, arn: str) -> ExecutionState | None:
-        run = self._runs.get(arn)
-        if run is not None:
-            return run
         row = self.store.get_execution(arn)
         if row is None:
             return None
@@ -388,8 +412,6 @@ class Engine:
             frame = fd if isinstance(fd, Frame) else Frame.from_dict(fd)
             run.frames[fid] = frame
         self._recover(run)
-        if self._cache_runs:
-            self._runs[arn] = run
         return run
 
     def _recover(self, run: ExecutionState) -> None:
@@ -400,13 +422,13 @@ class Engine:
             elif frame.phase == TASK and frame.data.get("invoke"):
                 spec = dict(frame.data["invoke"])
                 run.commands.append(("invoke", frame.id, frame.seq, spec))
-            elif frame.data.get("map_run") and self.map_runs is not None:
+            elif frame.data.get("map_run"):
                 self.map_runs.recover(run, frame)
 
     def _apply_message(self, run: ExecutionState, m: Message, now: datetime) -> None:
         it = self.interpreter
         k = m.kind
-        if k == "run":
+        if k == "run" or k in self.skip_messages:
             return
         if k in ("wait", "retry", "task_timeout", "heartbeat", "execution_timeout"):
             if k == "heartbeat":
@@ -435,15 +457,12 @@ class Engine:
                 run.touch(frame)
         elif k == "activity_started":
             frame = run.frames.get(m.frame_id)
-            if frame is not None and frame.phase == TASK and frame.seq == m.seq:
-                run.emit(frame, "ActivityStarted", {"workerName": (m.payload or {}).get("workerName", "")}, now)
-                run.touch(frame)
+            it.activity_started(run, m.frame_id, m.seq, (m.payload or {}).get("workerName", ""), now)
         elif k == "stop":
             p = m.payload or {}
             it.stop(run, p.get("error"), p.get("cause"), now)
         elif k == "map_child_done":
-            if self.map_runs is not None:
-                self.map_runs.child_done(run, m, now)
+            self.map_runs.child_done(run, m, now)
         elif k == "child_done":
             p = m.payload
             it.task_result(run, m.frame_id, m.seq, p["ok"], p.get("output") if p["ok"] else p.get("error"),
@@ -470,9 +489,14 @@ class Engine:
         it = self.interpreter
         now = self.clock.now()
         for (_, fid, seq, spec), outcome in zip(invokes, outcomes, strict=True):
-            if outcome is None:
-                continue
             frame = run.frames.get(fid)
+            if outcome is None:
+                # No answer yet (it comes later as a message, or the task stays pending): the
+                # checkpoint must still say the call is out, even when group commit took it.
+                if frame is not None and frame.seq == seq and frame.phase == TASK and "invoke" not in frame.data:
+                    frame.data["invoke"] = _jsonable_spec(spec)
+                    run.touch(frame)
+                continue
             if frame is not None and frame.seq == seq:
                 frame.data.pop("invoke", None)
                 run.touch(frame)
@@ -488,7 +512,7 @@ class Engine:
                 it.task_result(run, fid, seq, False, outcome[1], outcome[2], now)
         _fault("after_handler")
 
-    def _deferrable(self, run: ExecutionState, last_commit: float, force: bool = False) -> list[tuple] | None:
+    def _deferrable(self, run: ExecutionState, last_commit: float) -> list[tuple] | None:
         """Group commit: the invocations of this step, taken without committing, when that is safe.
 
         Committing before every handler call would cost one fsync per task. It is not needed for
@@ -497,7 +521,7 @@ class Engine:
         IS needed when something outside may act on the step before the next commit — a task
         token handed to a handler, an activity a worker may poll, a child execution — so those
         steps commit first. Bounded by `max_defer_events` and `max_defer_seconds`."""
-        if (self._cache_runs and not force) or run.status != "RUNNING" or not run.commands:
+        if run.status != "RUNNING" or not run.commands:
             return None
         if len(run.events) > self.max_defer_events or self.clock.elapsed() - last_commit > self.max_defer_seconds:
             return None
@@ -527,9 +551,21 @@ class Engine:
         return list(self._pool.map(lambda c: self._invoke(run, *c), calls))
 
     def _invoke(self, run: ExecutionState, fid: str, seq: int, spec: dict):
-        kind = spec["kind"]
-        if kind == "activity":
+        if self.tasks is not None:
+            return self.tasks.invoke(self, run, fid, seq, spec)
+        if spec["kind"] == "activity":
             return None  # a worker polls it with get_activity_task
+        return self.invoke_handler(run, fid, seq, spec)
+
+    def _in_flight(self, invokes: list[tuple]) -> list[tuple]:
+        """The invocations this engine carries out now: an activity's task waits for a worker's
+        GetActivityTask, unless a task source (a replay's record) answers it."""
+        if self.tasks is not None:
+            return list(invokes)
+        return [c for c in invokes if c[3].get("kind") != "activity"]
+
+    def invoke_handler(self, run: ExecutionState, fid: str, seq: int, spec: dict):
+        """Call the task's handler (or integration) and return its outcome."""
         resource = spec["resource"]
         for prefix, integration in self.integrations.items():
             if resource.startswith(prefix):
@@ -562,7 +598,13 @@ class Engine:
             op = c[0]
             if op == "timer":
                 _, fid, due, kind, seq = c
+                if run.status != "RUNNING":   # an ended execution's timers would only be dropped
+                    continue
                 commit.add_messages.append(Message(run.arn, kind, due, fid, seq))
+                if due > run.start + MAX_EXECUTION_TIME and kind != "execution_timeout":
+                    # A timer beyond AWS's one-year limit: the execution times out first, at the limit.
+                    commit.add_messages.append(Message(run.arn, "execution_timeout",
+                                                       run.start + MAX_EXECUTION_TIME, "0", 0))
             elif op == "invoke":
                 _, fid, seq, spec = c
                 frame = run.frames.get(fid)
@@ -606,8 +648,8 @@ class Engine:
 
     def _flush(self, run: ExecutionState, consumed: list[int]) -> list[tuple]:
         commit = self._commit_of(run, consumed)
-        in_flight = [c for c in commit.invokes if c[3].get("kind") != "activity"]  # type: ignore[attr-defined]
-        if (in_flight or commit.map_runs) and not self._cache_runs:  # type: ignore[attr-defined]
+        in_flight = self._in_flight(commit.invokes)  # type: ignore[attr-defined]
+        if in_flight or commit.map_runs:  # type: ignore[attr-defined]
             # Handlers are about to run on this commit's word. If the process dies before their
             # results are committed, this message (due when our lease would expire) lets another
             # worker claim the execution and re-invoke them; the next commit consumes it.
@@ -621,14 +663,13 @@ class Engine:
         _fault("after_commit")
         if run.status != "RUNNING" and commit.close_all:
             self._notify(run)
+        self._start_map_runs(run, commit)
+        return in_flight
+
+    def _start_map_runs(self, run: ExecutionState, commit: Commit) -> None:
+        """Distributed Map runs the commit recorded (MapRunStarted): read their items, start children."""
         for _, fid, seq, spec in commit.map_runs:  # type: ignore[attr-defined]
-            if self.map_runs is None:
-                self.interpreter.map_run_finished(run, fid, seq, False, "States.Runtime",
-                                                  "Distributed Map is not available in this build.",
-                                                  self.clock.now())
-            else:
-                self.map_runs.start(run, fid, seq, spec)
-        return [c for c in commit.invokes if c[3].get("kind") != "activity"]  # type: ignore[attr-defined]
+            self.map_runs.start(run, fid, seq, spec)
 
     def _notify(self, run: ExecutionState) -> None:
         for listener in list(self.listeners):

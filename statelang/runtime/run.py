@@ -2,63 +2,32 @@
 
 from __future__ import annotations
 
-import json
-import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from statelang.language import jsontext
+from statelang.language.errors import DefinitionError
+from statelang.language.validation import validate
 from statelang.runtime.clock import Clock
-from statelang.runtime.engine import Engine
+from statelang.runtime.engine import Engine, definition_text
 
-_VALID: dict[str, dict] = {}
-_LOCAL = threading.local()
-
-
-def _private_engine(handlers, clock, state_machines, account_id: str, region: str) -> Engine:
-    """A fresh in-memory engine for one run. The Engine object itself is reused per thread (its
-    store, clock, handlers and machines are new each time): a test suite calls `run` thousands of
-    times and building an engine is a good part of a small machine's run."""
-    from statelang.runtime.clock import make_clock
-    from statelang.runtime.resources import Resources
-    from statelang.runtime.storage import MemoryStore
-    eng = getattr(_LOCAL, "engine", None)
-    if getattr(_LOCAL, "busy", False):   # `run` called from inside a handler of another `run`
-        return Engine(db="memory", handlers=handlers, clock=clock, state_machines=state_machines,
-                      account_id=account_id, region=region, max_workers=8, eager="always")
-    if eng is None or eng.account_id != account_id or eng.region != region or eng._pool is not None:
-        eng = Engine(db="memory", clock=clock, account_id=account_id, region=region, max_workers=8,
-                     eager="always")
-        _LOCAL.engine = eng
-    eng.store = MemoryStore()
-    eng.clock = make_clock(clock)
-    eng.resources = Resources(handlers, region, account_id)
-    eng.state_machines = dict(state_machines or {})
-    eng._runs = {}
-    eng.listeners = []
-    eng.tickers = []
-    eng.timer_sources = []
-    if eng.map_runs is not None:
-        eng.map_runs.live.clear()
-    return eng
+_VALID: dict[str, str] = {}
+_VALID_LIMIT = 512
 
 
-def _checked(definition: str | dict) -> dict:
-    """Load and validate once per distinct definition text; raise DefinitionError if invalid."""
-    from statelang.language.definition import load_definition
-    from statelang.language.errors import DefinitionError
-    from statelang.language.validation import validate
-    from statelang.runtime.engine import definition_key
-    key = definition_key(definition)
-    doc = _VALID.get(key)
-    if doc is None:
-        doc = load_definition(definition)
-        problems = [d for d in validate(doc) if d.severity == "ERROR"]
+def checked(definition: str | dict) -> str:
+    """The definition's text, validated once per distinct text; raises DefinitionError if invalid.
+    Keyed by the text (a dict is written out first), so an edited definition is validated again."""
+    text = definition_text(definition)
+    if text not in _VALID:
+        problems = [d for d in validate(text) if d.severity == "ERROR"]
         if problems:
             raise DefinitionError(problems)
-        if len(_VALID) > 512:
+        if len(_VALID) >= _VALID_LIMIT:
             _VALID.clear()
-        _VALID[key] = doc
-    return doc
+        _VALID[text] = text
+    return text
 
 
 @dataclass
@@ -90,28 +59,33 @@ def run(definition: str | dict, input: Any = None, handlers: dict | None = None,
         name: str = "execution", state_machine_name: str = "statemachine",
         engine: Engine | None = None, timeout: float | None = None,
         type: str = "STANDARD") -> Execution:
-    """Run `definition` on `input` to the end (or until nothing more can happen) in memory."""
+    """Run `definition` on `input` to the end (or until nothing more can happen, or `timeout`
+    seconds of the engine's clock have passed) and return what AWS would report.
+
+    Without `engine`, a new in-memory Engine runs it: the same engine, interpreter and commit path
+    as any `Engine(db="memory")`, started eagerly (in this thread, as the service starts an
+    execution at once)."""
     if input is None:
         input = {}
-    doc = _checked(definition)
-    eng = engine or _private_engine(handlers, clock, state_machines, account_id, region)
+    text = checked(definition)
+    eng = engine or Engine(db="memory", handlers=handlers, clock=clock, state_machines=state_machines,
+                           account_id=account_id, region=region, eager="always")
     sm_arn = f"arn:aws:states:{region}:{account_id}:stateMachine:{state_machine_name}"
     arn = f"arn:aws:states:{region}:{account_id}:execution:{state_machine_name}:{name}"
     if engine is not None:
-        import uuid
+        arn = f"{arn}-{uuid.uuid4().hex[:8]}"
     if type.upper() == "EXPRESS":   # an Express execution's ARN: express:<machine>:<name>:<run id>
         import uuid as _uuid
         arn = f"arn:aws:states:{region}:{account_id}:express:{state_machine_name}:{name}:{_uuid.uuid4()}"
-        arn = f"{arn}-{uuid.uuid4().hex[:8]}"
-    outer = getattr(_LOCAL, "busy", False)
-    _LOCAL.busy = True
     try:
-        eng.start(doc, input, arn=arn, name=arn.rsplit(":", 1)[-1], state_machine_arn=sm_arn,
+        eng.start(text, input, arn=arn, name=arn.rsplit(":", 1)[-1], state_machine_arn=sm_arn,
                   role_arn=f"arn:aws:iam::{account_id}:role/statelang")
         row = eng.wait(arn, timeout)
+        history = eng.store.history(arn)
     finally:
-        _LOCAL.busy = outer
-    history = eng.store.history(arn)
+        if engine is None:
+            eng.close()
     return Execution(arn, row["status"],
-                     json.loads(row["output"]) if row.get("output") is not None and row["status"] == "SUCCEEDED" else None,
+                     jsontext.loads(row["output"]) if row.get("output") is not None and row["status"] == "SUCCEEDED"
+                     else None,
                      row.get("error"), row.get("cause"), list(history), row.get("startDate"), row.get("stopDate"))

@@ -257,6 +257,11 @@ class MemoryStore:
             mine = self._by_arn.get(arn) or {}
             return sorted((m for m in mine.values() if m.due <= now), key=lambda m: (m.due, m.id))
 
+    def pending_messages(self, arn: str) -> list[Message]:
+        """Every message of the execution not yet consumed, due or not."""
+        with self.lock:
+            return sorted((self._by_arn.get(arn) or {}).values(), key=lambda m: (m.due, m.id))
+
     def _forget(self, mid: int) -> None:
         m = self._live.pop(mid, None)
         if m is not None:

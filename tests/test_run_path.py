@@ -1,0 +1,130 @@
+"""`statelang.run` is an ordinary in-memory Engine: one execution path, content-keyed caches, and
+AWS's limits on the virtual clock so that a loop with no exit ends as it would on AWS."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import statelang
+from statelang import DefinitionError, Engine, VirtualClock
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+DISTRIBUTED = {
+    "StartAt": "M",
+    "States": {"M": {"Type": "Map", "ItemsPath": "$.items",
+                     "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                                       "StartAt": "Double",
+                                       "States": {"Double": {"Type": "Task", "Resource": "Double", "End": True}}},
+                     "End": True}},
+}
+
+
+def double(value, ctx):
+    return value * 2
+
+
+@pytest.mark.parametrize("clock", ["virtual", "real"])
+def test_a_distributed_map_finishes_through_run_as_through_an_engine(clock):
+    via_run = statelang.run(DISTRIBUTED, {"items": [1, 2, 3]}, handlers={"Double": double}, clock=clock)
+    via_engine = statelang.run(DISTRIBUTED, {"items": [1, 2, 3]},
+                               engine=Engine(db="memory", handlers={"Double": double}, clock=clock))
+    assert via_run.status == via_engine.status == "SUCCEEDED"
+    assert via_run.output == via_engine.output == [2, 4, 6]
+    assert [e["type"] for e in via_run.history] == [e["type"] for e in via_engine.history]
+
+
+def test_a_definition_edited_between_runs_runs_edited():
+    definition = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 1, "End": True}}}
+    assert statelang.run(definition).output == 1
+    definition["States"]["P"]["Result"] = 2
+    assert statelang.run(definition).output == 2
+
+
+def test_an_edited_definition_is_validated_again():
+    definition = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+    assert statelang.run(definition).status == "SUCCEEDED"
+    del definition["States"]["P"]["End"]
+    definition["States"]["P"]["Next"] = "Missing"
+    with pytest.raises(DefinitionError, match="Missing"):
+        statelang.run(definition)
+
+
+def test_a_task_token_answered_from_a_handler_thread_through_run():
+    """A handler hands its token to another thread, which answers it: run waits for that."""
+    import threading
+    engine_box = {}
+
+    def ask(event, ctx):
+        threading.Timer(0.01, lambda: engine_box["engine"].send_task_result(ctx.task_token, True,
+                                                                            output={"ok": True})).start()
+
+    engine = Engine(db="memory", handlers={"Ask": ask})
+    engine_box["engine"] = engine
+    definition = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke."
+                                                   "waitForTaskToken", "Parameters": {"FunctionName": "Ask",
+                                                   "Payload": {"t.$": "$$.Task.Token"}}, "End": True}}}
+    ex = statelang.run(definition, {}, engine=engine, timeout=10)
+    assert ex.status == "SUCCEEDED" and ex.output == {"ok": True}
+
+
+POLL_FOREVER = {
+    "StartAt": "Check",
+    "States": {
+        "Check": {"Type": "Pass", "Next": "Done?"},
+        "Done?": {"Type": "Choice", "Choices": [{"Variable": "$.done", "BooleanEquals": True, "Next": "End"}],
+                  "Default": "Sleep"},
+        "Sleep": {"Type": "Wait", "Seconds": 3600, "Next": "Check"},
+        "End": {"Type": "Succeed"},
+    },
+}
+
+
+def test_a_poll_loop_with_no_exit_ends_at_the_history_quota():
+    """AWS: 'The execution reached the maximum number of history events (25000).', States.Runtime,
+    and the failure is event 25,000 itself (recorded AWS history quoted in floci-io/floci#2734;
+    quota from the developer guide's 'Step Functions service quotas')."""
+    ex = statelang.run(POLL_FOREVER, {"done": False}, clock=VirtualClock(T0))
+    assert ex.status == "FAILED"
+    assert ex.error == "States.Runtime"
+    assert ex.cause == "The execution reached the maximum number of history events (25000)."
+    assert ex.history[-1]["id"] == 25_000 and ex.history[-1]["type"] == "ExecutionFailed"
+    assert [e["id"] for e in ex.history] == list(range(1, 25_001))
+
+
+def test_a_wait_beyond_one_year_times_out_at_one_year():
+    """AWS: 'Maximum execution time: 1 year. If an execution runs for more than the 1-year maximum,
+    it will fail with a States.Timeout error' (developer guide, 'Step Functions service quotas')."""
+    definition = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 400 * 86400, "End": True}}}
+    ex = statelang.run(definition, {}, clock=VirtualClock(T0))
+    assert ex.status == "TIMED_OUT" and ex.error == "States.Timeout"
+    assert ex.history[-1]["type"] == "ExecutionTimedOut"
+    assert ex.history[-1]["timestamp"] == T0 + timedelta(days=365)
+
+
+def test_a_slow_poll_loop_times_out_at_one_year():
+    slow = {**POLL_FOREVER, "States": {**POLL_FOREVER["States"],
+                                       "Sleep": {"Type": "Wait", "Seconds": 30 * 86400, "Next": "Check"}}}
+    ex = statelang.run(slow, {"done": False}, clock=VirtualClock(T0))
+    assert ex.status == "TIMED_OUT" and ex.error == "States.Timeout"
+    assert T0 + timedelta(days=365) <= ex.history[-1]["timestamp"] <= T0 + timedelta(days=366)
+
+
+def test_a_parked_token_does_not_make_the_virtual_clock_jump_a_year():
+    engine = Engine(db="memory", clock=VirtualClock(T0), handlers={"Ask": lambda e, c: None})
+    definition = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke."
+                                                   "waitForTaskToken", "Parameters": {"FunctionName": "Ask",
+                                                   "Payload": {"t.$": "$$.Task.Token"}}, "End": True}}}
+    ex = statelang.run(definition, {}, engine=engine)
+    assert ex.status == "RUNNING"
+    assert engine.clock.now() == T0
+
+
+def test_run_timeout_is_honoured_on_the_virtual_clock():
+    ex = statelang.run(POLL_FOREVER, {"done": False}, clock=VirtualClock(T0), timeout=2 * 3600 + 1)
+    assert ex.status == "RUNNING"
+    entered = [e for e in ex.history if e["type"] == "WaitStateEntered"]
+    assert len(entered) == 3          # at 0 h, 1 h and 2 h; the next one is past the timeout
+    assert max(e["timestamp"] for e in ex.history) <= T0 + timedelta(seconds=2 * 3600 + 1)
