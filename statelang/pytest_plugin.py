@@ -4,7 +4,8 @@ installs statelang.
 Fixtures:
 
 * ``sfn_engine`` — an in-memory Engine on the virtual clock, with the local AWS services (its
-  ``engine.resources.services``); closed after the test.
+  ``engine.resources.services``) and statelang's event bus for ``events:putEvents``; closed after
+  the test.
 * ``sfn_client`` — its boto3-shaped ``stepfunctions`` client.
 * ``statelang_template`` — a factory: ``statelang_template("template.yaml", Stage="qa")`` loads a
   SAM/CloudFormation/CDK template onto a fresh virtual-clock engine and returns a `TemplateUnderTest`
@@ -112,7 +113,14 @@ def _engine(**kw: Any):
     eng = Engine(db="memory", clock="virtual", eager="always", **kw)
     eng.resources.services = LocalServices(eng.store, eng.clock, region=eng.region, account_id=eng.account_id)
     eng.resources.clock = eng.clock
+    _attach_event_bus(eng)
     return eng
+
+
+def _attach_event_bus(eng) -> None:
+    """events:putEvents tasks go to statelang's event bus, as with `statelang run`."""
+    from statelang.eventbus.integration import install
+    install(eng)
 
 
 @pytest.fixture
@@ -154,6 +162,7 @@ def statelang_template(tmp_path):
         template = load_template(path, {k: str(v) for k, v in parameters.items()})
         check_functions(template)
         eng = template_engine(template, clock="virtual", handlers=handlers, s3_root=tmp_path / "s3", eager="always")
+        _attach_event_bus(eng)
         made.append(eng)
         return TemplateUnderTest(template, eng)
     yield load

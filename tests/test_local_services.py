@@ -9,6 +9,8 @@ integrations (AWS's "Learning to use AWS service SDK integrations in Step Functi
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 import statelang
@@ -19,8 +21,17 @@ DDB = "arn:aws:states:::dynamodb:"
 
 
 @pytest.fixture
-def svc(tmp_path):
-    s = LocalServices(s3_root=tmp_path / "s3", moto=False)
+def eng():
+    engine = statelang.Engine(db="memory", clock="virtual", eager="always")
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def svc(eng, tmp_path):
+    """Local services on the engine's store and virtual clock, as `statelang run` binds them."""
+    s = LocalServices(eng.store, eng.clock, s3_root=tmp_path / "s3", moto=False)
+    eng.resources.services = s
     s.dynamodb.create_table("Orders", "pk", "sk")
     return s
 
@@ -29,11 +40,11 @@ def task(resource: str, params: dict, **extra) -> dict:
     return {"Type": "Task", "Resource": resource, "Parameters": params, **extra}
 
 
-def run(svc, states: dict, start: str, input=None):
-    return statelang.run({"StartAt": start, "States": states}, input or {}, handlers=svc.handlers(), clock="virtual")
+def run(eng, states: dict, start: str, input=None):
+    return statelang.run({"StartAt": start, "States": states}, input or {}, engine=eng)
 
 
-def test_put_then_conditional_put_is_caught_by_aws_error_name(svc):
+def test_put_then_conditional_put_is_caught_by_aws_error_name(svc, eng):
     item = {"pk": {"S": "o1"}, "sk": {"N": "1"}, "total": {"N": "10"}}
     states = {
         "Put": task(f"{DDB}putItem", {"TableName": "Orders", "Item": item,
@@ -44,7 +55,7 @@ def test_put_then_conditional_put_is_caught_by_aws_error_name(svc):
                       Catch=[{"ErrorEquals": ["DynamoDB.ConditionalCheckFailedException"], "Next": "Caught"}],
                       End=True),
         "Caught": {"Type": "Pass", "End": True}}
-    ex = run(svc, states, "Put")
+    ex = run(eng, states, "Put")
     assert ex.status == "SUCCEEDED", ex
     assert ex.output["Error"] == "DynamoDB.ConditionalCheckFailedException"
     put = next(e for e in ex.history if e["type"] == "TaskSucceeded")
@@ -53,7 +64,7 @@ def test_put_then_conditional_put_is_caught_by_aws_error_name(svc):
     assert svc.dynamodb.items("Orders") == [item]
 
 
-def test_update_query_scan_delete(svc):
+def test_update_query_scan_delete(svc, eng):
     for i in range(3):
         svc.dynamodb.put_item({"TableName": "Orders", "Item": {"pk": {"S": "c"}, "sk": {"N": str(i)}}})
     states = {
@@ -71,45 +82,43 @@ def test_update_query_scan_delete(svc):
                   ResultPath=None, Next="S"),
         "S": task("arn:aws:states:::aws-sdk:dynamodb:scan", {"TableName": "Orders"},
                   ResultSelector={"count.$": "$.Count"}, ResultPath="$.s", End=True)}
-    ex = run(svc, states, "Up")
+    ex = run(eng, states, "Up")
     assert ex.output == {"up": {"n": "1"}, "q": {"count": 2, "first": "2"}, "s": {"count": 2}}, ex
 
 
-def test_missing_table_sdk_error_name(svc):
+def test_missing_table_sdk_error_name(svc, eng):
     states = {"G": task("arn:aws:states:::aws-sdk:dynamodb:getItem", {"TableName": "Nope", "Key": {"pk": {"S": "x"}}},
                         End=True)}
-    ex = run(svc, states, "G")
+    ex = run(eng, states, "G")
     assert ex.error == "DynamoDb.ResourceNotFoundException"
     states = {"G": task(f"{DDB}getItem", {"TableName": "Nope", "Key": {"pk": {"S": "x"}}}, End=True)}
-    assert run(svc, states, "G").error == "DynamoDB.ResourceNotFoundException"
+    assert run(eng, states, "G").error == "DynamoDB.ResourceNotFoundException"
 
 
-def test_sns_sqs_events_are_recorded_on_the_execution_clock(svc):
+def test_sns_and_sqs_are_recorded_on_the_execution_clock(svc, eng):
     topic = svc.sns.create_topic("Alerts")
     queue = svc.sqs.create_queue("Work")
     states = {
         "Pub": task("arn:aws:states:::sns:publish", {"TopicArn": topic, "Message.$": "$"}, ResultPath="$.pub", Next="Send"),
         "Send": task("arn:aws:states:::sqs:sendMessage", {"QueueUrl": queue, "MessageBody": {"a": 1}},
                      ResultSelector={"md5.$": "$.MD5OfMessageBody"}, ResultPath="$.send", Next="Wait"),
-        "Wait": {"Type": "Wait", "Seconds": 3600, "Next": "Put"},
-        "Put": task("arn:aws:states:::events:putEvents",
-                    {"Entries": [{"Source": "shop", "DetailType": "Done", "Detail": {"ok": True}}, {"Source": "x"}]},
-                    ResultSelector={"failed.$": "$.FailedEntryCount"}, ResultPath="$.put", End=True)}
-    ex = run(svc, states, "Pub", {"k": "v"})
+        "Wait": {"Type": "Wait", "Seconds": 3600, "Next": "Again"},
+        "Again": task("arn:aws:states:::sqs:sendMessage", {"QueueUrl": queue, "MessageBody": "later"},
+                      ResultPath=None, End=True)}
+    ex = run(eng, states, "Pub", {"k": "v"})
     assert ex.status == "SUCCEEDED", ex
     assert ex.output["send"] == {"md5": "bb6cb5c68df4652941caf652a366f2d8"}   # MD5 of the body sent
-    assert ex.output["put"] == {"failed": 1}
     (msg,) = svc.sns.messages(topic)
     assert msg["Message"] == '{"k":"v"}'
-    (sent,) = svc.sqs.messages(queue)
-    assert sent["Body"] == '{"a":1}'
-    (entry,) = svc.events.entries()
-    assert entry["Time"] > sent["SentTimestamp"]   # an hour later, on the virtual clock
+    sent, later = svc.sqs.messages(queue)
+    assert sent["Body"] == '{"a":1}' and later["Body"] == "later"
+    gap = datetime.fromisoformat(later["SentTimestamp"]) - datetime.fromisoformat(sent["SentTimestamp"])
+    assert gap.total_seconds() == 3600   # an hour later, on the virtual clock
     bad = {"Pub": task("arn:aws:states:::sns:publish", {"TopicArn": topic + "x", "Message": "m"}, End=True)}
-    assert run(svc, bad, "Pub").error == "SNS.NotFoundException"
+    assert run(eng, bad, "Pub").error == "SNS.NotFoundException"
 
 
-def test_s3_on_a_folder(svc, tmp_path):
+def test_s3_on_a_folder(svc, eng, tmp_path):
     svc.s3.create_bucket("data")
     states = {
         "Put": task("arn:aws:states:::aws-sdk:s3:putObject", {"Bucket": "data", "Key": "in/a.json", "Body": {"x": 1}},
@@ -122,7 +131,7 @@ def test_s3_on_a_folder(svc, tmp_path):
                         Catch=[{"ErrorEquals": ["S3.InvalidArgumentException"], "Next": "Gone",
                                 "ResultPath": "$.err"}], End=True),
         "Gone": task("arn:aws:states:::aws-sdk:s3:getObject", {"Bucket": "data", "Key": "nope"}, End=True)}
-    ex = run(svc, states, "Put")
+    ex = run(eng, states, "Put")
     assert ex.error == "S3.NoSuchKeyException", ex
     assert (tmp_path / "s3" / "data" / "in" / "a.json").read_text() == '{"x": 1}'
 
@@ -151,20 +160,29 @@ def test_condition_expressions(expr, item, expected):
     assert evaluate_condition(expr, item, None, {":one": {"N": "1"}, ":s": {"S": "ab"}}) is expected
 
 
-def test_other_sdk_actions_need_the_aws_extra(svc):
+def test_services_as_a_handlers_dict_for_statelang_run(tmp_path):
+    own = LocalServices(s3_root=tmp_path, moto=False)   # its own store and clock
+    own.dynamodb.create_table("T", "id")
+    states = {"P": task(f"{DDB}putItem", {"TableName": "T", "Item": {"id": {"S": "1"}}}, End=True)}
+    ex = statelang.run({"StartAt": "P", "States": states}, handlers=own.handlers(), clock="virtual")
+    assert ex.status == "SUCCEEDED" and own.dynamodb.items("T") == [{"id": {"S": "1"}}]
+
+
+def test_other_sdk_actions_need_the_aws_extra(svc, eng):
     states = {"X": task("arn:aws:states:::aws-sdk:secretsmanager:getSecretValue", {"SecretId": "s"}, End=True)}
-    ex = run(svc, states, "X")
+    ex = run(eng, states, "X")
     assert ex.error == "States.Runtime" and "secretsmanager" in ex.cause
 
 
-def test_moto_answers_other_sdk_actions_when_installed(tmp_path):
+def test_moto_answers_other_sdk_actions_when_installed(eng, tmp_path):
     pytest.importorskip("moto")
-    svc = LocalServices(s3_root=tmp_path, moto=True)
+    svc = LocalServices(eng.store, eng.clock, s3_root=tmp_path, moto=True)
+    eng.resources.services = svc
     states = {
         "Create": task("arn:aws:states:::aws-sdk:secretsmanager:createSecret", {"Name": "k", "SecretString": "v"},
                        ResultPath=None, Next="Get"),
         "Get": task("arn:aws:states:::aws-sdk:secretsmanager:getSecretValue", {"SecretId": "k"},
                     ResultSelector={"v.$": "$.SecretString"}, Next="Missing"),
         "Missing": task("arn:aws:states:::aws-sdk:secretsmanager:getSecretValue", {"SecretId": "nope"}, End=True)}
-    ex = run(svc, states, "Create")
+    ex = run(eng, states, "Create")
     assert ex.error == "SecretsManager.ResourceNotFoundException", ex

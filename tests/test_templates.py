@@ -201,3 +201,16 @@ def test_express_type_gives_an_express_execution_arn(tmp_path):
     f.write_text(json.dumps(d))
     r = cli("run", f, "--type", "express", "--time", "virtual")
     assert r.exit_code == 0 and json.loads(r.output) == {"parts": 9}
+
+
+def test_events_put_events_goes_to_statelangs_bus(tmp_path):
+    """events:putEvents is answered by statelang's event bus (one EventBridge): a failed entry
+    fails the task with EventBridge.FailedEntry, as AWS's optimised integration does."""
+    d = tmp_path / "ev.asl.json"
+    d.write_text(json.dumps({"StartAt": "Put", "States": {"Put": {
+        "Type": "Task", "Resource": "arn:aws:states:::events:putEvents",
+        "Parameters": {"Entries": [{"Source": "shop", "DetailType": "Done", "Detail": {"ok": True}}]},
+        "ResultSelector": {"failed.$": "$.FailedEntryCount"}, "End": True}}}))
+    r = cli("run", d, "--time", "virtual")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output) == {"failed": 0}

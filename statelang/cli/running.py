@@ -132,6 +132,9 @@ def run_command(definition, input_, handlers, time_, history, as_json, mock_conf
         except MockConfigError as exc:
             raise UserError(f"{mock_config}: {exc}") from None
     engine = _engine(template, db, time_, hs, children)
+    if _uses_event_bus(doc, children):
+        from statelang.eventbus.integration import install
+        install(engine)   # events:putEvents goes to statelang's bus (loaded only when a machine uses it)
     try:
         kwargs = {"type": "EXPRESS"} if kind.upper() == "EXPRESS" else {}
         ex = statelang.run(doc, value, engine=engine, state_machine_name=name, **kwargs)
@@ -180,6 +183,11 @@ def _engine(template, db, clock, handlers, children):
     eng.resources.services = LocalServices(eng.store, eng.clock, region=eng.region, account_id=eng.account_id)
     eng.resources.clock = eng.clock
     return eng
+
+
+def _uses_event_bus(doc: Any, children: dict) -> bool:
+    import json
+    return "arn:aws:states:::events:putEvents" in json.dumps([doc, children])
 
 
 def _waiting(engine, ex) -> list[dict]:

@@ -5,12 +5,14 @@ database: a SQLite file survives a restart and the console can list them), the c
 of messages follow the execution's time) and the folder S3 buckets live in. It answers:
 
 * optimised integrations: ``arn:aws:states:::dynamodb:{getItem,putItem,updateItem,deleteItem}``,
-  ``sns:publish``, ``sqs:sendMessage``, ``events:putEvents`` — responses as AWS records them
+  ``sns:publish``, ``sqs:sendMessage`` — responses as AWS records them
   (with ``SdkHttpMetadata`` / ``SdkResponseMetadata`` where AWS adds them);
 * SDK integrations ``aws-sdk:dynamodb:*`` (also query and scan), ``aws-sdk:s3:{getObject,putObject,
-  listObjectsV2,deleteObject}``, ``aws-sdk:sns:publish``, ``aws-sdk:sqs:sendMessage``,
-  ``aws-sdk:eventbridge:putEvents``;
+  listObjectsV2,deleteObject}``, ``aws-sdk:sns:publish``, ``aws-sdk:sqs:sendMessage``;
 * with the ``statelang[aws]`` extra (moto), any other ``aws-sdk:*`` action (see `moto_backend`).
+
+``events:putEvents`` is statelang's event bus (``statelang.eventbus.integration.install(engine)``,
+which the CLI and the pytest plugin attach when a machine uses it): one EventBridge, not two.
 
 `Resources.lookup` asks `handler_for` after the user's handlers and patterns, before the catch-all.
 """
@@ -68,7 +70,7 @@ class LocalServices:
     def __init__(self, store: Any = None, clock: Clock | None = None, *, region: str = "us-east-1",
                  account_id: str = "123456789012", s3_root: str | Path | None = None, moto: bool | None = None):
         from statelang.runtime.services.dynamodb import LocalDynamoDB
-        from statelang.runtime.services.messaging import LocalEventBridge, LocalSNS, LocalSQS
+        from statelang.runtime.services.messaging import LocalSNS, LocalSQS
         from statelang.runtime.services.s3 import LocalS3
         from statelang.runtime.storage import MemoryStore
         self.env = ServiceEnv(store if store is not None else MemoryStore(), clock or RealClock(), region,
@@ -76,17 +78,14 @@ class LocalServices:
         self.dynamodb = LocalDynamoDB(self.env)
         self.sns = LocalSNS(self.env)
         self.sqs = LocalSQS(self.env)
-        self.events = LocalEventBridge(self.env)
         self.s3 = LocalS3(self.env)
         self._optimised: dict[str, Handler] = {
             **{f"dynamodb:{a}": self.dynamodb.optimised(a) for a in ("getItem", "putItem", "updateItem", "deleteItem")},
-            "sns:publish": self.sns.optimised_publish, "sqs:sendMessage": self.sqs.optimised_send,
-            "events:putEvents": self.events.put_events}
+            "sns:publish": self.sns.optimised_publish, "sqs:sendMessage": self.sqs.optimised_send}
         self._sdk: dict[str, Handler] = {
             **{f"dynamodb:{a}": self.dynamodb.sdk(a) for a in LocalDynamoDB.ACTIONS},
             **{f"s3:{a}": self.s3.sdk(a) for a in LocalS3.ACTIONS},
-            "sns:publish": self.sns.sdk_publish, "sqs:sendMessage": self.sqs.sdk_send,
-            "eventbridge:putEvents": self.events.put_events}
+            "sns:publish": self.sns.sdk_publish, "sqs:sendMessage": self.sqs.sdk_send}
         self._moto = None
         if moto is not False:
             from statelang.runtime.services.moto_backend import MotoBackend, available

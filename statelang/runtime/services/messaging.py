@@ -1,10 +1,9 @@
-"""Local SNS topics, SQS queues and EventBridge's PutEvents, as records of the engine's Store.
+"""Local SNS topics and SQS queues, as records of the engine's Store.
 
-What a state machine sends is kept (``sns-message``, ``sqs-message``, ``events-entry`` records, in
-order of the execution's clock) so a test or the console can read what was published. A topic or
-queue the template did not declare is refused with AWS's error (``SNS.NotFoundException``,
-``SQS.QueueDoesNotExist``); EventBridge entries go to the bus named in each entry (``default``
-when none), and, when an event sink is set (statelang's event bus), are handed to it too.
+What a state machine sends is kept (``sns-message`` and ``sqs-message`` records, stamped with the
+execution's clock) so a test or the console can read what was published. A topic or queue the
+template did not declare is refused with AWS's error (``SNS.NotFoundException``,
+``SQS.QueueDoesNotExist``).
 """
 
 from __future__ import annotations
@@ -12,14 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from statelang.runtime.services.errors import ServiceError, sdk_error
 
 TOPICS, TOPIC_MESSAGES = "sns-topic", "sns-message"
 QUEUES, QUEUE_MESSAGES = "sqs-queue", "sqs-message"
-BUSES, BUS_ENTRIES = "events-bus", "events-entry"
 
 
 def _message_id(env, ctx: Any, salt: str = "") -> str:
@@ -111,40 +108,3 @@ class LocalSQS:
             return self.send_message(params, ctx)
         except ServiceError as exc:
             raise sdk_error("sqs", exc.exception, exc.cause) from None
-
-
-class LocalEventBridge:
-    def __init__(self, env, sink: Callable[[dict], Any] | None = None):
-        self.env = env
-        self.sink = sink   # e.g. statelang's event bus: called with each entry as PutEvents sends it
-
-    def entries(self, bus: str | None = None) -> list[dict]:
-        out = [e for e in self.env.store.list_records(BUS_ENTRIES) if bus is None or e["EventBusName"] == bus]
-        return sorted(out, key=lambda e: e["Time"])
-
-    def put_events(self, params: Any, ctx: Any = None) -> dict:
-        """PutEvents; the optimised integration's output is PutEvents' response (Entries with an
-        EventId each, FailedEntryCount), without SDK metadata."""
-        p = _params(params, "EventBridge")
-        entries = p.get("Entries")
-        if not isinstance(entries, list) or not entries:
-            raise ServiceError("EventBridge", "ValidationException",
-                               "1 validation error detected: Value null at 'entries' failed to satisfy constraint: "
-                               "Member must not be null")
-        out = []
-        for i, entry in enumerate(entries):
-            missing = [f for f in ("Source", "DetailType", "Detail") if not (isinstance(entry, dict) and entry.get(f))]
-            if missing:
-                out.append({"ErrorCode": "InvalidArgument",
-                            "ErrorMessage": f"Parameter(s) {', '.join(missing)} must be specified."})
-                continue
-            eid = _message_id(self.env, ctx, str(i))
-            detail = entry["Detail"] if isinstance(entry["Detail"], str) else json.dumps(entry["Detail"])
-            record = {"EventId": eid, "EventBusName": entry.get("EventBusName") or "default",
-                      "Source": entry["Source"], "DetailType": entry["DetailType"], "Detail": detail,
-                      "Resources": entry.get("Resources") or [], "Time": self.env.clock.now().isoformat()}
-            self.env.store.put_record(BUS_ENTRIES, eid, record)
-            if self.sink is not None:
-                self.sink(record)
-            out.append({"EventId": eid})
-        return {"Entries": out, "FailedEntryCount": sum(1 for e in out if "ErrorCode" in e)}
