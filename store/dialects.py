@@ -136,7 +136,9 @@ class SqliteDialect(Dialect):
         return None if value is None else json_dumps(value)
 
     def read_json(self, raw: Any) -> Any:
-        return None if raw is None else loads(raw)
+        """A JSON column's value. Its text comes back as a number when it is one: the column's
+        declared type (JSON) gives it numeric affinity, so SQLite stores the text ``0`` as 0."""
+        return loads(raw) if isinstance(raw, str) else raw
 
     def time(self, value: datetime | None) -> Any:
         """SQLAlchemy's text for a naive-UTC DATETIME on SQLite: it sorts in time order."""
