@@ -266,3 +266,20 @@ def test_a_lambda_error_document_has_a_request_id():
     ex = run(d, {}, handlers={"F": boom})
     doc = json.loads(ex.cause)
     assert ex.error == "ValueError" and doc["errorMessage"] == "no" and doc["requestId"]
+
+
+# -- 10: ResultPath into a non-object input --------------------------------------------------------
+def test_result_path_into_a_non_object_input():
+    """The text AWS gave in aws/aws-cdk#29473: "Unable to apply ReferencePath $.partitioned to input
+    \\"{...}\\"" (the input as JSON, a string quoted); the error is the States Language spec's
+    States.ResultPathMatchFailure, which a Catch can take."""
+    d = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 1, "ResultPath": "$.partitioned", "End": True}}}
+    ex = run(d, '{"min_size":10000}')
+    assert (ex.status, ex.error) == ("FAILED", "States.ResultPathMatchFailure")
+    assert ex.cause == 'Unable to apply ReferencePath $.partitioned to input "{\\"min_size\\":10000}"'
+    d = {"StartAt": "T", "States": {
+        "T": {"Type": "Task", "Resource": "f", "ResultPath": "$.r", "End": True,
+              "Catch": [{"ErrorEquals": ["States.ResultPathMatchFailure"], "Next": "Caught"}]},
+        "Caught": {"Type": "Pass", "End": True}}}
+    ex = run(d, [1, 2], handlers={"f": lambda x: 3})
+    assert ex.succeeded and ex.output["Error"] == "States.ResultPathMatchFailure"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from statelang.language.env import Env
-from statelang.language.errors import PathError, StatesError, StaticError
+from statelang.language.errors import PathError, ResultPathMatchFailure, StatesError, StaticError
 from statelang.language.paths import (
     MISSING,
     check_path,
@@ -134,15 +134,17 @@ def test_result_path_shares_untouched_subtrees_and_copies_the_spine():
 def test_result_path_into_array_element():
     data = {"items": [{"n": 1}, {"n": 2}]}
     assert compile_result_path("$.items[1].r")(data, 9) == {"items": [{"n": 1}, {"n": 2, "r": 9}]}
-    with pytest.raises(PathError):
+    with pytest.raises(ResultPathMatchFailure):
         compile_result_path("$.items[5]")(data, 9)
 
 
 @pytest.mark.parametrize("state_input", [[1, 2], 3, None, True])
 def test_result_path_on_non_object_input(state_input):
-    # aws/aws-cdk#29473: "Unable to apply ReferencePath $.partitioned to input \"...\"" on a string input.
-    with pytest.raises(PathError) as info:
+    # aws/aws-cdk#29473: "Unable to apply ReferencePath $.partitioned to input \"...\"" on a string input;
+    # the error is the spec's States.ResultPathMatchFailure (States Language spec, errors table).
+    with pytest.raises(ResultPathMatchFailure) as info:
         compile_result_path("$.x")(state_input, 1)
+    assert info.value.error == "States.ResultPathMatchFailure"
     assert info.value.cause == f"Unable to apply ReferencePath $.x to input {json.dumps(state_input, separators=(',', ':'))}"
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from statelang.language.env import Env
-from statelang.language.errors import PathError, StatesError, StaticError
+from statelang.language.errors import PathError, ResultPathMatchFailure, StatesError, StaticError
 from statelang.language.paths import compile_path, compile_result_path, compile_template
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -142,10 +142,11 @@ def test_result_path_set_then_get(case, result):
 
 @given(json_values.filter(lambda v: not isinstance(v, dict)), keys)
 @SETTINGS
-def test_result_path_on_non_object_fails_with_states_runtime(state_input, key):
+def test_result_path_on_non_object_fails_with_result_path_match_failure(state_input, key):
     try:
         compile_result_path(_render([key], [False]))(state_input, 1)
-    except PathError as e:
+    except ResultPathMatchFailure as e:
+        assert e.error == "States.ResultPathMatchFailure"
         assert e.cause.startswith("Unable to apply ReferencePath $")
     else:
         raise AssertionError("ResultPath into a non-object must fail")

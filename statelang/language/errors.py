@@ -30,6 +30,14 @@ class PathError(StatesError):
         super().__init__("States.Runtime", cause)
 
 
+class ResultPathMatchFailure(StatesError):
+    """States Language spec, errors table: "States.ResultPathMatchFailure — a state's ResultPath
+    field cannot be applied to the input the state received"."""
+
+    def __init__(self, cause: str):
+        super().__init__("States.ResultPathMatchFailure", cause)
+
+
 class IntrinsicFailure(StatesError):
     def __init__(self, cause: str):
         super().__init__("States.IntrinsicFailure", cause)

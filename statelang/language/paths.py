@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from statelang.language.env import Env
-from statelang.language.errors import PathError, StaticError
+from statelang.language.errors import PathError, ResultPathMatchFailure, StaticError
 
 __all__ = [
     "MISSING", "Missing", "compile_path", "compile_input_path", "compile_output_path",
@@ -266,8 +266,8 @@ def compile_result_path(path: str | None | Missing = MISSING) -> Callable[[Any, 
         return lambda state_input, result: result
     last = len(keys) - 1
 
-    def fail(state_input: Any) -> PathError:
-        return PathError(f"Unable to apply ReferencePath {path} to input {compact_json(state_input)}")
+    def fail(state_input: Any) -> ResultPathMatchFailure:
+        return ResultPathMatchFailure(f"Unable to apply ReferencePath {path} to input {compact_json(state_input)}")
 
     def put(node: Any, i: int, result: Any, state_input: Any) -> Any:
         k = keys[i]
