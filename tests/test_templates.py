@@ -214,3 +214,50 @@ def test_events_put_events_goes_to_statelangs_bus(tmp_path):
     r = cli("run", d, "--time", "virtual")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output) == {"failed": 0}
+
+
+def test_terraform_templatefile_vars_substitute_text_before_reading(tmp_path):
+    """Terraform's templatefile(path, vars) replaces ${name} in the text (so a number can stand
+    unquoted) and writes $${ as a literal ${."""
+    f = tmp_path / "machine.asl.json.tftpl"
+    f.write_text('{"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": ${wait_seconds}, "Next": "P"},'
+                 ' "P": {"Type": "Pass", "Result": {"env": "${env}", "lit": "$${keep}"}, "End": true}}}')
+    r = cli("run", f, "--var", "wait_seconds=30", "--var", "env=prod", "--time", "virtual")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {"env": "prod", "lit": "${keep}"}
+    assert "WARNING UNSUBSTITUTED_PLACEHOLDER at /States/P/Result/lit" in r.stderr   # a literal ${, noted
+
+
+def test_a_machine_starts_another_machine_of_the_same_template(tmp_path):
+    tpl = tmp_path / "template.yaml"
+    tpl.write_text("""\
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Child:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Definition:
+        StartAt: Tag
+        States:
+          Tag: {Type: Pass, Parameters: {"child.$": "$$.StateMachine.Name", "n.$": "$.n"}, End: true}
+  Parent:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Type: STANDARD
+      Definition:
+        StartAt: Call
+        States:
+          Call:
+            Type: Task
+            Resource: arn:aws:states:::states:startExecution.sync:2
+            Parameters:
+              StateMachineArn: ${ChildArn}
+              Input.$: $
+            OutputPath: $.Output
+            End: true
+      DefinitionSubstitutions:
+        ChildArn: !Ref Child
+""")
+    r = cli("run", tpl, "--state-machine", "Parent", "--input", '{"n": 3}', "--time", "virtual")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output) == {"child": "Child", "n": 3}

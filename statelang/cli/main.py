@@ -85,15 +85,18 @@ def main() -> None:
 @click.option("--parameter", multiple=True, metavar="NAME=VALUE", help="A template parameter (repeatable).")
 @click.option("--sub", multiple=True, metavar="NAME=VALUE",
               help="Substitute ${NAME} in a definition, as DefinitionSubstitutions does (repeatable).")
+@click.option("--var", multiple=True, metavar="NAME=VALUE",
+              help="Terraform templatefile variable: ${NAME} replaced in the file's text before it is read "
+                   "(so unquoted numbers work; $${ is a literal ${) (repeatable).")
 @click.option("--db", default=None, help="Run in this database (sqlite:///run.db) instead of in memory, so a run "
                                          "that waits for a task token can be answered later.")
 def run(definition, input_, handlers, time_, history, as_json, mock_config, test_case, state_machine_name,
-        state_machine, type_, parameter, sub, db):
+        state_machine, type_, parameter, sub, var, db):
     """Run DEFINITION (.asl.json/.asl.yaml) or a machine of a SAM/CloudFormation/CDK TEMPLATE once, and
     print its output."""
     from statelang.cli.running import run_command
     run_command(definition, input_, handlers, time_, history, as_json, mock_config, test_case, state_machine_name,
-                state_machine, type_, parameter, sub, db)
+                state_machine, type_, parameter, sub, db, var)
 
 
 @main.command()

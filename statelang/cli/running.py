@@ -92,12 +92,14 @@ def _print_diagnostics(diags, prefix: str) -> None:
 
 
 def run_command(definition, input_, handlers, time_, history, as_json, mock_config, test_case, state_machine_name,
-                state_machine, type_, parameter, sub, db):
+                state_machine, type_, parameter, sub, db, var=()):
     import statelang
     from statelang.language.errors import DefinitionError
-    from statelang.language.placeholders import placeholder_warnings, substitute_value
+    from statelang.language.placeholders import placeholder_warnings, substitute_text, substitute_value
     from statelang.templates.template import is_template
     text = read_definition(definition)
+    if var:   # Terraform's templatefile(): text substitution, then $${ is a literal ${
+        text = substitute_text(text, _pairs(var, "--var")).replace("$${", "${")
     doc = _load(text, definition)
     value = read_json_arg(input_, "input", {})
     hs = load_handlers(handlers)
@@ -162,7 +164,7 @@ def run_command(definition, input_, handlers, time_, history, as_json, mock_conf
 
 
 def _engine(template, db, clock, handlers, children):
-    from statelang.runtime.engine import Engine
+    from statelang import Engine
     from statelang.runtime.services.local import LocalServices
     target = db or "memory"
     try:
