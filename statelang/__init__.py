@@ -17,7 +17,7 @@ _EXPORTS = {
     "validate": "statelang.language.validation",
     "replay": "statelang.history.replay", "ReplayResult": "statelang.history.replay",
     "Divergence": "statelang.history.replay",
-    "Engine": "statelang.runtime.engine",
+    "Engine": "statelang.api.engine",
     "StatelangError": "statelang.language.errors", "StatesError": "statelang.language.errors",
     "DefinitionError": "statelang.language.errors",
     "HandlerError": "statelang.runtime.resources", "TaskContext": "statelang.runtime.resources",

@@ -108,7 +108,7 @@ def normalised_history(events: list[dict]) -> list[dict]:
 # -- fixtures ------------------------------------------------------------------------------------
 
 def _engine(**kw: Any):
-    from statelang.runtime.engine import Engine
+    from statelang import Engine
     from statelang.runtime.services.local import LocalServices
     eng = Engine(db="memory", clock="virtual", eager="always", **kw)
     eng.resources.services = LocalServices(eng.store, eng.clock, region=eng.region, account_id=eng.account_id)

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from statelang.runtime.engine import Engine
+from statelang import Engine
 
 ROLE = "arn:aws:iam::123456789012:role/r"
 DEFINITION = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import statelang
-from statelang.runtime.engine import Engine
+from statelang import Engine
 
 
 def run(definition: dict, input=None, handlers=None):

@@ -16,7 +16,7 @@ import json
 
 import pytest
 
-from statelang.runtime.engine import Engine
+from statelang import Engine
 
 ROLE = "arn:aws:iam::123456789012:role/r"
 ACCOUNT = "123456789012"

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from statelang.runtime.engine import Engine
+from statelang import Engine
 
 ROLE = "arn:aws:iam::123456789012:role/r"
 FN = "arn:aws:lambda:us-east-1:123456789012:function:Greet"

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import statelang
+from statelang import Engine
 from statelang.language.errors import DefinitionError
 from statelang.language.validation import validate
-from statelang.runtime.engine import Engine
 
 ROLE = "arn:aws:iam::123456789012:role/r"
 LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:F"

@@ -129,49 +129,6 @@ class Engine:
         install(self)
         self.map_runs = MapRuns(self)   # the distributed Map runner
 
-    def client(self):
-        """A client with boto3's ``stepfunctions`` methods, arguments, responses and exceptions."""
-        from statelang.api.client import Client
-        return Client(self)
-
-    def replay(self, arn: str, definition: str | dict | None = None, handlers: dict | None = None):
-        """Re-run a stored execution against its recorded results; see `statelang.replay`."""
-        from statelang.history.replay import export_document, replay
-        row = self.store.get_execution(arn)
-        if row is None:
-            raise KeyError(arn)
-        return replay(export_document(row, self.store.history(arn)), definition, handlers,
-                      account_id=self.account_id, region=self.region)
-
-    def redrive(self, arn: str) -> dict:
-        from statelang.history.redrive import redrive
-        return redrive(self, arn)
-
-    def export_history(self, arn: str) -> dict:
-        from statelang.history.replay import export_document
-        row = self.store.get_execution(arn)
-        if row is None:
-            raise KeyError(arn)
-        return export_document(row, self.store.history(arn))
-
-    def import_history(self, document: dict | str) -> str:
-        """Recreate an exported execution in this engine's database; returns its ARN."""
-        from statelang.history.replay import load_document
-        doc = load_document(document)
-        ex = doc.get("execution") or {}
-        arn = ex["executionArn"]
-        events = doc["events"]
-        row = {"executionArn": arn, "stateMachineArn": ex.get("stateMachineArn"), "name": ex.get("name"),
-               "status": ex.get("status") or "FAILED", "startDate": events[0]["timestamp"],
-               "stopDate": events[-1]["timestamp"] if ex.get("status") != "RUNNING" else None,
-               "input": json.dumps(doc.get("input")), "output": ex.get("output"), "error": ex.get("error"),
-               "cause": ex.get("cause"), "redriveCount": ex.get("redriveCount") or 0,
-               "definition": doc["definition"] if isinstance(doc["definition"], str) else json.dumps(doc["definition"]),
-               "roleArn": "", "next_event_id": events[-1]["id"] + 1, "imported": True}
-        from statelang.runtime.storage import Commit
-        self.store.create_execution(row, Commit(arn, events))
-        return arn
-
     # -- machines ---------------------------------------------------------------------------
     def compiled(self, definition: str | dict) -> CompiledMachine:
         return compiled(definition)

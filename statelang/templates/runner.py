@@ -85,7 +85,7 @@ def template_engine(template: Template, *, db: Any = "memory", clock: Any = "rea
                     s3_root: str | Path | None = None, state_machines: dict | None = None, **kw: Any):
     """An Engine that runs the template's machines: functions, services, and the machines by name
     and ARN for ``states:startExecution``."""
-    from statelang.runtime.engine import Engine
+    from statelang import Engine
     machines = {}
     for sm in template.state_machines.values():
         if sm.definition is not None:
