@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import statelang
 from statelang.eventbus import EventBridgeError, EventBus, parse_schedule, run_until_idle
@@ -367,3 +369,33 @@ def test_two_worker_processes_fire_each_due_time_once(shared_db, tmp_path):
     ids = [d["id"] for d in deliveries]
     assert len(ids) == 50 and len(set(ids)) == 50, f"{len(ids)} deliveries of {len(set(ids))} fires"
     assert {d["rule"] for d in deliveries} == {bus.rule_arn(f"r{n}") for n in range(10)}
+
+
+# -- many workers agree with one -------------------------------------------------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 600)), min_size=1, max_size=25),
+       st.sampled_from(["rate(1 minute)", "rate(5 minutes)", "cron(0/2 * * * ? *)"]))
+def test_workers_ticking_at_any_instants_fire_what_one_worker_fires(ticks, expression):
+    """Three workers on one store, each on its own clock, tick at arbitrary instants in any order
+    (a worker whose clock lags ticks an earlier instant after another ticked a later one): the
+    fires delivered are exactly those one worker ticking at the latest instant delivers, each once."""
+    from statelang.runtime.storage import MemoryStore
+    store = MemoryStore()
+    calls: list = []
+    engines = [statelang.Engine(db=store, clock=VirtualClock(T0), worker_id=f"w{i}",
+                                handlers={"count": lambda e: calls.append(e["time"])}) for i in range(3)]
+    bus = EventBus(engines[0])
+    bus.put_rule("r", schedule_expression=expression)
+    bus.put_targets("r", [{"Id": "fn", "Arn": LAMBDA}])
+    for worker, seconds in ticks:
+        EventBus(engines[worker]).tick(T0 + timedelta(seconds=seconds))
+    latest = T0 + timedelta(seconds=max(s for _, s in ticks))
+
+    alone: list = []
+    one = statelang.Engine(db="memory", clock=VirtualClock(T0), handlers={"count": lambda e: alone.append(e["time"])})
+    solo = EventBus(one)
+    solo.put_rule("r", schedule_expression=expression)
+    solo.put_targets("r", [{"Id": "fn", "Arn": LAMBDA}])
+    solo.tick(latest)
+    assert sorted(calls) == sorted(alone) and len(set(calls)) == len(calls)
