@@ -21,8 +21,8 @@ from typing import Any
 from statelang.language import jsontext
 
 from . import schedules
-from .matcher import PatternIndex
 from .patterns import InvalidEventPattern, compile_pattern
+from .ruler import PatternIndex
 from .targets import (
     DEAD_LETTER,
     DELIVERY,

@@ -1,7 +1,10 @@
-"""An index over many compiled rules, so an event is tested only against plausible rules.
+"""The plain rule index: a necessary-condition filter, then each candidate rule's predicate.
+
+Kept as a reference and a benchmark peer for the compiled matcher (`ruler.PatternIndex`), which
+the bus uses.
 
 Most rules name the exact values they require of some field (``source``, ``detail-type``, ...).
-`PatternIndex` files each rule under those values of its most selective such field; an event
+`PlainPatternIndex` files each rule under those values of its most selective such field; an event
 then looks up its own values of the indexed fields and evaluates only the rules found there,
 plus the few rules that require no exact value anywhere. The filing is a necessary condition
 only, so every candidate is still confirmed by its compiled pattern: the index can never
@@ -15,7 +18,7 @@ from typing import Any
 
 from statelang.eventbus.patterns import MISSING, CompiledPattern, compile_pattern, index_key, leaf_values
 
-__all__ = ["PatternIndex"]
+__all__ = ["PlainPatternIndex"]
 
 # Envelope fields that usually tell rules apart best; preferred among equally narrow choices.
 _PREFERRED = {("detail-type",): 0, ("source",): 1, ("resources",): 2, ("account",): 3, ("region",): 4}
@@ -57,7 +60,7 @@ def _values_at(event: Any, path: tuple[str, ...]) -> list:
     return values
 
 
-class PatternIndex:
+class PlainPatternIndex:
     """Rules by id; `match(event)` returns the ids of the rules whose patterns match."""
 
     def __init__(self, rules: Iterable[tuple[Hashable, Any]] = ()):

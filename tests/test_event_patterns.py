@@ -15,6 +15,7 @@ from statelang.eventbus import (
     CompiledPattern,
     InvalidEventPattern,
     PatternIndex,
+    PlainPatternIndex,
     compile_pattern,
     test_event_pattern,
 )
@@ -133,8 +134,8 @@ def test_index_matches_like_each_rule():
     assert index.match({"source": ["aws.ec2", "aws.s3"], "detail-type": "Put"}) == ["ec2", "s3-put", "or"]
 
 
-def test_index_only_evaluates_candidates():
-    index = PatternIndex()
+def test_plain_index_only_evaluates_candidates():
+    index = PlainPatternIndex()
     for n in range(200):
         index.add(n, {"source": [f"src.{n}"], "detail": {"x": [{"prefix": "a"}]}})
     index.add("any", {"detail": {"x": [{"prefix": "a"}]}})
