@@ -12,6 +12,7 @@ worker's `serve_forever`), as a real execution moves on in the service after Sta
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import random
@@ -22,6 +23,7 @@ from statelang.api import limits
 from statelang.api.errors import HAVE_BOTOCORE, Exceptions, ParamValidationError, current_operation, error
 from statelang.api.machines import (
     ALIAS,
+    DEFAULT_PAGE,
     EXEC_ARN,
     SM,
     VERSION,
@@ -459,9 +461,11 @@ class Client(MachinesMixin, MapRunsMixin):
                                reverseOrder: bool = False, nextToken: str | None = None,
                                includeExecutionData: bool = True) -> dict:
         self._execution(executionArn)
-        events = list(self.engine.store.history(executionArn))
-        if reverseOrder:
-            events.reverse()
+        # Keyset paging: the token names the last event handed out (its id, negated when reversed,
+        # as `page` keys it), so the store reads one page's events, plus one to know if more follow.
+        after = _token_after(nextToken)
+        events = self.engine.store.history(executionArn, after=None if after is None else abs(after),
+                                           limit=(maxResults or DEFAULT_PAGE) + 1, reverse=bool(reverseOrder))
         chunk, token = page(events, (lambda e: -e["id"]) if reverseOrder else (lambda e: e["id"]),
                             maxResults, nextToken, [executionArn, bool(reverseOrder)])
         out = []
@@ -567,3 +571,14 @@ for _method, _op in OPERATIONS.items():
     setattr(Client, _method, _operation(_method, _op))
 
 __all__ = ["Client", "Paginator", "OPERATIONS"]
+
+
+def _token_after(next_token: str | None) -> int | None:
+    """The event key a history token names, or None; `page` itself refuses a bad token."""
+    if not next_token:
+        return None
+    try:
+        after = json.loads(base64.urlsafe_b64decode(next_token.encode()).decode())["after"]
+    except Exception:  # noqa: BLE001 - page() raises InvalidToken for it
+        return None
+    return after if isinstance(after, int) and not isinstance(after, bool) else None
