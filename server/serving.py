@@ -5,7 +5,9 @@ it has arrived whole, so a slow or stalled client holds a socket, never a thread
 are the server's defences under hostile input and load (`Limits`):
 
 * ``timeout``: a connection with no traffic for this long is closed, whether it is idle between
-  requests or stopped in the middle of one (a body shorter than its ``Content-Length``);
+  requests or stopped in the middle of one (a body shorter than its ``Content-Length``); and a
+  request must arrive whole within this long of its first byte, so that a client trickling a
+  byte at a time cannot hold its connection either;
 * ``max_connections``: past this many open connections the server stops accepting, and new
   clients wait in the kernel's listen backlog: backpressure, not a pile of threads;
 * one request at a time per connection, served by a fixed pool of ``threads``: the work in
@@ -80,10 +82,25 @@ class AwsErrorTask(ErrorTask):
 
 class Channel(HTTPChannel):
     error_task_class = AwsErrorTask
+    request_started = 0.0   # when the first byte of the request being received arrived
+
+    def received(self, data):
+        if self.request is None and data:
+            self.request_started = time.time()
+        return super().received(data)
 
 
 class Listener(TcpWSGIServer):
     channel_class = Channel
+
+    def maintenance(self, now):
+        """waitress closes connections idle past the timeout; this also closes those whose request
+        has been arriving for longer than that (a slow trickle is never idle)."""
+        super().maintenance(now)
+        cutoff = now - self.adj.channel_timeout
+        for channel in list(self.active_channels.values()):
+            if channel.request is not None and not channel.requests and channel.request_started < cutoff:
+                channel.will_close = True
 
 
 class Server:

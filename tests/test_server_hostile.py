@@ -11,6 +11,8 @@ here, with the depth named, and never a 500.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -138,6 +140,27 @@ def test_a_short_body_holds_no_thread_and_is_dropped_after_the_timeout(server):
     assert all(_closed_within(s, 10) for s in stalled)
     for s in stalled:
         s.close()
+
+
+def test_a_trickling_client_is_dropped_at_the_timeout(server):
+    """A client that sends its request a byte at a time is never idle, yet the request must arrive
+    whole within the timeout (1 s here) of its first byte."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    request = (f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nX-Junk: " + "x" * 200).encode()
+    started = time.monotonic()
+    dropped = False
+    for byte in request:
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:
+            dropped = True
+            break
+        time.sleep(0.05)
+        if time.monotonic() - started > 8:
+            break
+    assert dropped or _closed_within(sock, 5)
+    assert time.monotonic() - started < 8   # well before the request could have been sent whole (10 s)
+    sock.close()
 
 
 def test_surplus_connections_wait_for_a_free_slot():
@@ -284,3 +307,19 @@ def test_the_sync_host_prefix_is_served(server):
     assert status == 200 and body["status"] == "SUCCEEDED"
     status, body = post(server.url, "AWSStepFunctions.ListStateMachines", b"{}", {"Host": "sync-evil.example"})
     assert status == 403 and body["__type"] == "AccessDeniedException"
+
+
+@pytest.mark.skipif(shutil.which("aws", path=str(Path(sys.executable).parent)) is None, reason="no AWS CLI")
+def test_the_aws_cli_runs_start_sync_execution_without_the_host_prefix(server):
+    """The AWS CLI (botocore) reads AWS_DISABLE_HOST_PREFIX_INJECTION (botocore's configprovider:
+    ``disable_host_prefix_injection``); without it the CLI would call sync-127.0.0.1."""
+    arn = sfn_client(server).create_state_machine(name="cli-quick", definition=json.dumps(EXPRESS), roleArn=ROLE,
+                                                  type="EXPRESS")["stateMachineArn"]
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+           "AWS_DISABLE_HOST_PREFIX_INJECTION": "true"}
+    out = subprocess.run([shutil.which("aws", path=str(Path(sys.executable).parent)), "stepfunctions",
+                          "start-sync-execution", "--state-machine-arn", arn, "--endpoint-url", server.url,
+                          "--output", "json"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"] == "SUCCEEDED"
