@@ -240,6 +240,41 @@ def test_engines_ticking_together_fire_each_due_time_once(shared_db):
         e.close()
 
 
+def test_a_worker_ticking_while_another_delivers_a_due_time_does_not_fire_it_again(shared_db):
+    """The interleaving that fired a rule twice: worker a has read the due time and is delivering
+    it (its handler is running) when worker b ticks the same instant. Before the claim, b read the
+    same next fire time and fired it again; now a's claim moved it before a delivered anything."""
+    import threading
+    calls: list = []
+    a_in, b_done = threading.Event(), threading.Event()
+
+    def a_handler(event):
+        calls.append(("a", event["id"]))
+        if not a_in.is_set():
+            a_in.set()
+            assert b_done.wait(30)
+
+    a = statelang.Engine(db=shared_db, clock=VirtualClock(T0), worker_id="a", handlers={"count": a_handler})
+    b = statelang.Engine(db=shared_db, clock=VirtualClock(T0), worker_id="b",
+                         handlers={"count": lambda e: calls.append(("b", e["id"]))})
+    bus = EventBus(a)
+    bus.put_rule("every-minute", schedule_expression="rate(1 minute)")
+    bus.put_targets("every-minute", [{"Id": "fn", "Arn": LAMBDA}])
+    at = T0 + timedelta(minutes=1)
+    fired_by_a: list = []
+    worker_a = threading.Thread(target=lambda: fired_by_a.append(EventBus(a).tick(at)))
+    worker_a.start()
+    try:
+        assert a_in.wait(30)
+        assert EventBus(b).tick(at) == 0
+    finally:
+        b_done.set()
+        worker_a.join(30)
+    assert fired_by_a == [1] and [c[0] for c in calls] == ["a"]
+    a.close()
+    b.close()
+
+
 class Died(BaseException):
     """The worker process dying inside a handler: nothing after it in that worker runs."""
 
