@@ -528,14 +528,18 @@ class Engine:
             if resource.startswith(prefix):
                 return integration(self, run, fid, seq, spec)
         ctx = TaskContext(run.arn, run.name, run.state_machine_arn, spec["state"], spec["retry_count"],
-                          spec["idempotency_key"], spec.get("token"), spec.get("index"), resource)
+                          spec["idempotency_key"], spec.get("token"), spec.get("index"), resource,
+                          clock=self.clock)
         _fault("in_handler")
-        started = self.clock.elapsed()
+        # A synchronous task's TimeoutSeconds counts on the execution's clock, as every other
+        # timeout does: on a virtual clock a handler spends time by moving it (ctx.clock.advance).
+        started = self.clock.now()
         outcome = self.resources.invoke(spec, ctx)
         if outcome[0] == "ok" and ctx.extra.get("mocked_response"):
             outcome = ("ok_whole", outcome[1])   # a mocked service response is the whole response
         timeout = spec.get("timeout")
-        if timeout and not spec.get("wait_for_token") and self.clock.elapsed() - started > timeout:
+        if timeout and not spec.get("wait_for_token") and \
+                (self.clock.now() - started).total_seconds() > timeout:
             return ("timeout",)
         return outcome
 
