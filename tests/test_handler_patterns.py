@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import statelang
 from statelang.runtime.clock import VirtualClock
 from statelang.runtime.lambda_context import FunctionConfig, lambda_context
-from statelang.runtime.resources import Handlers, Resources, handler
+from statelang.runtime.resources import Handlers, Resources, TaskContext, handler
 
 DDB = "arn:aws:states:::dynamodb:"
 
@@ -104,3 +104,29 @@ def test_lambda_context_counts_down_on_the_execution_clock():
     assert (ctx.function_name, ctx.memory_limit_in_mb, ctx.function_version) == ("Fn", "256", "$LATEST")
     assert ctx.invoked_function_arn == cfg.arn and ctx.log_group_name == "/aws/lambda/Fn"
     assert len(ctx.aws_request_id) == 36
+
+
+def test_a_lambda_handler_registered_by_name_gets_lambdas_context_too():
+    """A handler for a Lambda task, written as a Lambda function (event, context), finds Lambda's
+    context names and statelang's TaskContext names on the one object it receives."""
+    seen = {}
+
+    def lambda_handler(event, context):
+        seen["remaining"] = context.get_remaining_time_in_millis()
+        seen["names"] = (context.function_name, context.invoked_function_arn, context.memory_limit_in_mb)
+        seen["state"] = context.state_name
+        return {"request": context.aws_request_id}
+
+    d = {"StartAt": "Score", "States": {"Score": {
+        "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "TimeoutSeconds": 45,
+        "Parameters": {"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:Scorer:live",
+                       "Payload.$": "$"}, "OutputPath": "$.Payload", "End": True}}}
+    ex = statelang.run(d, {}, handlers={"Scorer": lambda_handler}, clock="virtual")
+    assert ex.status == "SUCCEEDED", ex
+    assert seen["remaining"] == 45000
+    assert seen["names"] == ("Scorer", "arn:aws:lambda:us-east-1:123456789012:function:Scorer:live", "128")
+    assert seen["state"] == "Score"
+    again = statelang.run(d, {}, handlers={"Scorer": lambda_handler}, clock="virtual")
+    assert again.output == ex.output    # the request id follows the task's idempotency key
+    with pytest.raises(AttributeError):
+        getattr(TaskContext("arn", "n", "sm", "S", 0, "k"), "function_name")   # not a Lambda task

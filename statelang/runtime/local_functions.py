@@ -94,8 +94,10 @@ class PythonFunction:
         return fn
 
     def __call__(self, event: Any, task: Any = None) -> Any:
+        """`task`: the engine's TaskContext, which Resources has given this function's Lambda context
+        (see TaskContext.lambda_context); called directly, a Lambda context is made here."""
         fn = self.load()
-        context = lambda_context(self.config, task)
+        context = task if getattr(task, "lambda_context", None) is not None else lambda_context(self.config, task)
         with self._env():
             return fn(event, context)
 

@@ -41,6 +41,16 @@ class TaskContext:
     resource: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     clock: Any = None   # the engine's clock (set by Resources.invoke): a Lambda's deadline counts on it
+    # For a Lambda function's task: Lambda's context (aws_request_id, function_name,
+    # get_remaining_time_in_millis, ...), whose names this context answers too (see __getattr__).
+    lambda_context: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        """Names of Lambda's context object, for a handler written as a Lambda function."""
+        inner = self.__dict__.get("lambda_context")
+        if inner is None or name.startswith("_"):
+            raise AttributeError(f"'TaskContext' object has no attribute {name!r}")
+        return getattr(inner, name)
 
 
 class HandlerError(StatelangError):
@@ -188,6 +198,19 @@ class Resources:
         return (h.get(resource) or h.get(base) or h.get(base[len("arn:aws:states:::"):])
                 or h.get(resource[len("arn:aws:states:::"):]))
 
+    def _lambda_context(self, kind: str, resource: str, args: Any, spec: dict, ctx: TaskContext,
+                        config: Any) -> Any:
+        """Lambda's context for a Lambda function's task: the function's own configuration when the
+        handler is a template's function, else one made from the task (the state's TimeoutSeconds)."""
+        from statelang.runtime.lambda_context import DEFAULT_TIMEOUT_SECONDS, FunctionConfig, lambda_context
+        if not isinstance(config, FunctionConfig):
+            ref = args.get("FunctionName") if kind == "lambda_invoke" and isinstance(args, dict) else resource
+            name = _function_name(str(ref or "function"))
+            arn = ref if isinstance(ref, str) and ref.startswith("arn:") else \
+                f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
+            config = FunctionConfig(name, arn, float(spec.get("timeout") or DEFAULT_TIMEOUT_SECONDS))
+        return lambda_context(config, ctx, ctx.clock)
+
     def invoke(self, spec: dict, ctx: TaskContext) -> Outcome:
         kind, resource, args = spec["kind"], spec["resource"], spec["input"]
         entry = self.lookup(kind, resource, args)
@@ -196,6 +219,8 @@ class Resources:
         fn, wants_context, is_async = entry
         if ctx.clock is None:
             ctx.clock = self.clock
+        if wants_context and kind in ("lambda", "lambda_invoke") and ctx.lambda_context is None:
+            ctx.lambda_context = self._lambda_context(kind, resource, args, spec, ctx, getattr(fn, "config", None))
         payload = args.get("Payload") if kind == "lambda_invoke" and isinstance(args, dict) else args
         if kind == "lambda_invoke" and isinstance(payload, str):
             # Lambda's Invoke takes the Payload as JSON text and decodes it: "\"Hi\"" reaches the
