@@ -284,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     shapes = load_all([name.strip() for name in options.shapes.split(",") if name.strip()])
     report = run_all(shapes, options, log=lambda text: print(text, file=sys.stderr, flush=True))
     print(format_table(report))
+    from . import bench_patterns  # after the runners: its imports stay out of their RSS figures
+
+    report["event_patterns"] = bench_patterns.run(rounds=options.peer_repeat, with_moto=not options.no_peer)
+    print(bench_patterns.summary(report["event_patterns"]))
     if options.json:
         with open(options.json, "w") as handle:
             json.dump(report, handle, indent=1, default=str)

@@ -82,7 +82,7 @@ def _rate(match: Callable[[dict], list], events: list[dict]) -> tuple[float, lis
     return len(events) / (time.perf_counter() - started), found
 
 
-def run(n_rules: int = 1000, n_events: int = 10000, seed: int = 7, rounds: int = 5, slow_events: int = 500,
+def run(n_rules: int = 1000, n_events: int = 10000, seed: int = 7, rounds: int = 5, slow_events: int = 300,
         with_moto: bool = True) -> dict:
     """The figures of one run (events/s are medians over ``rounds``)."""
     rng = random.Random(seed)
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--slow-events", type=int, default=500,
+    parser.add_argument("--slow-events", type=int, default=300,
                         help="events given to the loop over rules and to moto in each round")
     parser.add_argument("--no-moto", action="store_true")
     args = parser.parse_args(argv)
