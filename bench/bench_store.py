@@ -1,0 +1,160 @@
+"""``python -m bench.bench_store``: the SQL store's figures, SQLite and PostgreSQL side by side.
+
+* **Long history, paged**: an execution of 20,000 events is read through
+  ``engine.client().get_execution_history(maxResults=100, nextToken=...)`` as boto3's paginator
+  reads it (200 pages); the time to read all of it, and the slowest page. Keyset paging makes a
+  page's cost independent of where it is in the history.
+* **b6 executions/s**: the 5-state shape of ``python -m bench`` through ``Engine(db=...).client()``
+  on each backend (eager start, virtual clock, default durability: SQLite synchronous=NORMAL in
+  WAL mode; PostgreSQL with the server's own settings), median of rounds.
+
+PostgreSQL: ``--pg-url postgresql://...`` (or STATELANG_PG_URL); without one, a throwaway server
+is started from the local PostgreSQL binaries as the test suite does (tests/store_fixtures.py:
+fsync and synchronous_commit off, so it measures the client's and server's work, not the disk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from .shapes import HANDLERS, load_all
+
+T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
+SM = "arn:aws:states:us-east-1:123456789012:stateMachine:long"
+
+
+def _long_execution(engine, n: int) -> str:
+    """An execution holding `n` events, written through the store protocol in commits of 1,000."""
+    from statelang.runtime.storage import Commit
+    arn = f"arn:aws:states:us-east-1:123456789012:execution:long:{uuid.uuid4().hex}"
+    row = {"executionArn": arn, "stateMachineArn": SM, "name": arn.rsplit(":", 1)[1], "status": "RUNNING",
+           "startDate": T0, "input": "{}", "definition": '{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}',
+           "roleArn": "arn:role", "redriveCount": 0, "next_event_id": n + 1}
+    engine.store.create_execution(row, Commit(arn, [{"timestamp": T0, "type": "ExecutionStarted", "id": 1,
+                                                      "previousEventId": 0,
+                                                      "executionStartedEventDetails": {"input": "{}"}}]))
+    for first in range(2, n + 1, 1000):
+        engine.store.apply(Commit(arn, [
+            {"timestamp": T0 + timedelta(milliseconds=i), "type": "PassStateEntered", "id": i, "previousEventId": i - 1,
+             "stateEnteredEventDetails": {"name": f"S{i}", "input": f'{{"i": {i}}}'}}
+            for i in range(first, min(first + 1000, n + 1))]))
+    return arn
+
+
+def paged_read(db: str, events: int, page: int) -> dict:
+    import statelang
+    engine = statelang.Engine(db=db, clock="virtual")
+    try:
+        arn = _long_execution(engine, events)
+        client = engine.client()
+        token, got, pages, slowest = None, 0, 0, 0.0
+        begin = time.perf_counter()
+        while True:
+            t = time.perf_counter()
+            response = client.get_execution_history(executionArn=arn, maxResults=page,
+                                                    **({"nextToken": token} if token else {}))
+            slowest = max(slowest, time.perf_counter() - t)
+            got += len(response["events"])
+            pages += 1
+            token = response.get("nextToken")
+            if not token:
+                break
+        seconds = time.perf_counter() - begin
+    finally:
+        engine.close()
+    assert got == events, f"read {got} events of {events}"
+    return {"seconds": seconds, "pages": pages, "slowest_page_ms": slowest * 1000}
+
+
+def b6_rate(db: str, rounds: int, per_round: int) -> dict:
+    """b6 executions per second through the client, median of `rounds` rounds."""
+    import statelang
+    shape = load_all(["b6"])[0]
+    engine = statelang.Engine(db=db, handlers=HANDLERS, clock="virtual", eager="always")
+    try:
+        client = engine.client()
+        machine = client.create_state_machine(name=f"bench-b6-{uuid.uuid4().hex[:8]}",
+                                              definition=shape.definition_text,
+                                              roleArn="arn:aws:iam::123456789012:role/bench")["stateMachineArn"]
+
+        def one() -> None:
+            started = client.start_execution(stateMachineArn=machine, name=uuid.uuid4().hex, input=shape.input_text)
+            engine.run_until_idle()
+            status = client.describe_execution(executionArn=started["executionArn"])["status"]
+            assert status == "SUCCEEDED", status
+        for _ in range(50):
+            one()
+        rates = []
+        for _ in range(rounds):
+            begin = time.perf_counter()
+            for _ in range(per_round):
+                one()
+            rates.append(per_round / (time.perf_counter() - begin))
+    finally:
+        engine.close()
+    return {"executions_per_second": statistics.median(rates), "rounds": rounds, "per_round": per_round}
+
+
+def _postgres(url: str | None):
+    """(url, server to stop or None)."""
+    url = url or os.environ.get("STATELANG_PG_URL")
+    if url:
+        return url, None
+    import glob
+
+    from tests.store_fixtures import PostgresServer  # the test suite's throwaway server
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if not found:
+        return None, None
+    server = PostgresServer(Path(found[-1]).parent)
+    server.start()
+    return server.url(server.create_database()), server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_store", description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--page", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--per-round", type=int, default=300)
+    parser.add_argument("--pg-url")
+    parser.add_argument("--skip", default="", help="comma-separated: paged, b6")
+    options = parser.parse_args(argv)
+    skip = set(filter(None, options.skip.split(",")))
+    pg, server = _postgres(options.pg_url)
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="statelang-bench-store-") as tmp:
+            backends = [("SQLite", f"sqlite:///{Path(tmp) / 'paged.db'}", f"sqlite:///{Path(tmp) / 'b6.db'}")]
+            if pg:
+                backends.append(("PostgreSQL", pg, pg))
+            for label, paged_db, b6_db in backends:
+                if "paged" not in skip:
+                    r = paged_read(paged_db, options.events, options.page)
+                    rows.append((f"{label}: {options.events:,} events in pages of {options.page}",
+                                 f"{r['seconds']:.3f} s ({r['pages']} pages, slowest {r['slowest_page_ms']:.1f} ms)"))
+                    print(rows[-1], file=sys.stderr, flush=True)
+                if "b6" not in skip:
+                    r = b6_rate(b6_db, options.rounds, options.per_round)
+                    rows.append((f"{label}: b6 executions/s", f"{r['executions_per_second']:,.0f}"))
+                    print(rows[-1], file=sys.stderr, flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+    if not pg:
+        rows.append(("PostgreSQL", "skipped: no server (give --pg-url or install PostgreSQL)"))
+    width = max(len(r[0]) for r in rows)
+    print("\n".join(f"{a.ljust(width)}  {b}" for a, b in rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
