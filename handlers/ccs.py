@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import dataclass
 from datetime import datetime
 
 from statelang import HandlerError
@@ -18,13 +19,29 @@ from statelang import HandlerError
 from .services import Services
 
 INCIDENTS, FAILED, CONTRACTS = "ccs-incidents", "ccs-failed-incidents", "ccs-contracts"
-VEHICLES, REGISTRY, COUNTERS, REQUESTS = "ccs-vehicles", "ccs-company-registry", "ccs-counters", "ccs-contract-requests"
+VEHICLES, REGISTRY, COUNTERS = "ccs-vehicles", "ccs-company-registry", "ccs-counters"
 MANAGER_TOPIC = "ccs-manager-notifications"
 CONTRACT_TYPES = ("standard", "premium", "enterprise")
 DOCUMENT = re.compile(r"^(\d{6,10})-(\d)$")
 NIT_WEIGHTS = (3, 7, 13, 17, 19, 23, 29, 37, 41, 43, 47, 53, 59, 67, 71)
 PAYMENT_METHODS = {"credit_card": "pm_card_visa", "debit_card": "pm_card_visa_debit", "pse": "pm_pse"}
 RECORDING_SECONDS = {"hijack": 3600, "panic_button": 1800, "accident": 1800}
+ALERT_TOPICS = {"authorities": "ccs-authorities-alerts", "owner": "ccs-owner-alerts"}
+CHANNEL_OF_RESULT = {"authoritiesNotification": "authorities", "ownerNotification": "owner",
+                     "videoRecording": "video"}
+ACCOUNT, REGION = "123456789012", "us-east-1"
+
+
+def topic_arn(name: str) -> str:
+    return f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}"
+
+
+@dataclass
+class _Keyed:
+    """The part of a task context a service call reads: the key its effect is recorded under."""
+
+    idempotency_key: str
+    task_token: str | None = None
 
 
 def nit_check_digit(number: str) -> int:
@@ -45,7 +62,7 @@ class Ccs:
         self.services = services
         self.db = services.dynamodb
         for table, key in ((INCIDENTS, "incident_id"), (FAILED, "incident_id"), (CONTRACTS, "contract_id"),
-                           (VEHICLES, "plate"), (REGISTRY, "tax_id"), (COUNTERS, "name"), (REQUESTS, "request")):
+                           (VEHICLES, "plate"), (REGISTRY, "tax_id"), (COUNTERS, "name")):
             self.db.create_table(table, key)
         self.registry_unavailable = 0   # the next n registry look-ups fail (the external API is down)
         self._guard = threading.Lock()
@@ -62,6 +79,55 @@ class Ccs:
         return self.services.video.start_session(event["vehicleId"], event["incidentId"],
                                                  RECORDING_SECONDS.get(event.get("type", ""), 900),
                                                  dedup_key=ctx.idempotency_key)
+
+    def assess_alerts(self, event: dict) -> dict:
+        """Which alert channels of the incident failed (their branch caught its error) and which
+        went out: the incident records both, and failed channels are redelivered."""
+        failed, delivered = [], []
+        for result in event.get("parallelResults") or []:
+            for field, outcome in result.items():
+                channel = CHANNEL_OF_RESULT.get(field, field)
+                bad = isinstance(outcome, dict) and outcome.get("status") in ("failed", "unavailable")
+                (failed if bad else delivered).append(channel)
+        return {"failedChannels": failed, "deliveredChannels": delivered,
+                "status": "partially_notified" if failed else "notified"}
+
+    def redeliver_alerts(self, event: dict, ctx) -> dict:
+        """A second try of every failed channel; a channel that fails again is escalated: a
+        review record in the failed-incidents table (durable, whatever else is down) and a
+        message to the managers. Nothing is silently lost."""
+        incident_id = event["incidentId"]
+        still, redelivered = [], []
+        for channel in event.get("channels") or []:
+            try:
+                self._deliver(channel, event, f"{ctx.idempotency_key}#{channel}")
+                redelivered.append(channel)
+            except HandlerError as exc:
+                still.append(channel)
+                self.db.put_item({"TableName": FAILED, "Item": {
+                    "incident_id": {"S": f"{incident_id}#{channel}"}, "vehicle_id": {"S": event["vehicleId"]},
+                    "type": {"S": event["type"]}, "channel": {"S": channel}, "error": {"S": exc.error},
+                    "cause": {"S": exc.cause}, "status": {"S": "escalated"},
+                    "failed_at": {"S": self.services.sns.now().isoformat()}}},
+                    request_token=f"{ctx.idempotency_key}#{channel}#review")
+                try:
+                    self.services.sns.publish({"TopicArn": topic_arn(MANAGER_TOPIC), "Subject": "Alert not delivered",
+                                               "Message": {"event": "ALERT_NOT_DELIVERED", "incidentId": incident_id,
+                                                           "channel": channel, "error": exc.error}},
+                                              _Keyed(f"{ctx.idempotency_key}#{channel}#escalation"))
+                except HandlerError:
+                    pass   # the review record above is the escalation that cannot be lost
+        return {"failedChannels": still, "redeliveredChannels": redelivered,
+                "status": "partially_notified" if still else "notified"}
+
+    def _deliver(self, channel: str, event: dict, key: str) -> None:
+        if channel == "video":
+            self.activate_video_recording(event, _Keyed(key))
+            return
+        message = {k: event.get(k) for k in ("incidentId", "vehicleId", "type", "severity", "location",
+                                             "eventTimestamp")}
+        self.services.sns.publish({"TopicArn": topic_arn(ALERT_TOPICS[channel]), "Subject": "CCS emergency alert",
+                                   "Message": dict(message, audience=channel, redelivery=True)}, _Keyed(key))
 
     def log_completion(self, event: dict) -> dict:
         """How long the response took, from the execution's start to this step, on the engine's
@@ -112,27 +178,24 @@ class Ccs:
         return {"valid": not hard and score >= 70, "score": score if not hard else 0, "reasons": hard + soft}
 
     def create_contract(self, event: dict, ctx) -> dict:
-        """One contract per task: the request row is keyed by the idempotency key, and the
-        contract number comes from an atomic counter."""
-        seen = self.item(REQUESTS, "request", ctx.idempotency_key)
-        if seen is not None:
-            contract_id = seen["contract_id"]["S"]
-        else:
-            year = self.services.sns.now().year
-            n = self.db.update_item({"TableName": COUNTERS, "Key": {"name": {"S": f"contracts-{year}"}},
-                                     "UpdateExpression": "ADD next_value :one",
-                                     "ExpressionAttributeValues": {":one": {"N": "1"}},
-                                     "ReturnValues": "UPDATED_NEW"})["Attributes"]["next_value"]["N"]
-            contract_id = f"CONT-{year}-{int(n):03d}"
-            approval = event.get("approval") or {}
-            self.db.put_item({"TableName": CONTRACTS, "Item": {
-                "contract_id": {"S": contract_id}, "customer_id": {"S": event["customer_id"]},
-                "contract_type": {"S": event["contract_type"]}, "vehicles": {"N": str(event["number_of_vehicles"])},
-                "value": {"N": str(event["estimated_value"])}, "status": {"S": "PENDING_PAYMENT"},
-                "approval_type": {"S": approval.get("approval_type", "manual")},
-                "approved_by": {"S": str(approval.get("approved_by", ""))}}})
-            self.db.put_item({"TableName": REQUESTS, "Item": {"request": {"S": ctx.idempotency_key},
-                                                              "contract_id": {"S": contract_id}}})
+        """One contract per task: the number comes from an atomic counter and both writes are
+        keyed by the task's idempotency key, so a re-run (after a crash between any two of them)
+        gets the same number back and writes the same contract, never a second one."""
+        key = ctx.idempotency_key
+        year = self.services.sns.now().year
+        n = self.db.update_item({"TableName": COUNTERS, "Key": {"name": {"S": f"contracts-{year}"}},
+                                 "UpdateExpression": "ADD next_value :one",
+                                 "ExpressionAttributeValues": {":one": {"N": "1"}},
+                                 "ReturnValues": "UPDATED_NEW"},
+                                request_token=f"{key}#number")["Attributes"]["next_value"]["N"]
+        contract_id = f"CONT-{year}-{int(n):03d}"
+        approval = event.get("approval") or {}
+        self.db.put_item({"TableName": CONTRACTS, "Item": {
+            "contract_id": {"S": contract_id}, "customer_id": {"S": event["customer_id"]},
+            "contract_type": {"S": event["contract_type"]}, "vehicles": {"N": str(event["number_of_vehicles"])},
+            "value": {"N": str(event["estimated_value"])}, "status": {"S": "PENDING_PAYMENT"},
+            "approval_type": {"S": approval.get("approval_type", "manual")},
+            "approved_by": {"S": str(approval.get("approved_by", ""))}}}, request_token=f"{key}#contract")
         contract = self.item(CONTRACTS, "contract_id", contract_id)
         return {"contract_id": contract_id, "approval_type": contract["approval_type"]["S"]}
 
@@ -168,6 +231,8 @@ class Ccs:
 
     def handlers(self) -> dict:
         return {"ccs-activate-video-recording": self.activate_video_recording,
+                "ccs-assess-alerts": self.assess_alerts,
+                "ccs-redeliver-alerts": self.redeliver_alerts,
                 "ccs-log-completion": self.log_completion,
                 "ccs-validate-customer": self.validate_customer,
                 "ccs-create-contract": self.create_contract,

@@ -78,19 +78,52 @@ def test_notification_retries_back_off_then_succeed(s):
     assert (row["stopDate"] - row["startDate"]).total_seconds() == pytest.approx(1 + 2, abs=0.1)
 
 
-def test_notification_outage_records_the_failed_incident(s):
-    s.services.sns.fail(AUTHORITIES, 4)
+def test_a_dead_alert_channel_degrades_alone_and_is_escalated(s):
+    """Issue 14 item 6: the authorities' topic is down for good. The owner's alert and the video
+    still go out, the incident is updated with the channel that failed, the channel is tried
+    once more after 30 s and then escalated (a review record and a message to the managers)."""
+    s.services.sns.fail(AUTHORITIES, 100)
     _, row = go(s, "CCS_EMERGENCY", emergency())
-    assert row["error"] == "IncidentProcessingFailed"
-    assert incident(s, FAILED)["error"]["S"] == "SNS.InternalErrorException"   # the failed branch's own error
-    assert incident(s)["status"]["S"] == "received"
+    assert row["status"] == "SUCCEEDED"
+    out = json.loads(row["output"])
+    assert out["parallelResults"][0]["authoritiesNotification"]["status"] == "failed"
+    assert out["parallelResults"][0]["authoritiesNotification"]["error"] == "SNS.InternalErrorException"
+    assert out["alerts"] == {"failedChannels": ["authorities"], "redeliveredChannels": [], "status": "partially_notified"}
+    assert len(s.services.sns.outbox(OWNER)) == 1 and s.services.video.sessions("VEH-12345")
+    record = incident(s)
+    assert record["status"]["S"] == "partially_notified" and json.loads(record["failed_channels"]["S"]) == ["authorities"]
+    review = incident(s, FAILED, "INC-VEH-12345-1698765432000#authorities")
+    assert review["status"]["S"] == "escalated" and review["error"]["S"] == "SNS.InternalErrorException"
+    escalations = s.services.sns.outbox(topic_suffix=":ccs-manager-notifications")
+    assert [m["body"]["channel"] for m in escalations] == ["authorities"]
+    # 1 + 2 + 4 s of the branch's own retries, then 30 s before the second try
+    assert (row["stopDate"] - row["startDate"]).total_seconds() == pytest.approx(7 + 30, abs=0.1)
+
+
+def test_a_channel_down_for_a_while_is_redelivered(s):
+    s.services.sns.fail(AUTHORITIES, 4)   # the branch's four attempts fail; the second try gets through
+    _, row = go(s, "CCS_EMERGENCY", emergency())
+    out = json.loads(row["output"])
+    assert out["alerts"] == {"failedChannels": [], "redeliveredChannels": ["authorities"], "status": "notified"}
+    sent = s.services.sns.outbox(AUTHORITIES)
+    assert len(sent) == 1 and sent[0]["body"]["redelivery"] is True
+    assert incident(s)["status"]["S"] == "notified" and incident(s, FAILED) is None
+
+
+def test_standard_response_with_the_owner_channel_down(s):
+    s.services.sns.fail(OWNER, 100)
+    _, row = go(s, "CCS_EMERGENCY", emergency("harsh_braking", severity="low"))
+    assert row["status"] == "SUCCEEDED" and incident(s)["status"]["S"] == "partially_notified"
+    assert incident(s, FAILED, "INC-VEH-12345-1698765432000#owner")["status"]["S"] == "escalated"
 
 
 def test_camera_offline_degrades_without_failing(s):
     s.services.video.offline.add("VEH-12345")
     _, row = go(s, "CCS_EMERGENCY", emergency())
-    assert json.loads(row["output"])["parallelResults"][2] == {"videoRecording": {"status": "unavailable",
-                                                                                 "error": "CameraUnavailable"}}
+    out = json.loads(row["output"])
+    assert out["parallelResults"][2] == {"videoRecording": {"status": "unavailable", "error": "CameraUnavailable"}}
+    assert row["status"] == "SUCCEEDED" and out["alerts"]["failedChannels"] == ["video"]
+    assert incident(s, FAILED, "INC-VEH-12345-1698765432000#video")["status"]["S"] == "escalated"
 
 
 @pytest.mark.parametrize("faults,status", [(2, "SUCCEEDED"), (4, "FAILED"), (8, "FAILED")])
@@ -171,24 +204,39 @@ def test_large_fleet_rejected(s, answer, error):
     assert s.services.payments.movements() == [] and s.ccs.item(VEHICLES, "plate", "ABC-123") is None
 
 
-def test_no_heartbeat_for_twelve_hours_times_out(s):
+@pytest.mark.parametrize("answer_at", [1, 12.5, 23.9])
+def test_a_manager_answering_within_24_hours_is_heard(s, answer_at):
+    """Issue 14 item 5: the window is 24 h from the request, heartbeats or not; after 12 h the
+    request is sent again as a reminder (seed 003: "Implement reminder notifications")."""
     arn = large(s)
+    s.engine.clock.advance(answer_at * HOUR)
+    settle(s)
+    approvals = s.ccs.pending_approvals()
+    assert [a["reminder"] for a in approvals] == ([False] if answer_at < 12 else [False, True])
+    assert s.ccs.manager_decides(s.engine, "CUST-98765", True, "MGR-1") == "ok"
     s.engine.run_until_idle()
     row = s.engine.store.get_execution(arn)
-    assert row["error"] == "TimeoutError" and (row["stopDate"] - row["startDate"]).total_seconds() == pytest.approx(12 * HOUR, abs=1)
-    assert any(e["type"] == "TaskTimedOut" and "HeartbeatTimeout" in json.dumps(e, default=str)
-               for e in s.engine.store.history(arn))
+    assert row["status"] == "SUCCEEDED", row.get("error")
+
+
+def test_an_answer_to_the_first_request_after_the_reminder_is_too_late(s):
+    arn = large(s)
+    first = s.ccs.pending_approvals()[0]["taskToken"]
+    s.engine.clock.advance(13 * HOUR)
+    settle(s)
+    assert s.engine.send_task_result(first, True, output={"approved": True}) == "closed"
+    assert s.engine.store.get_execution(arn)["status"] == "RUNNING"
 
 
 def test_no_decision_within_24_hours_times_out(s):
     arn = large(s)
-    for _ in range(2):
-        s.engine.clock.advance(11 * HOUR)
-        assert s.ccs.manager_still_reviewing(s.engine, "CUST-98765") == "ok"
-        settle(s)
+    s.engine.clock.advance(11 * HOUR)
+    assert s.ccs.manager_still_reviewing(s.engine, "CUST-98765") == "ok"   # a heartbeat changes nothing
+    settle(s)
     s.engine.run_until_idle()
     row = s.engine.store.get_execution(arn)
     assert row["error"] == "TimeoutError" and (row["stopDate"] - row["startDate"]).total_seconds() == pytest.approx(24 * HOUR, abs=1)
+    assert len(s.ccs.pending_approvals()) == 2
 
 
 @pytest.mark.parametrize("setup,status,error", [

@@ -37,6 +37,7 @@ from .models import (
     ReconciliationReport,
     Service,
     ServiceRequest,
+    TransactionLog,
     User,
     UserBalance,
 )
@@ -490,8 +491,10 @@ class HourBankHandlers:
             d = s.get(Dispute, did)
             if d is None:
                 raise HandlerError("HourBank.DisputeNotFound", f"Dispute {did} does not exist.")
-            if d.status not in OPEN_DISPUTE_STATUSES:
-                return {"disputeId": did, "resolution": d.resolution, "refundedHours": d.refund_hours}
+            settled_elsewhere = d.status not in OPEN_DISPUTE_STATUSES and s.get(AppliedKey, ctx.idempotency_key) is None
+        if settled_elsewhere:   # (a re-run of this task replays its own settlement below instead)
+            return {"disputeId": did, "resolution": d.resolution, "refundedHours": d.refund_hours,
+                    "paidHours": None, "resumeAt": None}
         return self.resolve_dispute({"disputeId": did, "decision": dict(POLICY_DECISION)}, ctx)
 
     # -- escrow release / cancellation ----------------------------------------------------------
@@ -595,8 +598,11 @@ class HourBankHandlers:
         self.ledger.open_account(user)
         amount = centi(inp["hours"]) if inp.get("hours") is not None else WELCOME_BONUS
         r = self.ledger.mint(user, amount, key=f"welcome-bonus:{user}", transaction_type="WELCOME_BONUS",
-                             arn=ctx.execution_arn)
-        return {"userId": user, "grantedHours": r["amount"], "alreadyGranted": bool(r.get("replayed"))}
+                             arn=ctx.execution_arn, description=f"Welcome bonus ({ctx.idempotency_key})")
+        with self.db.session() as s:   # granted by this task (perhaps in its first run), or by another?
+            by = s.scalar(select(TransactionLog.description).where(TransactionLog.transaction_id == r["transactionId"]))
+        return {"userId": user, "grantedHours": r["amount"],
+                "alreadyGranted": by != f"Welcome bonus ({ctx.idempotency_key})"}
 
     def process_admin_adjustment(self, inp: dict, ctx) -> dict:
         r = self.ledger.mint(inp["userId"], centi(inp["hours"]), key=ctx.idempotency_key,

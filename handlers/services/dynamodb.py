@@ -7,6 +7,12 @@ DynamoDB. Expressions cover what workflows use: conditions (comparisons, AND/OR/
 attribute_exists, attribute_not_exists, begins_with), update expressions (SET with ``+``/``-``,
 if_not_exists and list_append; REMOVE; ADD) and key conditions. A failed condition raises
 ``DynamoDB.ConditionalCheckFailedException`` so a state machine can Catch it by that name.
+
+Writes made through the Step Functions integration are idempotent under the task's idempotency
+key: the response is recorded with the write, in its transaction, and a re-run of the same task
+(after a crash between the write and the engine's record of it) gets the recorded response back.
+Without that, ``attribute_not_exists`` on a put fails on the task's own first write. A handler
+calling the store directly passes ``request_token=`` for the same guarantee.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from sqlalchemy.engine import Engine as SAEngine
 
 from statelang import HandlerError
 
-from .tables import ddb_items, ddb_tables, transaction
+from .tables import ddb_items, ddb_requests, ddb_tables, transaction
 
 
 class DynamoDBError(HandlerError):
@@ -327,13 +333,27 @@ class DynamoDB:
         """The next `times` integration calls fail with ``DynamoDB.<exception>`` (throttling by default)."""
         self._faults.extend([exception] * times)
 
-    def _integration(self, fn):
-        def call(params: dict) -> dict:
+    def _integration(self, fn, write: bool = False):
+        def call(params: dict, ctx: Any = None) -> dict:
             if self._faults:
                 exc = self._faults.pop(0)
                 raise DynamoDBError(exc, f"{exc} on {params.get('TableName')}")
-            return fn(params)
+            token = getattr(ctx, "idempotency_key", None) if write else None
+            return fn(params, request_token=token) if token else fn(params)
         return call
+
+    @staticmethod
+    def _recorded(conn, token: str | None) -> dict | None:
+        if token is None:
+            return None
+        row = conn.execute(select(ddb_requests.c.response).where(ddb_requests.c.token == token)).first()
+        return None if row is None else row.response
+
+    @staticmethod
+    def _record(conn, token: str | None, operation: str, response: dict) -> dict:
+        if token is not None:
+            conn.execute(insert(ddb_requests).values(token=token, operation=operation, response=response))
+        return response
 
     def create_table(self, name: str, hash_key: str, range_key: str | None = None) -> None:
         """Declare a table's key schema (idempotent; a changed schema is an error)."""
@@ -380,14 +400,17 @@ class DynamoDB:
         else:
             conn.execute(update(ddb_items).where(where).values(item=new))
 
-    def put_item(self, params: dict) -> dict:
+    def put_item(self, params: dict, request_token: str | None = None) -> dict:
         item = params.get("Item") or {}
         with transaction(self.engine) as conn:
+            if (done := self._recorded(conn, request_token)) is not None:
+                return done
             key = self._key(self._schema(conn, params.get("TableName")), item, strict=False)
             old = self._load(conn, params["TableName"], key)
             self._check(params, old)
             self._write(conn, params["TableName"], key, old, item)
-        return {"Attributes": old} if params.get("ReturnValues") == "ALL_OLD" and old else {}
+            out = {"Attributes": old} if params.get("ReturnValues") == "ALL_OLD" and old else {}
+            return self._record(conn, request_token, "PutItem", out)
 
     def get_item(self, params: dict) -> dict:
         with transaction(self.engine) as conn:
@@ -402,16 +425,22 @@ class DynamoDB:
             item = {k: v for k, v in item.items() if k in keep}
         return {"Item": item}
 
-    def update_item(self, params: dict) -> dict:
+    def update_item(self, params: dict, request_token: str | None = None) -> dict:
         key_attrs = params.get("Key") or {}
         with transaction(self.engine) as conn:
-            key = self._key(self._schema(conn, params.get("TableName")), key_attrs, strict=True)
-            old = self._load(conn, params["TableName"], key)
-            self._check(params, old)
-            new = {k: v for k, v in (old or key_attrs).items()}
-            changed = apply_update(params.get("UpdateExpression") or "", new, params.get("ExpressionAttributeNames"),
-                                   params.get("ExpressionAttributeValues"))
-            self._write(conn, params["TableName"], key, old, new)
+            if (done := self._recorded(conn, request_token)) is not None:
+                return done
+            out = self._update(conn, params, key_attrs)
+            return self._record(conn, request_token, "UpdateItem", out)
+
+    def _update(self, conn, params: dict, key_attrs: dict) -> dict:
+        key = self._key(self._schema(conn, params.get("TableName")), key_attrs, strict=True)
+        old = self._load(conn, params["TableName"], key)
+        self._check(params, old)
+        new = {k: v for k, v in (old or key_attrs).items()}
+        changed = apply_update(params.get("UpdateExpression") or "", new, params.get("ExpressionAttributeNames"),
+                               params.get("ExpressionAttributeValues"))
+        self._write(conn, params["TableName"], key, old, new)
         mode = params.get("ReturnValues") or "NONE"
         if mode == "ALL_NEW":
             return {"Attributes": new}
@@ -423,14 +452,17 @@ class DynamoDB:
             return {"Attributes": {k: old[k] for k in changed if k in old}}
         return {}
 
-    def delete_item(self, params: dict) -> dict:
+    def delete_item(self, params: dict, request_token: str | None = None) -> dict:
         with transaction(self.engine) as conn:
+            if (done := self._recorded(conn, request_token)) is not None:
+                return done
             key = self._key(self._schema(conn, params.get("TableName")), params.get("Key") or {}, strict=True)
             old = self._load(conn, params["TableName"], key)
             self._check(params, old)
             if old is not None:
                 self._write(conn, params["TableName"], key, old, None)
-        return {"Attributes": old} if params.get("ReturnValues") == "ALL_OLD" and old else {}
+            out = {"Attributes": old} if params.get("ReturnValues") == "ALL_OLD" and old else {}
+            return self._record(conn, request_token, "DeleteItem", out)
 
     def query(self, params: dict) -> dict:
         """KeyConditionExpression on the hash key (and optionally the range key), then an optional
@@ -469,6 +501,6 @@ class DynamoDB:
     def handlers(self) -> dict:
         """The Step Functions integration ARNs this store answers."""
         base, w = "arn:aws:states:::dynamodb:", self._integration
-        return {base + "putItem": w(self.put_item), base + "getItem": w(self.get_item),
-                base + "updateItem": w(self.update_item), base + "deleteItem": w(self.delete_item),
+        return {base + "putItem": w(self.put_item, True), base + "getItem": w(self.get_item),
+                base + "updateItem": w(self.update_item, True), base + "deleteItem": w(self.delete_item, True),
                 base + "query": w(self.query), "arn:aws:states:::aws-sdk:dynamodb:query": w(self.query)}

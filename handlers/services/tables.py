@@ -49,6 +49,17 @@ ddb_items = Table(
     Column("item", JSON, nullable=False),
 )
 
+# A write integration's task idempotency key and the response it returned: a task re-run after a
+# crash (same key) gets that response back instead of applying the write again, so a conditional
+# put cannot fail on its own first write. DynamoDB keeps ClientRequestToken the same way for
+# TransactWriteItems; here every write the workflows make through the integration is covered.
+ddb_requests = Table(
+    "svc_ddb_requests", metadata,
+    Column("token", String(512), primary_key=True),
+    Column("operation", String(32), nullable=False),
+    Column("response", JSON, nullable=False),
+)
+
 # -- SNS -----------------------------------------------------------------------------------------
 sns_outbox = Table(
     "svc_sns_outbox", metadata,
