@@ -18,6 +18,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from statelang.interpreter.commands import (
+    CancelFrame,
+    ExecutionEnded,
+    Invoke,
+    SettleFrame,
+    StartMapRun,
+    StartTimer,
+)
 from statelang.interpreter.frames import ExecutionState, Frame
 from statelang.interpreter.step import RETRY, TASK, Interpreter
 from statelang.runtime.engine import compiled
@@ -35,9 +43,31 @@ def start(definition: dict, input=None) -> ExecutionState:
     return run
 
 
+def brief(c) -> tuple:
+    """A command as a short tuple, for assertions: (op, fields...)."""
+    match c:
+        case StartTimer():
+            return ("timer", c.frame_id, c.due, str(c.kind), c.seq)
+        case Invoke():
+            return ("invoke", c.frame_id, c.seq, c.spec)
+        case CancelFrame():
+            return ("cancel", c.frame_id)
+        case SettleFrame():
+            return ("settle", c.frame_id, c.seq)
+        case StartMapRun():
+            return ("map_run", c.frame_id, c.seq, c.spec)
+        case ExecutionEnded():
+            return ("done",)
+    raise AssertionError(f"not a command: {c!r}")
+
+
+def cmds(run: ExecutionState) -> list[tuple]:
+    return [brief(c) for c in run.commands]
+
+
 def take(run: ExecutionState, op: str) -> list[tuple]:
     """The commands of one kind left for the engine (and forget all commands, as a flush does)."""
-    out = [c for c in run.commands if c[0] == op]
+    out = [c for c in cmds(run) if c[0] == op]
     run.commands = []
     return out
 
@@ -68,7 +98,7 @@ def test_pass_chain_events_ids_and_links():
     assert run.events[1]["stateEnteredEventDetails"]["name"] == "A"
     assert json.loads(run.events[-1]["executionSucceededEventDetails"]["output"]) == 7
     assert run.status == "SUCCEEDED" and run.output == 7 and run.stop_time == T0
-    assert run.frames == {} and ("done",) in run.commands
+    assert run.frames == {} and ("done",) in cmds(run)
 
 
 def test_task_schedules_an_invoke_and_waits():
@@ -162,7 +192,7 @@ def test_stop_aborts_drops_frames_and_later_inputs_are_ignored():
     assert run.status == "ABORTED"
     assert run.events[-1]["type"] == "ExecutionAborted"
     assert run.events[-1]["executionAbortedEventDetails"] == {"error": "Ops.Stop", "cause": "by hand"}
-    assert ("cancel", fid) in run.commands and ("done",) in run.commands
+    assert ("cancel", fid) in cmds(run) and ("done",) in cmds(run)
     assert run.frames == {}
     n = len(run.events)
     assert IT.task_result(run, fid, seq, True, 1, None, T0) is False
@@ -183,7 +213,7 @@ def test_execution_timeout_timer_and_timing_out():
     d = {"StartAt": "T", "TimeoutSeconds": 30, "States": {"T": task(End=True)}}
     run = ExecutionState(compiled(d), ARN, "e1", SM, {}, T0)
     IT.start(run, T0)
-    timers = [c for c in run.commands if c[0] == "timer"]
+    timers = [c for c in cmds(run) if c[0] == "timer"]
     assert timers == [("timer", "0", T0 + timedelta(seconds=30), "execution_timeout", 0)]
     IT.advance(run, T0)
     IT.timer_fired(run, "0", "execution_timeout", 0, T0 + timedelta(seconds=30))
@@ -195,13 +225,13 @@ def test_task_timeout_and_heartbeat_timers():
     d = {"StartAt": "T", "States": {"T": task("arn:aws:states:::sqs:sendMessage.waitForTaskToken",
                                                TimeoutSeconds=100, HeartbeatSeconds=10, End=True)}}
     run = start(d)
-    timers = {c[3]: c for c in run.commands if c[0] == "timer"}
+    timers = {c[3]: c for c in cmds(run) if c[0] == "timer"}
     assert timers["task_timeout"][2] == T0 + timedelta(seconds=100)
     assert timers["heartbeat"][2] == T0 + timedelta(seconds=10)
     _, fid, seq, spec = take(run, "invoke")[0]
     assert spec["token"]
     assert IT.heartbeat(run, fid, seq, T0 + timedelta(seconds=5))
-    assert run.commands == [("timer", fid, T0 + timedelta(seconds=15), "heartbeat", seq)]
+    assert cmds(run) == [("timer", fid, T0 + timedelta(seconds=15), "heartbeat", seq)]
     run.commands = []
     IT.timer_fired(run, fid, "heartbeat", seq, T0 + timedelta(seconds=15))
     IT.advance(run, T0 + timedelta(seconds=15))
@@ -236,7 +266,7 @@ def test_parallel_failure_aborts_the_other_branches():
     IT.advance(run, T0)
     IT.task_result(run, fa, sa, False, "Boom", "A broke", T0)
     IT.advance(run, T0)
-    assert ("cancel", fb) in run.commands
+    assert ("cancel", fb) in cmds(run)
     assert fb not in run.frames and fa not in run.frames
     assert types(run)[-2:] == ["ParallelStateFailed", "ExecutionFailed"]
     assert (run.error, run.cause) == ("Boom", "A broke")
@@ -317,7 +347,7 @@ def test_map_iteration_failure_aborts_the_running_iterations():
     assert t.count("MapIterationFailed") == 1 and t.count("MapIterationAborted") == 2
     assert t[-2:] == ["MapStateFailed", "ExecutionFailed"]
     assert run.error == "Bad"
-    aborted = {c[1] for c in run.commands if c[0] == "cancel"}
+    aborted = {c[1] for c in cmds(run) if c[0] == "cancel"}
     assert {invokes[1][1], invokes[2][1]} <= aborted
 
 
@@ -413,10 +443,10 @@ def test_a_run_resumed_from_its_checkpoint_continues_identically():
         _, fid, seq, _ = take(run, "invoke")[0]
         IT.task_result(run, fid, seq, True, {"v": 2}, None, timer[2])
         IT.advance(run, timer[2])
-        cmds = run.commands
+        left = cmds(run)
         run.commands = []
-        wait = next(c for c in cmds if c[0] == "timer")
-        inv = next(c for c in cmds if c[0] == "invoke")
+        wait = next(c for c in left if c[0] == "timer")
+        inv = next(c for c in left if c[0] == "invoke")
         IT.task_result(run, inv[1], inv[2], True, "x", None, timer[2])
         IT.advance(run, timer[2])
         IT.timer_fired(run, wait[1], "wait", wait[4], wait[2])

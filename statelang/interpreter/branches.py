@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from statelang.interpreter.commands import CancelFrame, StartMapRun
 from statelang.interpreter.frames import CHILDREN, RESUME, ExecutionState, Frame, _join, _rng, _token
 from statelang.language import errors as E
 from statelang.language.compiler import CState
@@ -78,7 +79,7 @@ class Branches:
             self._abort_children(run, child, now)
             if pst.type == "Map":
                 run.emit(parent, "MapIterationAborted", {"name": pst.name, "index": child.index}, now)
-            run.commands.append(("cancel", child.id))
+            run.commands.append(CancelFrame(child.id))
             run.drop(child)
         parent.data["queue"] = []
 
@@ -186,7 +187,7 @@ class Branches:
                 "writer": writer, "maxConcurrency": int(mc or 0), "tolerance": tol,
                 "executionType": st.execution_type, "state": st.name, "label": label}
         frame.data = {"map_run": map_run_arn, "effective": effective, "spec": spec}
-        run.commands.append(("map_run", frame.id, frame.seq, spec))
+        run.commands.append(StartMapRun(frame.id, frame.seq, spec))
         return None
 
     def map_item_input(self, run: ExecutionState, frame_id: str, index: int, item: Any, now: datetime) -> Any:

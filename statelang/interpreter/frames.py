@@ -19,6 +19,7 @@ from collections import deque
 from datetime import datetime
 from typing import Any
 
+from statelang.interpreter.commands import Command
 from statelang.language.compiler import CompiledMachine
 
 ENTER, TASK, TIMER, RETRY, CHILDREN, RESUME, DONE = "enter", "task", "timer", "retry", "children", "resume", "done"
@@ -103,7 +104,7 @@ class ExecutionState:
         self.events: list[dict] = []      # produced since the last flush
         self.dirty: set[str] = set()      # frames changed since the last flush
         self.removed: set[str] = set()    # frames gone since the last flush
-        self.commands: list[tuple] = []   # left for the engine
+        self.commands: list[Command] = []   # left for the engine
         self.keep_history: list[dict] | None = None
         self.released = False                # this pass's lease already given back by a commit
         self.kick = None                     # the safety-net message of in-flight invocations

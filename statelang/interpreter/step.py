@@ -22,6 +22,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from statelang.interpreter.branches import Branches
+from statelang.interpreter.commands import (
+    EXECUTION_ENDED,
+    CancelFrame,
+    Invoke,
+    SettleFrame,
+    StartTimer,
+    TimerKind,
+)
 from statelang.interpreter.events import dump, dump_checked, resource_parts
 from statelang.interpreter.frames import (  # noqa: F401
     CHILDREN,
@@ -78,8 +86,8 @@ class Interpreter(Branches):
         run.runnable.append(root.id)
         timeout = run.machine.timeout_seconds
         if timeout:
-            run.commands.append(("timer", "0", now + timedelta(seconds=min(timeout, MAX_EXECUTION_SECONDS)),
-                                 "execution_timeout", 0))
+            run.commands.append(StartTimer("0", now + timedelta(seconds=min(timeout, MAX_EXECUTION_SECONDS)),
+                                           TimerKind.EXECUTION_TIMEOUT, 0))
 
     def advance(self, run: ExecutionState, now: datetime) -> None:
         """Run every runnable frame until each one waits on something outside."""
@@ -176,7 +184,7 @@ class Interpreter(Branches):
             return False
         hb = frame.data.get("heartbeat")
         if hb:
-            run.commands.append(("timer", frame.id, now + timedelta(seconds=hb), "heartbeat", frame.seq))
+            run.commands.append(StartTimer(frame.id, now + timedelta(seconds=hb), TimerKind.HEARTBEAT, frame.seq))
         return True
 
     def stop(self, run: ExecutionState, error: str | None, cause: str | None, now: datetime) -> None:
@@ -332,7 +340,7 @@ class Interpreter(Branches):
             data = frame.data
             if data.get("timeout") or data.get("heartbeat") or data.get("token"):
                 # only then are there timers or a token of this wait to drop
-                run.commands.append(("settle", frame.id, frame.seq))
+                run.commands.append(SettleFrame(frame.id, frame.seq))
         try:
             if kind == "waited":
                 env = self._env(run, frame, st, now)
@@ -386,7 +394,7 @@ class Interpreter(Branches):
                 frame.retries[i] += 1
                 frame.seq += 1
                 frame.phase = RETRY
-                run.commands.append(("timer", frame.id, now + timedelta(seconds=delay), "retry", frame.seq))
+                run.commands.append(StartTimer(frame.id, now + timedelta(seconds=delay), TimerKind.RETRY, frame.seq))
                 return None
         catcher = find_catcher(st.catch, error) if st.catch else None
         if catcher is None:
@@ -424,10 +432,10 @@ class Interpreter(Branches):
             run.error, run.cause = error, cause
         run.stop_time = now
         for f in list(run.frames.values()):
-            run.commands.append(("cancel", f.id))
+            run.commands.append(CancelFrame(f.id))
             run.drop(f)
         run.runnable.clear()
-        run.commands.append(("done",))
+        run.commands.append(EXECUTION_ENDED)
 
     # -- Task -------------------------------------------------------------------------------
     def _schedule(self, run: ExecutionState, frame: Frame, st: CState, now: datetime, first: bool) -> tuple | None:
@@ -470,11 +478,11 @@ class Interpreter(Branches):
             run.emit(frame, "TaskScheduled", d, now)
             run.emit(frame, "TaskStarted", {"resourceType": rtype, "resource": rname}, now)
         if timeout:
-            run.commands.append(("timer", frame.id, now + timedelta(seconds=timeout), "task_timeout", frame.seq))
+            run.commands.append(StartTimer(frame.id, now + timedelta(seconds=timeout), TimerKind.TASK_TIMEOUT, frame.seq))
         if heartbeat and (token is not None):
-            run.commands.append(("timer", frame.id, now + timedelta(seconds=heartbeat), "heartbeat", frame.seq))
+            run.commands.append(StartTimer(frame.id, now + timedelta(seconds=heartbeat), TimerKind.HEARTBEAT, frame.seq))
         retry_count = sum(frame.retries) if frame.retries else 0
-        run.commands.append(("invoke", frame.id, frame.seq, {
+        run.commands.append(Invoke(frame.id, frame.seq, {
             "resource": st.resource, "kind": kind, "input": args, "token": token,
             "wait_for_token": bool(st.wait_for_token), "sync": bool(st.sync), "timeout": timeout,
             "state": st.name, "retry_count": retry_count, "index": _map_path(run, frame),
@@ -547,7 +555,7 @@ class Interpreter(Branches):
         frame.data = {"effective": effective}
         frame.seq += 1
         frame.phase = TIMER
-        run.commands.append(("timer", frame.id, due, "wait", frame.seq))
+        run.commands.append(StartTimer(frame.id, due, TimerKind.WAIT, frame.seq))
         return None
 
 def _NO_ASSIGN(data: Any, result: Any, env: Env) -> dict:

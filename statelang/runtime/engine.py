@@ -14,9 +14,18 @@ import os
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from statelang.interpreter.commands import (
+    CancelFrame,
+    ExecutionEnded,
+    Invoke,
+    SettleFrame,
+    StartMapRun,
+    StartTimer,
+    TimerKind,
+)
 from statelang.interpreter.step import (
     MAX_EXECUTION_SECONDS,
     RESUME,
@@ -169,7 +178,7 @@ class Engine:
         if eager and run.status == "RUNNING":
             with self._lock:
                 run.released = True
-                recorded = self._in_flight(commit.invokes)  # type: ignore[attr-defined]
+                recorded = self._in_flight(commit.invokes)
                 if recorded:   # invocations the creating commit recorded (a token, a child execution)
                     self._apply_outcomes(run, recorded, self._invoke_all(run, recorded))
                 self._drive(run, [kick.id])
@@ -330,7 +339,7 @@ class Engine:
                 self.store.release(arn, self.worker_id)
                 return
             run.released = False
-            if any(c[0] == "invoke" for c in run.commands):
+            if any(isinstance(c, Invoke) for c in run.commands):
                 # Invocations recovered from a crashed worker run first, as they ran before
                 # anything these messages answer (a token the handler handed out, say).
                 try:
@@ -377,8 +386,7 @@ class Engine:
             if frame.phase in ("enter", RESUME):
                 run.runnable.append(frame.id)
             elif frame.phase == TASK and frame.data.get("invoke"):
-                spec = dict(frame.data["invoke"])
-                run.commands.append(("invoke", frame.id, frame.seq, spec))
+                run.commands.append(Invoke(frame.id, frame.seq, dict(frame.data["invoke"])))
             elif frame.data.get("map_run"):
                 self.map_runs.recover(run, frame)
 
@@ -396,9 +404,8 @@ class Engine:
                     if beat and hb:
                         due = datetime.fromisoformat(beat).timestamp() + hb
                         if due > now.timestamp():
-                            from datetime import UTC
-                            run.commands.append(("timer", frame.id, datetime.fromtimestamp(due, UTC),
-                                                 "heartbeat", frame.seq))
+                            run.commands.append(StartTimer(frame.id, datetime.fromtimestamp(due, UTC),
+                                                           TimerKind.HEARTBEAT, frame.seq))
                             return
             it.timer_fired(run, m.frame_id, k, m.seq, now)
         elif k == "token":
@@ -441,11 +448,12 @@ class Engine:
                 return
             self._apply_outcomes(run, invokes, self._invoke_all(run, invokes))
 
-    def _apply_outcomes(self, run: ExecutionState, invokes: list[tuple], outcomes: list) -> None:
+    def _apply_outcomes(self, run: ExecutionState, invokes: list[Invoke], outcomes: list) -> None:
         """Feed handler outcomes to the interpreter, in the order the invocations were issued."""
         it = self.interpreter
         now = self.clock.now()
-        for (_, fid, seq, spec), outcome in zip(invokes, outcomes, strict=True):
+        for c, outcome in zip(invokes, outcomes, strict=True):
+            fid, seq, spec = c.frame_id, c.seq, c.spec
             frame = run.frames.get(fid)
             if outcome is None:
                 # No answer yet (it comes later as a message, or the task stays pending): the
@@ -469,7 +477,7 @@ class Engine:
                 it.task_result(run, fid, seq, False, outcome[1], outcome[2], now)
         _fault("after_handler")
 
-    def _deferrable(self, run: ExecutionState, last_commit: float) -> list[tuple] | None:
+    def _deferrable(self, run: ExecutionState, last_commit: float) -> list[Invoke] | None:
         """Group commit: the invocations of this step, taken without committing, when that is safe.
 
         Committing before every handler call would cost one fsync per task. It is not needed for
@@ -484,13 +492,13 @@ class Engine:
             return None
         invokes, rest = [], []
         for c in run.commands:
-            if c[0] == "invoke":
-                spec = c[3]
+            if isinstance(c, Invoke):
+                spec = c.spec
                 if spec.get("token") or spec["kind"] == "activity" or any(
                         spec["resource"].startswith(p) for p in self.integrations):
                     return None
                 invokes.append(c)
-            elif c[0] in ("map_run", "done"):
+            elif isinstance(c, StartMapRun | ExecutionEnded):
                 return None
             else:
                 rest.append(c)
@@ -499,8 +507,8 @@ class Engine:
         run.commands = rest
         return invokes
 
-    def _invoke_all(self, run: ExecutionState, invokes: list[tuple]) -> list:
-        calls = [(fid, seq, spec) for (_, fid, seq, spec) in invokes]
+    def _invoke_all(self, run: ExecutionState, invokes: list[Invoke]) -> list:
+        calls = [(c.frame_id, c.seq, c.spec) for c in invokes]
         if len(calls) == 1 or self.max_workers <= 1:
             return [self._invoke(run, *c) for c in calls]
         if self._pool is None:
@@ -514,12 +522,12 @@ class Engine:
             return None  # a worker polls it with get_activity_task
         return self.invoke_handler(run, fid, seq, spec)
 
-    def _in_flight(self, invokes: list[tuple]) -> list[tuple]:
+    def _in_flight(self, invokes: list[Invoke]) -> list[Invoke]:
         """The invocations this engine carries out now: an activity's task waits for a worker's
         GetActivityTask, unless a task source (a replay's record) answers it."""
         if self.tasks is not None:
             return list(invokes)
-        return [c for c in invokes if c[3].get("kind") != "activity"]
+        return [c for c in invokes if c.spec.get("kind") != "activity"]
 
     def invoke_handler(self, run: ExecutionState, fid: str, seq: int, spec: dict):
         """Call the task's handler (or integration) and return its outcome."""
@@ -549,25 +557,22 @@ class Engine:
             consumed = [*consumed, run.kick.id]
             run.kick = None
         commit = Commit(run.arn, run.events, consumed=consumed)
-        commit.map_runs = []  # type: ignore[attr-defined]
         if run.keep_history is not None:
             run.keep_history.extend(run.events)
         run.events = []
         cmds, run.commands = run.commands, []
         invokes = []
         for c in cmds:
-            op = c[0]
-            if op == "timer":
-                _, fid, due, kind, seq = c
+            if isinstance(c, StartTimer):
                 if run.status != "RUNNING":   # an ended execution's timers would only be dropped
                     continue
-                commit.add_messages.append(Message(run.arn, kind, due, fid, seq))
-                if due > run.start + MAX_EXECUTION_TIME and kind != "execution_timeout":
+                commit.add_messages.append(Message(run.arn, c.kind, c.due, c.frame_id, c.seq))
+                if c.due > run.start + MAX_EXECUTION_TIME and c.kind != TimerKind.EXECUTION_TIMEOUT:
                     # A timer beyond AWS's one-year limit: the execution times out first, at the limit.
-                    commit.add_messages.append(Message(run.arn, "execution_timeout",
+                    commit.add_messages.append(Message(run.arn, TimerKind.EXECUTION_TIMEOUT,
                                                        run.start + MAX_EXECUTION_TIME, "0", 0))
-            elif op == "invoke":
-                _, fid, seq, spec = c
+            elif isinstance(c, Invoke):
+                fid, seq, spec = c.frame_id, c.seq, c.spec
                 frame = run.frames.get(fid)
                 if frame is not None and spec.get("kind") != "activity":
                     frame.data["invoke"] = _jsonable_spec(spec)
@@ -578,15 +583,15 @@ class Engine:
                         "activity_arn": spec["resource"] if spec["kind"] == "activity" else None,
                         "input": json.dumps(spec["input"]), "state": spec["state"]})
                 invokes.append(c)
-            elif op == "cancel":
-                commit.cancel_frames.append((c[1], -1))
-                commit.close_frames_tokens.append(c[1])
-            elif op == "settle":
-                commit.cancel_frames.append((c[1], c[2]))
-                commit.close_frames_tokens.append(c[1])
-            elif op == "map_run":
-                commit.map_runs.append(c)  # type: ignore[attr-defined]
-            elif op == "done":
+            elif isinstance(c, CancelFrame):
+                commit.cancel_frames.append((c.frame_id, -1))
+                commit.close_frames_tokens.append(c.frame_id)
+            elif isinstance(c, SettleFrame):
+                commit.cancel_frames.append((c.frame_id, c.seq))
+                commit.close_frames_tokens.append(c.frame_id)
+            elif isinstance(c, StartMapRun):
+                commit.map_runs.append(c)
+            elif isinstance(c, ExecutionEnded):
                 commit.close_all = True
         for fid in run.dirty:
             f = run.frames.get(fid)
@@ -604,19 +609,19 @@ class Engine:
         if commit.close_all:
             for hook in self.end_hooks:
                 hook(self, run, commit)
-        commit.invokes = invokes  # type: ignore[attr-defined]
+        commit.invokes = invokes
         return commit
 
-    def _flush(self, run: ExecutionState, consumed: list[int]) -> list[tuple]:
+    def _flush(self, run: ExecutionState, consumed: list[int]) -> list[Invoke]:
         commit = self._commit_of(run, consumed)
-        in_flight = self._in_flight(commit.invokes)  # type: ignore[attr-defined]
-        if in_flight or commit.map_runs:  # type: ignore[attr-defined]
+        in_flight = self._in_flight(commit.invokes)
+        if in_flight or commit.map_runs:
             # Handlers are about to run on this commit's word. If the process dies before their
             # results are committed, this message (due when our lease would expire) lets another
             # worker claim the execution and re-invoke them; the next commit consumes it.
             run.kick = Message(run.arn, "run", self.clock.now() + timedelta(seconds=self.lease_seconds))
             commit.add_messages.append(run.kick)
-        if not commit.invokes and not commit.map_runs and not run.runnable:  # type: ignore[attr-defined]
+        if not commit.invokes and not commit.map_runs and not run.runnable:
             commit.release = self.worker_id   # the last commit of this pass gives the lease back
             run.released = True
         _fault("before_commit")
@@ -629,8 +634,8 @@ class Engine:
 
     def _start_map_runs(self, run: ExecutionState, commit: Commit) -> None:
         """Distributed Map runs the commit recorded (MapRunStarted): read their items, start children."""
-        for _, fid, seq, spec in commit.map_runs:  # type: ignore[attr-defined]
-            self.map_runs.start(run, fid, seq, spec)
+        for c in commit.map_runs:
+            self.map_runs.start(run, c.frame_id, c.seq, c.spec)
 
     def _notify(self, run: ExecutionState) -> None:
         for listener in list(self.listeners):

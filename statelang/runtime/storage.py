@@ -47,6 +47,10 @@ class Commit:
     close_frames_tokens: list[str] = field(default_factory=list)  # frame ids whose tokens close
     close_all: bool = False  # the execution ended: drop every message and token of it
     release: str | None = None  # worker whose lease on the execution this commit gives up
+    # For the engine, after the commit (the store ignores them): the task invocations it recorded
+    # and the distributed Map runs it started.
+    invokes: list = field(default_factory=list)
+    map_runs: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
