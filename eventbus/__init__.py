@@ -31,7 +31,7 @@ def test_event_pattern(pattern: dict | str, event: dict | str) -> bool:
     compiled = compile_pattern(pattern)
     if isinstance(event, (str, bytes, bytearray)):
         try:
-            event = jsontext.loads(event)
+            event = jsontext.loads_bounded(event)
         except jsontext.JSONDepthError as exc:
             raise ValueError(f"Parameter Event is not valid: {exc}.") from None
         except ValueError:

@@ -525,7 +525,7 @@ def _entry_problem(entry: dict) -> tuple[str, str] | None:
     detail = entry["Detail"]
     if isinstance(detail, str):
         try:
-            detail = jsontext.loads(detail)
+            detail = jsontext.loads_bounded(detail)
         except jsontext.JSONDepthError as exc:
             return ("MalformedDetail", f"Detail is malformed: {exc}.")
         except ValueError:

@@ -6,7 +6,7 @@ answers and error codes are the library's. What this module owns is the wire: JS
 timestamps as epoch seconds (as awsJson does), errors as ``{"__type", "message"}`` with
 ``x-amzn-ErrorType`` so that boto3 raises its modelled exceptions, and never a traceback.
 
-Every JSON text a request carries is read by `jsontext.loads`, which bounds its nesting: a body
+Every JSON text a request carries is read by `jsontext.loads_bounded`, which bounds its nesting: a body
 nested too deep is a 400 ``SerializationException`` naming the depth, and the members that are
 JSON texts themselves (an execution's input, a task's output, an event) are refused by the
 operation with its own AWS error, for the same reason. The listening side (waitress, timeouts,
@@ -152,7 +152,7 @@ class App:
         """One AWS JSON operation; its members come from the body, or for a presigned request
         from the query string (as strings, which the operation's validation then judges)."""
         try:
-            params = body if isinstance(body, dict) else jsontext.loads(body or b"{}")
+            params = body if isinstance(body, dict) else jsontext.loads_bounded(body or b"{}")
         except jsontext.JSONDepthError as exc:
             return aws_error(400, "SerializationException", f"The request body is not accepted: {exc}.", ctype)
         except ValueError:
@@ -220,7 +220,7 @@ class App:
             # A JSON content type forces a browser's CORS preflight: no cross-site form posts.
             return json_response(400, {"errors": [{"message": "Content-Type must be application/json"}]})
         try:
-            request = jsontext.loads(body or b"{}")
+            request = jsontext.loads_bounded(body or b"{}")
         except jsontext.JSONDepthError as exc:
             return json_response(400, {"errors": [{"message": f"The request body is not accepted: {exc}."}]})
         except ValueError:

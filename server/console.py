@@ -128,7 +128,7 @@ class Console:
                 if environ.get(CONSOLE_HEADER) != "1":
                     return _json(403, {"message": "console actions need the X-Statelang-Console header"})
                 try:
-                    params = jsontext.loads(body or b"{}")
+                    params = jsontext.loads_bounded(body or b"{}")
                 except jsontext.JSONDepthError as exc:
                     return _json(400, {"error": "SerializationException", "message": f"the body is not accepted: {exc}"})
                 except ValueError:

@@ -71,12 +71,27 @@ def sfn_client(srv, **config):
 
 # -- 1. nesting ----------------------------------------------------------------------------------
 def test_nesting_is_bounded_at_the_decoder_with_the_depth_named():
-    assert jsontext.loads(nested(jsontext.MAX_DEPTH)) is not None
+    assert jsontext.loads_bounded(nested(jsontext.MAX_DEPTH)) is not None
     for depth in (jsontext.MAX_DEPTH + 1, 1_000, DEEP):
         with pytest.raises(jsontext.JSONDepthError, match=f"nested {depth} levels deep; at most 512"):
-            jsontext.loads(nested(depth))
+            jsontext.loads_bounded(nested(depth))
     # brackets inside strings are text, not nesting
-    assert jsontext.loads(json.dumps(["[" * 5000, {"a": "}" * 5000}])) == ["[" * 5000, {"a": "}" * 5000}]
+    assert jsontext.loads_bounded(json.dumps(["[" * 5000, {"a": "}" * 5000}])) == ["[" * 5000, {"a": "}" * 5000}]
+
+
+def test_what_an_execution_builds_past_the_bound_it_reads_back(tmp_path):
+    """The bound is on text from outside: a value an execution makes itself (here from a string of
+    its input) deeper than 512 levels is written to and read back from the SQLite store."""
+    engine = statelang.Engine(db=f"sqlite:///{tmp_path}/x.db", clock="virtual")
+    sfn = engine.client()
+    machine = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"v.$": "States.StringToJson($.s)"},
+                                                "End": True}}}
+    arn = sfn.create_state_machine(name="m", definition=json.dumps(machine), roleArn=ROLE)["stateMachineArn"]
+    ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"s": nested(600)}))["executionArn"]
+    engine.run_until_idle()
+    desc = sfn.describe_execution(executionArn=ex)
+    assert desc["status"] == "SUCCEEDED" and jsontext.depth_of(desc["output"].encode()) == 601
+    engine.close()
 
 
 def test_deep_request_bodies_and_members_get_400s_naming_the_depth(server):

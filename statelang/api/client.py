@@ -308,7 +308,7 @@ class Client(MachinesMixin, MapRunsMixin):
                         "1 validation error detected: Value at 'input' failed to satisfy constraint: "
                         f"Member must have length less than or equal to {MAX_INPUT_BYTES}")
         try:
-            value = jsontext.loads(text)
+            value = jsontext.loads_bounded(text)
         except ValueError as exc:
             raise error("InvalidExecutionInput", f"Invalid State Machine Execution Input: '{exc}'") from exc
         target, version_arn, alias_arn = self._target(stateMachineArn, name)
@@ -371,7 +371,7 @@ class Client(MachinesMixin, MapRunsMixin):
                         "1 validation error detected: Value at 'input' failed to satisfy constraint: "
                         f"Member must have length less than or equal to {MAX_INPUT_BYTES}")
         try:
-            jsontext.loads(text)
+            jsontext.loads_bounded(text)
         except ValueError as exc:
             raise error("InvalidExecutionInput", f"Invalid State Machine Execution Input: '{exc}'") from exc
         return start_sync_execution(self.engine, stateMachineArn, text, name)
@@ -504,7 +504,7 @@ class Client(MachinesMixin, MapRunsMixin):
 
     def _send_task_success(self, *, taskToken: str, output: str) -> dict:
         try:
-            value = jsontext.loads(output)
+            value = jsontext.loads_bounded(output)
         except ValueError as exc:
             raise error("InvalidOutput", f"Invalid Output: '{exc}'") from exc
         if len(output.encode()) > MAX_INPUT_BYTES:

@@ -12,11 +12,13 @@ its result is the one `json` would produce, and `json` answers the rest, errors 
   so a text with a run of 19 or more digits goes to `json` directly; orjson refuses NaN, Infinity,
   1e400 and lone surrogates, which `json` then reads as it always has.
 
-Reading is also where nesting is bounded (`MAX_DEPTH`): every JSON text from outside (a request
-body, an execution input, a task output, an event) is read here, and a value nested deeper than
-the rest of the engine can walk (Python's recursion limit is about 1,000 frames; `json` raises
-`RecursionError`, which no caller expects, and orjson stops at 1,024) is refused as bad JSON
-(`JSONDepthError`, a `ValueError`) naming its depth, before any decoder sees it.
+Reading is also where nesting is bounded (`MAX_DEPTH`): JSON text from outside (a request body,
+an execution input, a task output, an event) is read by `loads_bounded`, and a value nested
+deeper than the rest of the engine can walk (Python's recursion limit is about 1,000 frames;
+`json` raises `RecursionError`, which no caller expects, and orjson stops at 1,024) is refused as
+bad JSON (`JSONDepthError`, a `ValueError`) naming its depth, before any decoder sees it. Text the
+engine wrote itself (history, checkpoints) is read back by `loads` unbounded: what an execution
+built, it may read again.
 """
 
 from __future__ import annotations
@@ -106,13 +108,25 @@ def depth_of(raw: bytes) -> int:
     return peeled + max(0, max(accumulate(map(_STEP.__getitem__, brackets)), default=0))
 
 
-def loads(text: str | bytes) -> Any:
-    """``json.loads(text)``, refusing nesting deeper than `MAX_DEPTH` with `JSONDepthError`."""
+def check_depth(text: str | bytes) -> None:
+    """Raise `JSONDepthError` if the JSON text nests deeper than `MAX_DEPTH`."""
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:   # fewer openers cannot nest deeper
         depth = depth_of(raw)
         if depth > MAX_DEPTH:
             raise JSONDepthError(depth)
+
+
+def loads_bounded(text: str | bytes) -> Any:
+    """``json.loads(text)`` for text from outside: nesting deeper than `MAX_DEPTH` is refused with
+    `JSONDepthError` (a `ValueError`, as a syntax error is)."""
+    check_depth(text)
+    return loads(text)
+
+
+def loads(text: str | bytes) -> Any:
+    """``json.loads(text)``."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     if _LONG_RUN not in raw.translate(_DIGIT_MAP):   # a C-speed scan; a regex took 10x longer
         try:
             return orjson.loads(text)
