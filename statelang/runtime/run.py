@@ -74,11 +74,12 @@ def run(definition: str | dict, input: Any = None, handlers: dict | None = None,
     arn = f"arn:aws:states:{region}:{account_id}:execution:{state_machine_name}:{name}"
     if engine is not None:
         arn = f"{arn}-{uuid.uuid4().hex[:8]}"
+    run_name = arn.rsplit(":", 1)[-1]
     if type.upper() == "EXPRESS":   # an Express execution's ARN: express:<machine>:<name>:<run id>
-        import uuid as _uuid
-        arn = f"arn:aws:states:{region}:{account_id}:express:{state_machine_name}:{name}:{_uuid.uuid4()}"
+        arn = f"arn:aws:states:{region}:{account_id}:express:{state_machine_name}:{name}:{uuid.uuid4()}"
+        run_name = name
     try:
-        eng.start(text, input, arn=arn, name=arn.rsplit(":", 1)[-1], state_machine_arn=sm_arn,
+        eng.start(text, input, arn=arn, name=run_name, state_machine_arn=sm_arn,
                   role_arn=f"arn:aws:iam::{account_id}:role/statelang")
         row = eng.wait(arn, timeout)
         history = eng.store.history(arn)
