@@ -7,7 +7,10 @@ translated or filtered here. Nothing runs in a background thread: each rule and 
 stores its next fire time (``NextFire``), each pending retry its due time (``Due``), and `tick`
 fires whatever is due at the clock's ``now``. Workers sharing a database claim what they fire: a
 due time by a conditional write of the next one (`_claim_fires`), a delivery by a conditional
-write of its claim (`targets.claim_delivery`); `attach` puts this into an engine's own loop. The records are the durable timers: a restarted
+write of its claim (`targets.claim_delivery`); `attach` puts this into an engine's own loop.
+APScheduler's own SQLAlchemy job store does not fit here: its 3.x user guide says a job store
+must never be shared between schedulers (it has no cross-process claim), and the 4.x series that
+shares one is a pre-release. The records are the durable timers: a restarted
 process picks up from them, and on a virtual clock `eventbus.integration.run_until_idle` jumps
 to the earliest of these and the engine's own timers, so a nightly cron fires in milliseconds.
 """
