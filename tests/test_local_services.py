@@ -186,3 +186,28 @@ def test_moto_answers_other_sdk_actions_when_installed(eng, tmp_path):
         "Missing": task("arn:aws:states:::aws-sdk:secretsmanager:getSecretValue", {"SecretId": "nope"}, End=True)}
     ex = run(eng, states, "Create")
     assert ex.error == "SecretsManager.ResourceNotFoundException", ex
+
+
+def test_one_s3_folder_for_sdk_tasks_and_the_distributed_maps_item_reader(tmp_path, monkeypatch):
+    """What aws-sdk:s3:putObject writes, a distributed Map's ItemReader (s3:getObject) reads."""
+    monkeypatch.setenv("STATELANG_S3_ROOT", str(tmp_path))
+    eng = statelang.Engine(db="memory", clock="virtual", eager="always")
+    services = LocalServices(eng.store, eng.clock, moto=False)
+    eng.resources.services = services
+    services.s3.create_bucket("in")
+    states = {
+        "Write": task("arn:aws:states:::aws-sdk:s3:putObject",
+                      {"Bucket": "in", "Key": "items.json", "Body": [{"n": 1}, {"n": 2}, {"n": 3}]},
+                      ResultPath=None, Next="Each"),
+        "Each": {"Type": "Map", "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                                               "ReaderConfig": {"InputType": "JSON"},
+                                               "Parameters": {"Bucket": "in", "Key": "items.json"}},
+                 "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                                   "StartAt": "Double", "States": {"Double": {
+                                       "Type": "Pass", "Parameters": {"d.$": "States.MathAdd($.n, $.n)"},
+                                       "End": True}}},
+                 "End": True}}
+    ex = run(eng, states, "Write")
+    eng.close()
+    assert ex.status == "SUCCEEDED", ex
+    assert ex.output == [{"d": 2}, {"d": 4}, {"d": 6}]

@@ -40,7 +40,7 @@ class ServiceEnv:
     clock: Clock
     region: str = "us-east-1"
     account_id: str = "123456789012"
-    s3_root: Path = field(default_factory=lambda: Path(".statelang") / "s3")
+    s3_root: Path = field(default_factory=lambda: Path(".statelang") / "s3")   # LocalServices passes the real one
     # Read-check-write of one service call is atomic within this process (a conditional put);
     # two processes sharing one database do not exclude each other.
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -69,12 +69,14 @@ class LocalServices:
 
     def __init__(self, store: Any = None, clock: Clock | None = None, *, region: str = "us-east-1",
                  account_id: str = "123456789012", s3_root: str | Path | None = None, moto: bool | None = None):
+        from statelang.runtime.item_reader import s3_root as default_s3_root
         from statelang.runtime.services.dynamodb import LocalDynamoDB
         from statelang.runtime.services.messaging import LocalSNS, LocalSQS
         from statelang.runtime.services.s3 import LocalS3
         from statelang.runtime.storage import MemoryStore
+        # one S3 folder with the distributed Map's ItemReader/ResultWriter ($STATELANG_S3_ROOT, else ./.statelang/s3)
         self.env = ServiceEnv(store if store is not None else MemoryStore(), clock or RealClock(), region,
-                              account_id, Path(s3_root) if s3_root else Path(".statelang") / "s3")
+                              account_id, Path(s3_root) if s3_root else default_s3_root())
         self.dynamodb = LocalDynamoDB(self.env)
         self.sns = LocalSNS(self.env)
         self.sqs = LocalSQS(self.env)
