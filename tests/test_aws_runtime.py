@@ -283,3 +283,34 @@ def test_result_path_into_a_non_object_input():
         "Caught": {"Type": "Pass", "End": True}}}
     ex = run(d, [1, 2], handlers={"f": lambda x: 3})
     assert ex.succeeded and ex.output["Error"] == "States.ResultPathMatchFailure"
+
+
+# -- 11: redrive ---------------------------------------------------------------------------------
+def test_a_redriven_task_is_scheduled_and_started_again_and_the_execution_replays():
+    """Developer guide, 'Redriving executions': a redrive restarts the unsuccessful steps — the
+    history goes on after ExecutionRedriven with the re-run task's own Scheduled/Started events,
+    its outcome following them; and such a history replays (the replay redrives where the record
+    does)."""
+    calls = []
+
+    def flaky(event):
+        calls.append(event)
+        if len(calls) == 1:
+            raise RuntimeError("first")
+        return "ok"
+    engine = statelang.Engine(db="memory", clock="virtual", handlers={"f": flaky})
+    d = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Next": "T"},
+                                    "T": {"Type": "Task", "Resource": "f", "End": True}}}
+    arn = "arn:aws:states:us-east-1:123456789012:execution:m:e1"
+    engine.start(d, {}, arn=arn, name="e1", state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:m")
+    engine.run_until_idle()
+    engine.redrive(arn)
+    engine.run_until_idle()
+    events = engine.store.history(arn)
+    after = [(e["type"], e["previousEventId"]) for e in events[8:]]
+    assert after == [("ExecutionRedriven", 8), ("LambdaFunctionScheduled", 9), ("LambdaFunctionStarted", 10),
+                     ("LambdaFunctionSucceeded", 11), ("TaskStateExited", 12), ("ExecutionSucceeded", 13)]
+    assert events[9]["lambdaFunctionScheduledEventDetails"] == events[4]["lambdaFunctionScheduledEventDetails"]
+    result = engine.replay(arn)
+    assert result.ok, result.divergence
+    assert len(calls) == 2   # the replay called no handler

@@ -245,8 +245,6 @@ def test_an_aborted_execution_is_redriven(engine, h):
     assert h.calls == Counter({"prepare": 1, "finish": 1})
 
 
-@pytest.mark.xfail(strict=True, reason="replay stops at ExecutionRedriven: a redriven execution's history "
-                   "('the replay ended before the recorded history') no longer replays")
 def test_a_redriven_execution_still_replays(engine, h):
     arn = start(engine, PARALLEL, {}, "rp1")
     engine.run_until_idle()

@@ -83,6 +83,7 @@ def redrive(engine: Engine, arn: str) -> dict:
     redriven = {"timestamp": now, "type": "ExecutionRedriven", "id": last + 1, "previousEventId": last,
                 "executionRedrivenEventDetails": {"redriveCount": count}}
     commit = Commit(arn, [redriven])
+    next_id = _reschedule(run, tasks.left_pending, events, commit, last + 2, now)
     pending_timers = [m for m in fwd.store.pending_messages(arn)
                       if m.kind in ("wait", "retry", "task_timeout", "heartbeat")]
     for frame in run.frames.values():
@@ -104,10 +105,42 @@ def redrive(engine: Engine, arn: str) -> dict:
     if timeout:
         commit.add_messages.append(Message(arn, "execution_timeout", now + timedelta(seconds=timeout), "0", 0))
     commit.execution = {"status": "RUNNING", "redriveCount": count, "redriveDate": now, "stopDate": None,
-                        "error": None, "cause": None, "output": None, "next_event_id": last + 2}
+                        "error": None, "cause": None, "output": None, "next_event_id": next_id}
     engine.store.apply(commit)
     engine.wake()
     return engine.store.get_execution(arn)
+
+
+_RESCHEDULED = ("Scheduled", "Started")
+
+
+def _reschedule(run: ExecutionState, pending: list[str], events: list[dict], commit: Commit, next_id: int,
+                now: datetime) -> int:
+    """A task that runs again after a redrive is scheduled (and started) again: AWS records new
+    Scheduled/Started events for it after ExecutionRedriven, and its outcome follows them. The
+    events repeat the recorded ones of its last attempt (an activity's Started comes again when a
+    worker takes it). Returns the next free event id."""
+    by_id = {e["id"]: e for e in events}
+    for fid in pending:
+        frame = run.frames.get(fid)
+        if frame is None or frame.phase != TASK:
+            continue
+        chain, cur = [], by_id.get(frame.last_id)
+        while cur is not None and cur["type"].endswith(_RESCHEDULED) and not cur["type"].endswith("StateStarted"):
+            chain.append(cur)
+            cur = by_id.get(cur["previousEventId"])
+        chain.reverse()
+        if chain and chain[0]["type"] == "ActivityScheduled":
+            chain = chain[:1]
+        previous = commit.events[0]["id"]
+        for ev in chain:
+            copy = {k: v for k, v in ev.items() if k not in ("id", "previousEventId", "timestamp")}
+            commit.events.append({"timestamp": now, "id": next_id, "previousEventId": previous, **copy})
+            previous = next_id
+            next_id += 1
+        if chain:
+            frame.last_id = previous
+    return next_id
 
 
 def top_level_state_at(events: list[dict], definition: dict, event_id: int) -> tuple[str, Any]:

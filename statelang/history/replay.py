@@ -357,6 +357,7 @@ def replay(history: Any, definition: str | dict | None = None, handlers: dict | 
         run = _start(engine, clock, definition, doc["input"], arn, execution.get("name") or arn.rsplit(":", 1)[-1],
                      sm_arn, role)
         engine.run_until_idle()
+        _redrive_as_recorded(engine, clock, events, arn)
     except NoRecordedResult as exc:
         produced = engine.store.history(arn)
         div = compare(events[:len(produced)], produced) or Divergence(
@@ -377,6 +378,19 @@ def replay(history: Any, definition: str | dict | None = None, handlers: dict | 
     row = engine.store.get_execution(run.arn)
     output = jsontext.loads(row["output"]) if row.get("output") is not None else None
     return ReplayResult(div is None, div, produced, row["status"], output, row.get("error"), row.get("cause"))
+
+
+def _redrive_as_recorded(engine: Engine, clock: ReplayClock, events: list[dict], arn: str) -> None:
+    """Where the record goes on with ExecutionRedriven, redrive the replayed execution there too
+    and run on: the re-run tasks are answered by the record after the redrive."""
+    from statelang.history.redrive import redrive  # redrive builds on this module
+    produced = engine.store.history(arn)
+    while len(produced) < len(events) and events[len(produced)]["type"] == "ExecutionRedriven":
+        clock.run = engine.load(arn)
+        redrive(engine, arn)
+        clock.run = engine.load(arn)
+        engine.run_until_idle()
+        produced = engine.store.history(arn)
 
 
 def _start(engine: Engine, clock: ReplayClock, definition, input, arn, name, sm_arn, role) -> ExecutionState:
