@@ -22,13 +22,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from statelang.language.errors import StatelangError
 from statelang.language.jsontext import encoder, loads
 from statelang.runtime.storage import (
     Commit,
     ExecutionAlreadyExistsError,
     Message,
     RecordWrite,
+    StoreFault,
     resolve_record_writes,
 )
 
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .dialects import Dialect
 
 
-class StoreError(StatelangError):
+class StoreError(StoreFault):
     """The database cannot be used: unreachable, locked past the busy timeout, corrupt, or from
     a newer statelang. The message names the database; nothing committed before is lost."""
 

@@ -244,10 +244,16 @@ def task_heartbeat(token, db):
 @click.option("--handlers", multiple=True, help="Python module (or module:NAME) holding the task handlers.")
 @click.option("--poll", default=1.0, show_default=True, help="Seconds between polls of the database.")
 @click.option("--once", is_flag=True, help="Run what is runnable now, then exit.")
-def worker(db, handlers, poll, once):
+@click.option("--lease-seconds", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="How long a claimed execution stays this worker's without a renewal.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Task handlers run at once (threads).")
+def worker(db, handlers, poll, once, lease_seconds, concurrency):
     """Run executions, fire due timers and event-bus schedules until stopped (Ctrl-C)."""
     from statelang.eventbus.schedules import attach
     engine = open_engine(db, handlers)
+    engine.lease_seconds = lease_seconds
+    engine.max_workers = concurrency
     attach(engine)   # schedules and delivery retries: each due time fires once across workers
     if once:
         n = engine.run_until_idle()

@@ -18,6 +18,7 @@ is what makes crash recovery and replay simple: fold the inputs again.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,6 +71,9 @@ def parse_timestamp(text: str) -> datetime | None:
 MAX_EXECUTION_SECONDS = 365 * 24 * 3600   # AWS: a Standard execution runs one year at most
 
 
+log = logging.getLogger("statelang.interpreter")
+
+
 class Interpreter(Branches):
     """Stateless: every method takes the `ExecutionState` it works on."""
 
@@ -109,6 +113,16 @@ class Interpreter(Branches):
                 self.fail_execution(run, exc.error, exc.cause, now)
             except HistoryLimitReached:
                 self.history_limit_reached(run, now)
+            except Exception as exc:  # noqa: BLE001 - a defect must fail its execution, never the worker
+                self.unexpected_error(run, frame, exc, now)
+
+    def unexpected_error(self, run: ExecutionState, frame: Frame, exc: Exception, now: datetime) -> None:
+        """An exception the interpreter did not expect (a defect, or input no check foresaw)
+        fails this execution with States.Runtime naming the state and the exception; the
+        traceback goes to the log. Nothing escapes to the worker, which goes on with the others."""
+        log.error("execution %s: unexpected error in state %r", run.arn, frame.state, exc_info=exc)
+        self.fail_execution(run, E.RUNTIME, f"An unexpected error occurred while executing the state "
+                                             f"'{frame.state}': {type(exc).__name__}: {exc}", now)
 
     def history_limit_reached(self, run: ExecutionState, now: datetime) -> None:
         """AWS fails a Standard execution whose history reaches its quota; the failure is the

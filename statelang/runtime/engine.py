@@ -10,6 +10,7 @@ whose result was not committed runs again with the same idempotency key (at leas
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import uuid
@@ -39,7 +40,10 @@ from statelang.language.compiler import CompiledMachine
 from statelang.runtime.clock import Clock, make_clock
 from statelang.runtime.map_run import MapRuns
 from statelang.runtime.resources import Resources, TaskContext
-from statelang.runtime.storage import Commit, Message, Store, open_store
+from statelang.runtime.storage import Commit, Message, Store, StoreFault, open_store
+
+log = logging.getLogger("statelang.engine")
+MAX_BACKOFF = 5.0   # seconds a worker waits at most before trying a failing database again
 
 
 def _fault(point: str) -> None:
@@ -235,8 +239,19 @@ class Engine:
     def serve_forever(self, poll_seconds: float = 1.0) -> None:
         """The worker loop: run what is due, sleep until the next timer or a wake-up."""
         self._stopping.clear()
+        backoff = 0.0
         while not self._stopping.is_set():
-            self.run_until_idle()
+            try:
+                self.run_until_idle()
+            except StoreFault as exc:
+                # The database failed (restarting, locked, full): nothing of any execution is
+                # lost, so wait and try again, longer each time up to MAX_BACKOFF seconds.
+                backoff = min(MAX_BACKOFF, backoff * 2 or 0.1)
+                log.warning("worker %s: database fault, retrying in %.1f s: %s", self.worker_id, backoff, exc)
+                self._wake.wait(backoff)
+                self._wake.clear()
+                continue
+            backoff = 0.0
             self._wake.clear()
             dues = [d for d in [self.store.next_due(), *(src() for src in self.timer_sources)] if d is not None]
             due = min(dues, default=None)
@@ -329,35 +344,74 @@ class Engine:
 
     # -- one execution ----------------------------------------------------------------------
     def process(self, arn: str) -> None:
+        """One step of one execution: apply its due messages and run it until it waits.
+
+        Whatever goes wrong inside the step stays with this execution: an unexpected exception
+        fails it (States.Runtime, see `_poisoned`), so a worker never dies of one execution and
+        never leaves the rest of its batch leased. Only a fault of the database itself
+        (`StoreFault`) reaches the caller, whose loop backs off and retries."""
         with self._lock:
-            run = self._load(arn)
+            try:
+                self._step(arn)
+            except StoreFault:
+                raise
+            except Exception as exc:  # noqa: BLE001 - contained: see the docstring
+                self._poisoned(arn, exc)
+
+    def _step(self, arn: str) -> None:
+        run = self._load(arn)
+        now = self.clock.now()
+        msgs = self.store.due_messages(arn, now)
+        if run is None or run.status != "RUNNING":
+            if msgs:
+                self.store.apply(Commit(arn, consumed=[m.id for m in msgs]))
+            self.store.release(arn, self.worker_id)
+            return
+        run.released = False
+        if any(isinstance(c, Invoke) for c in run.commands):
+            # Invocations recovered from a crashed worker run first, as they ran before
+            # anything these messages answer (a token the handler handed out, say).
+            try:
+                self._drive(run, [])
+            except BaseException:
+                self.store.release(arn, self.worker_id)
+                raise
+            run.released = False
             now = self.clock.now()
-            msgs = self.store.due_messages(arn, now)
+        consumed = []
+        for m in msgs:
+            consumed.append(m.id)
+            self._apply_message(run, m, now)
+        try:
+            self._drive(run, consumed)
+        finally:
+            if not run.released:
+                self.store.release(arn, self.worker_id)
+
+    def _poisoned(self, arn: str, exc: Exception) -> None:
+        """Fail an execution whose step raised what nothing expected, from its last checkpoint:
+        States.Runtime, the cause naming the exception (the traceback goes to the log). The due
+        messages are consumed with it, so the poison is not claimed again."""
+        log.error("execution %s: unexpected error, the execution fails", arn, exc_info=exc)
+        try:
+            run = self._load(arn)
             if run is None or run.status != "RUNNING":
-                if msgs:
-                    self.store.apply(Commit(arn, consumed=[m.id for m in msgs]))
                 self.store.release(arn, self.worker_id)
                 return
-            run.released = False
-            if any(isinstance(c, Invoke) for c in run.commands):
-                # Invocations recovered from a crashed worker run first, as they ran before
-                # anything these messages answer (a token the handler handed out, say).
-                try:
-                    self._drive(run, [])
-                except BaseException:
-                    self.store.release(arn, self.worker_id)
-                    raise
-                run.released = False
-                now = self.clock.now()
-            consumed = []
-            for m in msgs:
-                consumed.append(m.id)
-                self._apply_message(run, m, now)
-            try:
-                self._drive(run, consumed)
-            finally:
-                if not run.released:
-                    self.store.release(arn, self.worker_id)
+            now = self.clock.now()
+            consumed = [m.id for m in self.store.due_messages(arn, now)]
+            state = next((f.state for f in sorted(run.frames.values(), key=lambda f: -f.last_id)), None)
+            where = f"while executing the state '{state}'" if state else "while running the execution"
+            run.commands.clear()
+            run.runnable.clear()
+            self.interpreter.fail_execution(run, "States.Runtime", f"An unexpected error occurred {where}: "
+                                                                   f"{type(exc).__name__}: {exc}", now)
+            self._flush(run, consumed)
+        except StoreFault:
+            raise
+        except Exception:  # noqa: BLE001 - the failure itself failed: give the lease back, log it
+            log.exception("execution %s: could not record its failure", arn)
+            self.store.release(arn, self.worker_id)
 
     def load(self, arn: str) -> ExecutionState | None:
         """The execution's state as its last checkpoint holds it (None if there is none)."""

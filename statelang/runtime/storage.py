@@ -92,6 +92,11 @@ class ExecutionAlreadyExistsError(StatelangError):
     pass
 
 
+class StoreFault(StatelangError):
+    """The database itself failed (unreachable, locked, full, gone): not the fault of any one
+    execution. The engine lets it reach the worker's loop, which backs off and tries again."""
+
+
 class StoreUnavailableError(StatelangError, ValueError):
     """A database URL that no installed store answers."""
 

@@ -1,0 +1,77 @@
+"""A poison execution is contained: it fails (States.Runtime, the cause naming the state and the
+exception) and every other execution goes on, on the worker's ordinary path."""
+
+from __future__ import annotations
+
+import pytest
+
+import statelang
+from statelang import Engine, VirtualClock
+
+FN = "arn:aws:lambda:us-east-1:123456789012:function:F"
+POISONS = {
+    "jsonata_function_as_output": {"QueryLanguage": "JSONata", "StartAt": "P",
+                                   "States": {"P": {"Type": "Pass", "Output": "{% $string %}", "End": True}}},
+    "jsonata_regex_as_output": {"QueryLanguage": "JSONata", "StartAt": "P",
+                                "States": {"P": {"Type": "Pass", "Output": "{% /ab+/ %}", "End": True}}},
+    "timeout_seconds_path_text": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN,
+                                                                   "TimeoutSecondsPath": "$.t", "End": True}}},
+}
+HEALTHY = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN, "End": True}}}
+
+
+@pytest.mark.parametrize("name", sorted(POISONS))
+def test_a_poison_fails_its_execution_with_states_runtime(name):
+    ex = statelang.run(POISONS[name], {"t": "60"}, handlers={"F": lambda event: "done"}, clock="virtual")
+    assert ex.status == "FAILED", ex
+    assert ex.error in ("States.Runtime", "States.QueryEvaluationError"), ex
+    assert "Traceback" not in (ex.cause or "")
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_a_worker_goes_on_past_poison_and_fails_it_once(backend, tmp_path):
+    db = "memory" if backend == "memory" else f"sqlite:///{tmp_path}/p.db"
+    engine = Engine(db=db, clock=VirtualClock(), handlers={"F": lambda event: event})
+    client = engine.client()
+    role = "arn:aws:iam::123456789012:role/r"
+    import json
+    arns = {}
+    for name, definition in {**POISONS, "healthy": HEALTHY}.items():
+        sm = client.create_state_machine(name=name, definition=json.dumps(definition), roleArn=role)
+        for i in range(3):
+            arns[(name, i)] = client.start_execution(stateMachineArn=sm["stateMachineArn"], name=f"{name}-{i}",
+                                                     input='{"t": "60"}')["executionArn"]
+    engine.run_until_idle()        # must not raise, and must not leave anything leased or running
+    for (name, _), arn in arns.items():
+        described = client.describe_execution(executionArn=arn)
+        if name == "healthy":
+            assert described["status"] == "SUCCEEDED"
+        else:
+            assert described["status"] == "FAILED", (name, described)
+    assert engine.store.next_due() is None
+    engine.close()
+
+
+def test_an_unexpected_error_outside_the_interpreter_is_contained(tmp_path):
+    """A fault in the engine's own step (here: a map run that cannot start) fails that execution."""
+    engine = Engine(db=f"sqlite:///{tmp_path}/q.db", clock=VirtualClock())
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    engine.map_runs.start = broken
+    client = engine.client()
+    definition = {"StartAt": "M", "States": {"M": {
+        "Type": "Map", "ItemsPath": "$.items", "End": True,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}}}
+    import json
+    sm = client.create_state_machine(name="m", definition=json.dumps(definition),
+                                     roleArn="arn:aws:iam::123456789012:role/r")
+    arn = client.start_execution(stateMachineArn=sm["stateMachineArn"], input='{"items": [1]}')["executionArn"]
+    engine.run_until_idle()
+    described = client.describe_execution(executionArn=arn)
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.Runtime"
+    assert "RuntimeError: boom" in described["cause"] and "'M'" in described["cause"]
+    engine.close()
