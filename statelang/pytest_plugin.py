@@ -124,8 +124,10 @@ def _attach_event_bus(eng) -> None:
 
 
 @pytest.fixture
-def sfn_engine():
-    """An in-memory Engine on the virtual clock, with local AWS services; closed after the test."""
+def sfn_engine(tmp_path, monkeypatch):
+    """An in-memory Engine on the virtual clock, with local AWS services (S3 buckets in the test's
+    tmp_path, for S3 tasks and the distributed Map alike); closed after the test."""
+    monkeypatch.setenv("STATELANG_S3_ROOT", str(tmp_path / "s3"))
     eng = _engine()
     yield eng
     eng.close()
@@ -151,9 +153,10 @@ class TemplateUnderTest:
 
 
 @pytest.fixture
-def statelang_template(tmp_path):
+def statelang_template(tmp_path, monkeypatch):
     """Factory: ``statelang_template(path, handlers=None, **parameters)`` -> TemplateUnderTest on a
     fresh virtual-clock engine (its S3 buckets in the test's tmp_path)."""
+    monkeypatch.setenv("STATELANG_S3_ROOT", str(tmp_path / "s3"))
     made = []
 
     def load(path: str | Path, handlers: dict | None = None, **parameters: str) -> TemplateUnderTest:
@@ -161,7 +164,7 @@ def statelang_template(tmp_path):
         from statelang.templates.template import load_template
         template = load_template(path, {k: str(v) for k, v in parameters.items()})
         check_functions(template)
-        eng = template_engine(template, clock="virtual", handlers=handlers, s3_root=tmp_path / "s3", eager="always")
+        eng = template_engine(template, clock="virtual", handlers=handlers, eager="always")
         _attach_event_bus(eng)
         made.append(eng)
         return TemplateUnderTest(template, eng)
