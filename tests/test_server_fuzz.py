@@ -136,3 +136,48 @@ def test_console_actions_answer_fuzzed_requests_in_words(server, route, params):
     payload = json.loads(raw)
     if status >= 400:
         assert not LEAKS.search(payload.get("message", "")), payload
+
+
+# -- the authentication surface: a server that requires credentials ---------------------------------
+@pytest.fixture(scope="module")
+def guarded():
+    from statelang.server.security import Guard
+    guard = Guard("127.0.0.1", access_key="AKIDFUZZ", secret_key="s3cret", token="tok")
+    srv = Server(statelang.Engine(db="memory"), "127.0.0.1", 0, guard, limits=Limits(timeout=5)).start()
+    yield srv
+    srv.stop()
+
+
+printable = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=24)
+scopes = st.lists(st.one_of(st.just("AKIDFUZZ"), st.just("20261206"), st.just("us-east-1"), st.just("states"),
+                            st.just("aws4_request"), printable), min_size=0, max_size=6).map("/".join)
+authorizations = st.one_of(
+    printable,
+    st.builds(lambda c, h, s: f"AWS4-HMAC-SHA256 Credential={c}, SignedHeaders={h}, Signature={s}",
+              scopes, st.sampled_from(["host", "host;x-amz-date", "content-type;host", "", "x-nope", ";;"]),
+              printable),
+    st.builds(lambda t: f"Bearer {t}", printable))
+presigned = st.dictionaries(
+    st.sampled_from(["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders",
+                     "X-Amz-Signature", "maxResults", "stateMachineArn"]),
+    st.one_of(printable, scopes, st.sampled_from(["AWS4-HMAC-SHA256", "20261206T000000Z", "60", "-1", "host"])),
+    max_size=7)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(auth=st.one_of(st.none(), authorizations), query=presigned,
+       date=st.one_of(st.none(), printable, st.just("20261206T000000Z")),
+       sha=st.one_of(st.none(), printable, st.just("UNSIGNED-PAYLOAD")))
+def test_fuzzed_credentials_are_refused_in_aws_shape(guarded, auth, query, date, sha):
+    from urllib.parse import urlencode
+    headers = {"X-Amz-Target": "AWSStepFunctions.ListStateMachines", "Content-Type": "application/x-amz-json-1.0"}
+    for name, value in (("Authorization", auth), ("X-Amz-Date", date), ("X-Amz-Content-Sha256", sha)):
+        if value is not None:
+            headers[name] = value
+    path = "/?" + urlencode(query) if query else "/"
+    status, got, raw = _ask(guarded, "POST", path, b"{}", headers)
+    payload = json.loads(raw)
+    assert status == 403 or (status == 200 and auth == "Bearer tok"), (status, payload)
+    if status == 403:
+        assert payload["__type"] and payload["message"] and got["x-amzn-errortype"] == payload["__type"]
+        assert not LEAKS.search(payload["message"]), payload
