@@ -160,10 +160,9 @@ def statelang_template(tmp_path, monkeypatch):
     made = []
 
     def load(path: str | Path, handlers: dict | None = None, **parameters: str) -> TemplateUnderTest:
-        from statelang.templates.runner import check_functions, template_engine
+        from statelang.templates.runner import template_engine
         from statelang.templates.template import load_template
         template = load_template(path, {k: str(v) for k, v in parameters.items()})
-        check_functions(template)
         eng = template_engine(template, clock="virtual", handlers=handlers, eager="always")
         _attach_event_bus(eng)
         made.append(eng)

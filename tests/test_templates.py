@@ -261,3 +261,25 @@ Resources:
     r = cli("run", tpl, "--state-machine", "Parent", "--input", '{"n": 3}', "--time", "virtual")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output) == {"child": "Child", "n": 3}
+
+
+def test_a_function_the_machine_never_calls_is_not_imported(tmp_path):
+    """An API handler of the same template that needs a package not installed here does not stop
+    the workflow's run; a function the machine calls is checked before the run."""
+    project = tmp_path / "p"
+    shutil.copytree(SAM, project)
+    (project / "functions" / "api").mkdir()
+    (project / "functions" / "api" / "app.py").write_text("import package_not_installed_here\n")
+    tpl = project / "template.yaml"
+    tpl.write_text(tpl.read_text().replace("  OrdersTable:\n", """\
+  ApiFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/api/
+      Handler: app.handler
+
+  OrdersTable:
+""", 1))
+    r = cli("run", tpl, "--input", '{"orderId": "o-2", "amount": 3}', "--time", "virtual")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["payment"]["charge"]["chargeId"] == "ch-o-2"

@@ -133,7 +133,7 @@ def run_command(definition, input_, handlers, time_, history, as_json, mock_conf
                                            json.dumps(doc), handlers=hs)
         except MockConfigError as exc:
             raise UserError(f"{mock_config}: {exc}") from None
-    engine = _engine(template, db, time_, hs, children)
+    engine = _engine(template, db, time_, hs, children, doc)
     if _uses_event_bus(doc, children):
         from statelang.eventbus.integration import install
         install(engine)   # events:putEvents goes to statelang's bus (loaded only when a machine uses it)
@@ -163,7 +163,7 @@ def run_command(definition, input_, handlers, time_, history, as_json, mock_conf
     sys.exit(0 if ex.status == "SUCCEEDED" else EXIT_FAILED)
 
 
-def _engine(template, db, clock, handlers, children):
+def _engine(template, db, clock, handlers, children, doc=None):
     from statelang import Engine
     from statelang.runtime.services.local import LocalServices
     target = db or "memory"
@@ -172,7 +172,7 @@ def _engine(template, db, clock, handlers, children):
             from statelang.templates.intrinsics import TemplateError
             from statelang.templates.runner import check_functions, template_engine
             try:
-                check_functions(template)
+                check_functions(template, [doc, children])
             except TemplateError as exc:
                 raise UserError(str(exc)) from None
             return template_engine(template, db=target, clock=clock, handlers=handlers, state_machines=children,

@@ -57,11 +57,18 @@ def function_handlers(template: Template) -> dict[str, Any]:
     return out
 
 
-def check_functions(template: Template) -> None:
-    """Import every Python function now, so a missing module is one clear error before the run."""
+def check_functions(template: Template, definitions: Any = None) -> None:
+    """Import the Python functions now, so a missing module is one clear error before the run:
+    those whose name or ARN the given definitions mention (every function when none are given).
+    A function the machine never calls (an API's handler needing packages not installed here) is
+    left alone."""
+    import json
+
     from statelang.runtime.local_functions import FunctionLoadError
+    text = None if definitions is None else json.dumps(definitions)
     for h in {id(h): h for h in function_handlers(template).values()}.values():
-        if isinstance(h, PythonFunction):
+        if isinstance(h, PythonFunction) and (text is None or f'"{h.config.name}"' in text
+                                              or h.config.arn in text or f":function:{h.config.name}:" in text):
             try:
                 h.load()
             except FunctionLoadError as exc:
@@ -112,7 +119,7 @@ def run_template(template: Template, state_machine: str, input: Any = None, *, h
     sm = template.state_machine(state_machine)
     if sm.definition is None:
         raise TemplateError(f"{template.path}: state machine {sm.logical_id}: {sm.problem}")
-    check_functions(template)
+    check_functions(template, [sm.definition, state_machines or {}])
     eng = engine or template_engine(template, clock=clock, handlers=handlers, state_machines=state_machines,
                                     eager="always")
     kind = (type or sm.type).upper()
