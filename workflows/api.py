@@ -15,8 +15,11 @@ from typing import Any
 
 import statelang
 from statelang.handlers.ccs import Ccs
+from statelang.handlers.hourbank import HourBankActions, HourBankHandlers, handlers_for
+from statelang.handlers.hourbank.db import Database
 from statelang.handlers.marketplace import Marketplace
 from statelang.handlers.services import Services
+from statelang.handlers.services.sfn import sfn_handlers
 
 from .registry import WORKFLOWS, find, load
 from .registry import execution_name as name_from_pattern
@@ -34,6 +37,8 @@ class System:
     marketplace: Marketplace
     ccs: Ccs
     bus: Any = None
+    hourbank: HourBankHandlers | None = None
+    hourbank_actions: HourBankActions | None = None
 
 
 def open_system(db: str = "memory", domain_db: str = "sqlite://", clock: str = "virtual", bus: bool = True,
@@ -46,12 +51,15 @@ def open_system(db: str = "memory", domain_db: str = "sqlite://", clock: str = "
     engine.resources.update(services.handlers())
     engine.resources.update(market.handlers())
     engine.resources.update(ccs.handlers())
+    bank = HourBankHandlers(Database(domain_db, now=engine.clock.now))   # its tables (hb_*) beside the services'
+    engine.resources.update(handlers_for(bank))
+    engine.resources.update(sfn_handlers(engine))
     default_bus = None
     if bus:
         from statelang.eventbus.integration import install
         default_bus = install(engine, buses=[MARKETPLACE_BUS])
     ensure_state_machines(engine)
-    return System(engine, services, market, ccs, default_bus)
+    return System(engine, services, market, ccs, default_bus, bank, HourBankActions(engine, bank.db))
 
 
 def ensure_state_machines(engine) -> dict[str, str]:

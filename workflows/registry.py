@@ -44,6 +44,16 @@ WORKFLOWS: list[dict] = [
 ]
 
 
+def _hourbank_rows() -> list[dict]:
+    """HourBank's rows (kept beside its definitions) in this table's terms."""
+    from .hourbank import WORKFLOWS as HOURBANK
+    return [dict(row, state_machine=row["name"], definition="hourbank/" + row["definition"], system="hourbank")
+            for row in HOURBANK]
+
+
+WORKFLOWS.extend(_hourbank_rows())
+
+
 @cache
 def _text(filename: str) -> str:
     return (HERE / filename).read_text()
