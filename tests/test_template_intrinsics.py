@@ -72,3 +72,8 @@ def test_text_and_value_substitution_agree(values, used):
     left = {n for n in used if n not in values}
     warned = {w.message.split("}")[0][2:] for w in placeholder_warnings(via_value)}
     assert warned == left
+
+
+def test_import_value_is_named_as_not_known_here():
+    with pytest.raises(TemplateError, match="Resources.X.Properties.Y.Fn::ImportValue: Fn::ImportValue reads"):
+        resolver().resolve({"Fn::ImportValue": "shared-vpc"}, "Resources.X.Properties.Y")

@@ -283,3 +283,27 @@ def test_a_function_the_machine_never_calls_is_not_imported(tmp_path):
     r = cli("run", tpl, "--input", '{"orderId": "o-2", "amount": 3}', "--time", "virtual")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["payment"]["charge"]["chargeId"] == "ch-o-2"
+
+
+def test_a_function_that_is_not_python_fails_its_task_with_a_clear_cause(tmp_path):
+    tpl = tmp_path / "template.yaml"
+    tpl.write_text("""\
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  NodeFn:
+    Type: AWS::Serverless::Function
+    Properties: {Runtime: nodejs20.x, Handler: index.handler, InlineCode: "exports.handler = async () => 1"}
+  M:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Definition:
+        StartAt: Call
+        States:
+          Call: {Type: Task, Resource: !GetAtt NodeFn.Arn, End: true}
+""")
+    r = cli("run", tpl, "--time", "virtual")
+    assert r.exit_code == 1
+    assert "NodeFn (nodejs20.x) cannot run locally" in r.output and "Give a handler for 'NodeFn'" in r.output
+    (tmp_path / "node_stub.py").write_text("def NodeFn(event):\n    return {'stubbed': True}\n")
+    r = cli("run", tpl, "--time", "virtual", "--handlers", "node_stub")
+    assert r.exit_code == 0 and json.loads(r.stdout) == {"stubbed": True}

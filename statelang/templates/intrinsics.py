@@ -189,4 +189,11 @@ _FUNCTIONS: dict[str, Callable[[Resolver, Any, str], Any]] = {
     "Fn::Base64": lambda r, a, w: base64.b64encode(r.text(a, w).encode()).decode(),
     "Fn::ToJsonString": lambda r, a, w: json.dumps(r.resolve(a, w), separators=(",", ":")),
     "Fn::GetAZs": lambda r, a, w: [f"{r.region}{z}" for z in "abc"],
+    "Fn::ImportValue": lambda r, a, w: _not_local(w, "Fn::ImportValue reads another stack's exports, which are "
+                                                     "not known here: make it a template parameter"),
+    "Fn::GetParam": lambda r, a, w: _not_local(w, "Fn::GetParam is CodePipeline's, not known here"),
 }
+
+
+def _not_local(where: str, why: str) -> Any:
+    raise TemplateError(f"{where}: {why}")

@@ -107,8 +107,20 @@ def template_engine(template: Template, *, db: Any = "memory", clock: Any = "rea
     eng.resources.services = services
     eng.resources.clock = eng.clock
     eng.resources.update(function_handlers(template))
-    eng.resources.update(handlers or {})
+    eng.resources.update(_overriding(template, handlers or {}))
     return eng
+
+
+def _overriding(template: Template, handlers: dict) -> dict:
+    """Handlers given in code win over the template's functions: one given under a function's
+    name, ARN or logical id answers for all three."""
+    out = dict(handlers)
+    for fn in template.functions.values():
+        keys = (fn.config.name, fn.config.arn, fn.logical_id)
+        given = next((handlers[k] for k in keys if k in handlers), None)
+        if given is not None:
+            out.update(dict.fromkeys(keys, given))
+    return out
 
 
 def run_template(template: Template, state_machine: str, input: Any = None, *, handlers: dict | None = None,
