@@ -56,6 +56,13 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    # waitress's own warnings (the connection cap reached, a socket error) in the same JSON lines;
+    # its "task queue depth" note is the backpressure working, not news
+    server = logging.getLogger("waitress")
+    server.handlers[:] = [handler]
+    server.setLevel(logging.WARNING)
+    server.propagate = False
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 def _wire(value):
