@@ -314,3 +314,22 @@ def test_a_redriven_task_is_scheduled_and_started_again_and_the_execution_replay
     result = engine.replay(arn)
     assert result.ok, result.divergence
     assert len(calls) == 2   # the replay called no handler
+
+
+def test_a_caught_task_timeout_carries_an_empty_cause():
+    """A Task timeout reaches its catcher as {"Error": "States.Timeout", "Cause": ""} on AWS (the
+    empty Cause a catcher's Lambda met, opensupplyhub/open-apparel-registry#1193), while the
+    TaskTimedOut event itself has no cause (timeouts/test_timeouts.snapshot.json)."""
+    d = {"StartAt": "L", "States": {
+        "L": {"Type": "Task", "Resource": INVOKE, "TimeoutSeconds": 1, "Next": "Done",
+              "Parameters": {"FunctionName": "F", "Payload": {}},
+              "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Done", "ResultPath": "$.err"}]},
+        "Done": {"Type": "Pass", "End": True}}}
+
+    def slow(event, ctx):   # outlives TimeoutSeconds on the execution's virtual clock
+        ctx.clock.advance(3)
+        return "late"
+    ex = run(d, {}, handlers={"F": slow})
+    assert ex.succeeded and ex.output["err"] == {"Error": "States.Timeout", "Cause": ""}
+    timed_out = next(e for e in ex.history if e["type"] == "TaskTimedOut")
+    assert "cause" not in timed_out["taskTimedOutEventDetails"]

@@ -415,6 +415,8 @@ class Interpreter(Branches):
             if error == E.QUERY_EVALUATION_ERROR:   # AWS records the failed expression first
                 run.emit(frame, "EvaluationFailed", evaluation_failed(error, cause, st.name), now)
             return ("fail", error, cause)
+        if cause is None and error in (E.TIMEOUT, E.HEARTBEAT_TIMEOUT):
+            cause = ""   # AWS hands a caught timeout to the catcher with an empty Cause
         err_obj = {"Error": error, "Cause": cause} if cause is not None else {"Error": error}
         env = self._env(run, frame, st, now)
         if "_output" in catcher:   # JSONata: Output/Assign see $states.errorOutput
