@@ -333,3 +333,15 @@ def test_a_caught_task_timeout_carries_an_empty_cause():
     assert ex.succeeded and ex.output["err"] == {"Error": "States.Timeout", "Cause": ""}
     timed_out = next(e for e in ex.history if e["type"] == "TaskTimedOut")
     assert "cause" not in timed_out["taskTimedOutEventDetails"]
+
+
+def test_the_execution_timed_out_event():
+    """floci-io/floci#2733 (measured on AWS): a machine's TimeoutSeconds ends it TIMED_OUT with one
+    ExecutionTimedOut event carrying States.Timeout, no cause, previousEventId 0."""
+    d = {"TimeoutSeconds": 3, "StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 25, "End": True}}}
+    ex = run(d, {})
+    assert (ex.status, ex.error, ex.cause) == ("TIMED_OUT", "States.Timeout", None)
+    last = ex.history[-1]
+    assert [e["type"] for e in ex.history] == ["ExecutionStarted", "WaitStateEntered", "ExecutionTimedOut"]
+    assert last["executionTimedOutEventDetails"] == {"error": "States.Timeout"} and last["previousEventId"] == 0
+    assert (last["timestamp"] - ex.history[0]["timestamp"]).total_seconds() == 3

@@ -173,8 +173,10 @@ class Interpreter(Branches):
         if run.status != "RUNNING":
             return False
         if kind == "execution_timeout":
-            self._end(run, "ExecutionTimedOut", now, error=E.TIMEOUT,
-                      cause="The execution has timed out.")  # AWS leaves cause empty; see tests
+            # AWS (floci-io/floci#2733, measured): ExecutionTimedOut carries States.Timeout and no
+            # cause, and follows event 0, not the last state's event.
+            self._end(run, "ExecutionTimedOut", now, error=E.TIMEOUT)
+            run.events[-1]["previousEventId"] = 0
             return True
         frame = run.frames.get(frame_id)
         if frame is None or frame.seq != seq:
