@@ -1,5 +1,5 @@
-"""Failures the step words as AWS does: a Wait's unusable seconds or timestamp, and the
-EvaluationFailed event of a JSONata expression that failed.
+"""What the step words as AWS does: a Wait's unusable seconds or timestamp, the EvaluationFailed
+event of a JSONata expression that failed, and Lambda's LogResult for LogType Tail.
 
 Kept apart from the step so that the interpreter stays a few lines per case and the texts, which
 come from AWS's recorded answers, live in one place.
