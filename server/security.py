@@ -135,10 +135,27 @@ def _canonical_query(query: str, leave_out: str = "") -> str:
     return "&".join(f"{k}={v}" for k, v in sorted(pairs))
 
 
-def query_members(query: str) -> dict[str, str]:
+# The non-string members a presigned request can carry: botocore writes them into the query as
+# str() does (5, True), and they are read back as the JSON the body would have held.
+QUERY_INTEGERS = frozenset({"maxResults", "Limit"})
+QUERY_BOOLEANS = frozenset({"includeExecutionData", "reverseOrder", "publish", "revealSecrets", "Force"})
+
+
+def query_members(query: str) -> dict[str, str | int | bool]:
     """The members of a presigned request, which SDKs move from the body into the query string
-    (the signature's own parameters left out)."""
-    return {k: v for k, v in parse_qsl(query, keep_blank_values=True) if k not in PRESIGN_PARAMS}
+    (the signature's own parameters left out). A value that is not of its member's type stays a
+    string, for the operation's validation to name."""
+    out: dict[str, str | int | bool] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key in PRESIGN_PARAMS:
+            continue
+        if key in QUERY_INTEGERS and value.lstrip("-").isdigit():
+            out[key] = int(value)
+        elif key in QUERY_BOOLEANS and value.lower() in ("true", "false"):
+            out[key] = value.lower() == "true"
+        else:
+            out[key] = value
+    return out
 
 
 @dataclass(frozen=True)

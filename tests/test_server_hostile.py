@@ -272,6 +272,10 @@ def test_presigned_urls_are_accepted_and_checked(guarded):
     url = signer.generate_presigned_url("describe_state_machine", Params={"stateMachineArn": arn})
     status, body = post(url, "AWSStepFunctions.DescribeStateMachine", b"")
     assert status == 200 and body["name"] == "signed"
+    url = signer.generate_presigned_url("list_executions", Params={"stateMachineArn": arn, "maxResults": 5})
+    status, body = post(url, "AWSStepFunctions.ListExecutions", b"")   # an integer member, from the query
+    assert status == 200 and body["executions"] == []
+    url = signer.generate_presigned_url("describe_state_machine", Params={"stateMachineArn": arn})
     status, body = post(url, "AWSStepFunctions.DeleteStateMachine", b"")   # the target is signed
     assert status == 403 and body["__type"] == "InvalidSignatureException"
     status, body = post(url.replace("signed", "other"), "AWSStepFunctions.DescribeStateMachine", b"")
