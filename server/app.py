@@ -15,7 +15,6 @@ the connection cap, graceful shutdown) is `server.serving`.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -46,7 +45,7 @@ class JsonFormatter(logging.Formatter):
         out.update(getattr(record, "fields", {}) or {})
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return _log_dumps(out)
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -72,8 +71,12 @@ def _wire(value):
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
+_wire_dumps = jsontext.encoder(default=_wire)   # compact; through orjson where it writes what json does
+_log_dumps = jsontext.encoder(default=str)
+
+
 def json_response(status: int, payload, headers: list | None = None, content_type: str = "application/json"):
-    body = json.dumps(payload, default=_wire).encode()
+    body = _wire_dumps(payload).encode()
     return status, [("Content-Type", content_type), *(headers or [])], body
 
 

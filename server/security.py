@@ -18,6 +18,7 @@ import hmac
 import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote
 
@@ -49,6 +50,7 @@ def is_loopback_address(host: str) -> bool:
         return False
 
 
+@lru_cache(maxsize=256)   # every request's Host header is checked; a few names recur
 def is_loopback_name(name: str) -> bool:
     """A Host header naming this machine: ``localhost``, a loopback literal, either with the
     ``sync-`` prefix that AWS SDKs add for StartSyncExecution and TestState."""
