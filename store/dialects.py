@@ -81,6 +81,16 @@ class Dialect:
         back their ids, in order, once the transaction has committed."""
         raise NotImplementedError
 
+    def insert_id(self, conn: Any, sql: str, params: list) -> tuple[int | None, Callable[[], int]]:
+        """Insert one row with ``sql`` (an INSERT ... RETURNING id): its id now if the driver
+        knows it without waiting for the server (else None), and a function that hands it back
+        once the transaction has committed."""
+        raise NotImplementedError
+
+    def duplicate_execution(self, e: BaseException | None) -> bool:
+        """Whether a driver error is the executions table's unique ARN refusing a second row."""
+        return False
+
     def is_broken(self, conn: Any) -> bool:
         return False
 
@@ -172,6 +182,13 @@ class SqliteDialect(Dialect):
         ids = [conn.execute(plain, row).lastrowid for row in rows]
         return lambda: ids
 
+    def insert_id(self, conn: sqlite3.Connection, sql: str, params: list) -> tuple[int | None, Callable[[], int]]:
+        new = conn.execute(sql[:sql.rindex(" RETURNING ")], params).lastrowid
+        return new, lambda: new
+
+    def duplicate_execution(self, e: BaseException | None) -> bool:
+        return isinstance(e, sqlite3.IntegrityError) and "executions.execution_arn" in str(e)
+
 
 class PostgresDialect(Dialect):
     """psycopg 3 in autocommit mode with every statement prepared on first use.
@@ -231,8 +248,18 @@ class PostgresDialect(Dialect):
 
     @contextmanager
     def transaction(self, conn: Any) -> Iterator[None]:
-        with conn.pipeline(), conn.transaction():
-            yield
+        """BEGIN ... COMMIT sent as plain statements in the pipeline: psycopg's own
+        `Connection.transaction` syncs the pipeline at its ends (measured: ~3 round trips for a
+        two-insert commit against ~1.7 this way). An error anywhere rolls the whole of it back."""
+        try:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                yield
+                conn.execute("COMMIT")
+        except BaseException:
+            if not conn.closed and conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")
+            raise
 
     def insert_ids(self, conn: Any, sql: str, rows: list) -> Callable[[], list[int]]:
         cur = conn.cursor()
@@ -245,6 +272,14 @@ class PostgresDialect(Dialect):
                 cur.nextset()
             return out
         return ids
+
+    def insert_id(self, conn: Any, sql: str, params: list) -> tuple[int | None, Callable[[], int]]:
+        cur = conn.execute(sql, params)   # its result arrives with the rest of the pipeline's
+        return None, lambda: cur.fetchone()[0]
+
+    def duplicate_execution(self, e: BaseException | None) -> bool:
+        return (isinstance(e, self._psycopg.errors.UniqueViolation)
+                and e.diag.constraint_name == "uq_executions_execution_arn")
 
     def is_broken(self, conn: Any) -> bool:
         return conn.closed or conn.broken
