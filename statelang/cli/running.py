@@ -96,7 +96,7 @@ def run_command(definition, input_, handlers, time_, history, as_json, mock_conf
     import statelang
     from statelang.language.errors import DefinitionError
     from statelang.language.placeholders import placeholder_warnings, substitute_text, substitute_value
-    from statelang.templates.template import is_template
+    from statelang.templates import is_template
     text = read_definition(definition)
     if var:   # Terraform's templatefile(): text substitution, then $${ is a literal ${
         text = substitute_text(text, _pairs(var, "--var")).replace("$${", "${")
@@ -164,8 +164,9 @@ def run_command(definition, input_, handlers, time_, history, as_json, mock_conf
 
 
 def _engine(template, db, clock, handlers, children, doc=None):
-    from statelang import Engine
-    from statelang.runtime.services.local import LocalServices
+    # The runtime engine, not statelang.Engine: a run needs no client, replay or redrive, and not
+    # importing them keeps a cold `statelang run` fast (bench/bench_startup.py).
+    from statelang.runtime.engine import Engine
     target = db or "memory"
     try:
         if template is not None:
@@ -182,9 +183,16 @@ def _engine(template, db, clock, handlers, children, doc=None):
         raise
     except Exception as exc:  # noqa: BLE001 - a database that cannot open is the user's to fix
         raise UserError(f"cannot open the database {target}: {exc}") from None
-    eng.resources.services = LocalServices(eng.store, eng.clock, region=eng.region, account_id=eng.account_id)
+    if _uses_services(doc, children):   # loaded only for machines with service tasks: start-up time
+        from statelang.runtime.services.local import LocalServices
+        eng.resources.services = LocalServices(eng.store, eng.clock, region=eng.region, account_id=eng.account_id)
     eng.resources.clock = eng.clock
     return eng
+
+
+def _uses_services(doc: Any, children: dict) -> bool:
+    import json
+    return "arn:aws:states:::" in json.dumps([doc, children])
 
 
 def _uses_event_bus(doc: Any, children: dict) -> bool:
@@ -222,7 +230,7 @@ def validate_command(definition, as_json, parameter):
     from statelang.language.errors import DefinitionError
     from statelang.language.placeholders import placeholder_warnings
     from statelang.language.validation import validate as _validate
-    from statelang.templates.template import is_template
+    from statelang.templates import is_template
     text = read_definition(definition)
     try:
         doc: Any = _load(text, definition)

@@ -27,6 +27,7 @@ from typing import Any
 from statelang.language.diagnostics import Diagnostic
 from statelang.language.placeholders import placeholder_warnings, substitute_text, substitute_value
 from statelang.runtime.lambda_context import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_SECONDS, FunctionConfig
+from statelang.templates import is_template
 from statelang.templates.intrinsics import Resolver, TemplateError
 from statelang.templates.resources import LocalResource, local_resource, name_property
 
@@ -94,11 +95,6 @@ class Template:
         from statelang.templates.runner import run_template
         return run_template(self, state_machine, input, handlers=handlers, clock=clock, type=type, engine=engine,
                             timeout=timeout)
-
-
-def is_template(doc: Any) -> bool:
-    """A CloudFormation/SAM template (has Resources), not a state machine definition (has States)."""
-    return isinstance(doc, dict) and isinstance(doc.get("Resources"), dict) and "States" not in doc
 
 
 def load_template(path: str | os.PathLike, parameters: dict[str, str] | None = None, *,
