@@ -28,6 +28,11 @@ CUSTOMER_TOPIC = "arn:aws:sns:us-east-1:123456789012:ecosystem-customer-notifica
 OPEN_BOOKING = ("PENDING_PAYMENT", "CONFIRMED")
 DISPUTE_TYPES = ("REFUND_REQUEST", "SERVICE_COMPLAINT", "PAYMENT_ISSUE", "OTHER")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+DISPUTE_ID = "dsp-{bookingId}"   # a dispute filed without an id is the booking's dispute
+
+
+def dispute_id_for(event: dict) -> str:
+    return event.get("disputeId") or DISPUTE_ID.format(bookingId=event.get("bookingId", ""))
 
 
 def validation_error(problems: list[str]) -> HandlerError:
@@ -51,6 +56,11 @@ def _time(text: Any) -> datetime | None:
 
 def _money(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+def display_name(info: dict) -> str:
+    """A provider's name as addressed: the business name, else an individual's own name."""
+    return info.get("businessName") or f"{info.get('firstName', '')} {info.get('lastName', '')}".strip()
 
 
 class Marketplace:
@@ -206,12 +216,28 @@ class Marketplace:
             amount = event.get("amount", 0)
             if not isinstance(amount, (int, float)) or amount < 0 or amount > _s(booking, "amount"):
                 problems.append(f"amount must be between 0 and the booking's {_s(booking, 'amount')}")
+            elif _s(booking, "paymentIntentId"):
+                problems += self._refund_room(_s(booking, "paymentIntentId"), amount, event.get("disputeType"))
         if problems:
             raise validation_error(problems)
-        return {"disputeId": event.get("disputeId") or f"dsp-{event['bookingId']}", "disputeType": event["disputeType"],
+        return {"disputeId": dispute_id_for(event), "disputeType": event["disputeType"],
                 "bookingId": event["bookingId"], "customerId": event["customerId"],
                 "providerId": _s(booking, "providerId"), "amount": event.get("amount", 0),
                 "description": event.get("description", ""), "paymentIntentId": _s(booking, "paymentIntentId")}
+
+    def _refund_room(self, payment_intent_id: str, amount: Any, dispute_type: str | None) -> list[str]:
+        """A money claim larger than what is left of the payment is refused here, up front, rather
+        than after the review when the refund itself fails."""
+        try:
+            intent = self.services.payments.payment_intent(payment_intent_id)
+        except HandlerError:
+            return []
+        left = _money(intent["amount"]) - _money(intent["amount_refunded"])
+        if left <= 0 and (amount or dispute_type == "REFUND_REQUEST"):
+            return ["the booking was already refunded in full"]
+        if _money(amount) > left:
+            return [f"amount {amount} is more than the {float(left):.2f} not yet refunded"]
+        return []
 
     def auto_resolve_dispute(self, event: dict) -> dict:
         """Refund requests up to the limit are granted, once per booking; complaints without a
@@ -251,11 +277,11 @@ class Marketplace:
         self.db.update_item({"TableName": PROVIDERS, "Key": {"providerId": {"S": event["providerId"]}},
                              "UpdateExpression": "SET onboardingStatus = :s, email = :e",
                              "ExpressionAttributeValues": {":s": {"S": "PENDING"}, ":e": {"S": event["email"]}}})
-        return {"valid": True}
+        return {"valid": True, "displayName": display_name(info)}
 
     def create_connected_account(self, event: dict, ctx) -> dict:
         info = event.get("businessInfo") or {}
-        name = info.get("businessName") or f"{info.get('firstName', '')} {info.get('lastName', '')}".strip()
+        name = display_name(info)
         account = self.services.payments.create_account(event["email"], info.get("type", "individual"), name,
                                                         external_ref=event["providerId"],
                                                         idempotency_key=ctx.idempotency_key)

@@ -13,7 +13,10 @@ import json
 from functools import cache
 from pathlib import Path
 
+from statelang.handlers.marketplace import dispute_id_for
+
 HERE = Path(__file__).parent
+DERIVERS = {"dispute_id_for": dispute_id_for}
 MINUTE, DAY = 60, 86400
 
 WORKFLOWS: list[dict] = [
@@ -28,7 +31,8 @@ WORKFLOWS: list[dict] = [
     {"name": "dispute-resolution", "workflow_type": "DISPUTE_RESOLUTION",
      "state_machine": "ecosystem-dispute-resolution", "definition": "marketplace/dispute_resolution.asl.json",
      "event_source": "marketplace.dispute", "detail_type": "Dispute Filed",
-     "execution_name": "dispute-{disputeId}-{timestamp}", "timeout_seconds": 7 * DAY},
+     "execution_name": "dispute-{disputeId}-{timestamp}", "timeout_seconds": 7 * DAY,
+     "derived": {"disputeId": "dispute_id_for"}},
     {"name": "provider-onboarding", "workflow_type": "PROVIDER_ONBOARDING",
      "state_machine": "ecosystem-provider-onboarding", "definition": "marketplace/provider_onboarding.asl.json",
      "event_source": "marketplace.provider", "detail_type": "Registration Completed",
@@ -86,6 +90,9 @@ def execution_name(row: dict, data: dict, timestamp_ms: int) -> str:
     """The seed's execution-name pattern filled from the event detail (``{timestamp}`` in ms);
     characters AWS forbids in a name become ``-`` and the name is cut to 80 characters."""
     values = dict(data, timestamp=timestamp_ms)
+    for key, how in (row.get("derived") or {}).items():   # e.g. a dispute's id from its booking
+        if key not in data:
+            values[key] = DERIVERS[how](data)
     name = row["execution_name"]
     for key in [part.split("}")[0] for part in name.split("{")[1:]]:
         name = name.replace("{" + key + "}", str(values.get(key, "unknown")))
