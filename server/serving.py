@@ -169,7 +169,8 @@ class Server:
             self.httpd.socket.close()
             done.set()
 
-        self.httpd.trigger.pull_trigger(close_listener)
+        run_on_loop = self.httpd.trigger.pull_trigger if self._threads else (lambda thunk: thunk())
+        run_on_loop(close_listener)
         done.wait(timeout)
         deadline = time.monotonic() + timeout
         while self._in_flight() and time.monotonic() < deadline:
@@ -180,7 +181,7 @@ class Server:
                 channel.handle_close()
             self.httpd.trigger.close()
 
-        self.httpd.trigger.pull_trigger(close_all)
+        run_on_loop(close_all)
         self.httpd.task_dispatcher.shutdown(cancel_pending=True, timeout=max(0.1, deadline - time.monotonic()))
         self.engine.shutdown()
         for t in self._threads:
