@@ -684,3 +684,44 @@ def test_replay_of_a_request_with_a_nested_dispute_execution(sb):
     sb.drain()
     assert sb.status(arn) == "SUCCEEDED"
     assert sb.engine.replay(arn).ok
+
+
+# -- issue 14 item 4 ----------------------------------------------------------------------------------
+def test_the_request_is_initiated_before_validation(sb):
+    seen = []
+    validate = sb.handlers.validate_request
+
+    def look_then_validate(inp, ctx):
+        seen.append(sb.row("req-" + ctx.execution_name).status)
+        return validate(inp, ctx)
+    sb.engine.resources.register("hourbank-ValidateRequest", look_then_validate)
+    arn, rid = sb.request("alice", "bob", "garden", 3)
+    assert seen == ["INITIATED"] and sb.states_entered(arn)[:3] == ["InitiateRequest", "RecordRequest",
+                                                                    "ValidateRequest"]
+    assert sb.row(rid).status == "AWAITING_RESPONSE"
+
+
+def test_auto_confirmation_tells_both_parties_it_was_automatic(sb):
+    arn, rid = sb.request("alice", "bob", "garden", 3)
+    reach(sb, rid, "START_CONFIRMATION")
+    sb.advance(48 * HOUR)
+    sb.actions.mark_completed(rid, "bob")
+    sb.drain()
+    sb.advance(48 * HOUR)
+    assert sb.status(arn) == "SUCCEEDED"
+    with sb.db.session() as s:
+        got = {(n.user_id, n.kind) for n in s.scalars(select(Notification).where(Notification.request_id == rid))}
+    for who in ("alice", "bob"):
+        assert {(who, "SERVICE_START_AUTO_CONFIRMED"), (who, "SERVICE_COMPLETION_AUTO_CONFIRMED")} <= got
+
+
+def test_escrows_take_only_the_statuses_and_types_the_models_list(sb):
+    from statelang.handlers.hourbank.models import ESCROW_STATUSES, ESCROW_TYPES
+    for stage in ("PROVIDER_RESPONSE", "SERVICE_START"):
+        sb.add_service(f"svc-{stage}", "bob")
+        _, rid = sb.request("alice", "bob", f"svc-{stage}", 1)
+        reach(sb, rid, stage)
+    sb.finish()
+    with sb.db.session() as s:
+        rows = s.scalars(select(Escrow)).all()
+    assert rows and {e.status for e in rows} <= set(ESCROW_STATUSES) and {e.escrow_type for e in rows} <= set(ESCROW_TYPES)

@@ -35,9 +35,13 @@ REQUEST_STATUSES = ("INITIATED", "VALIDATING", "ESCROWED", "AWAITING_RESPONSE", 
 OPEN_REQUEST_STATUSES = ("INITIATED", "VALIDATING", "ESCROWED", "AWAITING_RESPONSE", "ACCEPTED",
                          "NEGOTIATING", "PENDING_START_CONFIRMATION", "IN_PROGRESS",
                          "PENDING_COMPLETION_CONFIRMATION", "COMPLETED", "DISPUTED")
-ESCROW_STATUSES = ("CREATING_ESCROW", "VALIDATING_BALANCE", "ESCROWED", "RELEASING", "RELEASED",
-                   "CANCELLING", "CANCELLED", "FAILED")
-ESCROW_TYPES = ("SERVICE_REQUEST", "REFUND", "DISPUTE_RESOLUTION")
+# Seed 002's schema also declares CREATING_ESCROW, VALIDATING_BALANCE, RELEASING, CANCELLING and
+# FAILED, and the types REFUND and DISPUTE_RESOLUTION. None is ever observable here: an escrow is
+# created, released or cancelled in one ledger transaction (so no in-between status is committed),
+# a failed hold creates no escrow, and refunds and dispute settlements close the request's own
+# escrow rather than opening another. The statuses and types an escrow really takes:
+ESCROW_STATUSES = ("ESCROWED", "RELEASED", "CANCELLED")
+ESCROW_TYPES = ("SERVICE_REQUEST",)
 TRANSACTION_TYPES = ("ESCROW", "TRANSFER", "REFUND", "WELCOME_BONUS", "DISPUTE_RESOLUTION",
                      "ADMIN_ADJUSTMENT")
 MINT_TYPES = ("WELCOME_BONUS", "ADMIN_ADJUSTMENT")
