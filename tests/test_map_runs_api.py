@@ -64,6 +64,8 @@ def test_list_and_describe_a_finished_map_run(engine):
     assert described["stopDate"] >= described["startDate"]
     kids = client.list_executions(mapRunArn=run["mapRunArn"])["executions"]
     assert len(kids) == 2 and {k["stateMachineArn"] for k in kids} == {run["stateMachineArn"]}
+    # API reference, ExecutionListItem: mapRunArn and itemCount for a map run's child executions
+    assert {(k["mapRunArn"], k["itemCount"]) for k in kids} == {(run["mapRunArn"], 1)}
 
 
 def test_unknown_and_malformed_map_runs(engine):
@@ -118,3 +120,16 @@ def test_a_stopped_parent_aborts_its_map_run(engine):
     client.stop_execution(executionArn=arn)
     engine.run_until_idle()
     assert client.describe_map_run(mapRunArn=run_arn)["status"] == "ABORTED"
+
+
+def test_batched_children_count_their_items(engine):
+    """DescribeMapRun's itemCounts count items, executionCounts child executions: with an
+    ItemBatcher of 2, five items are three children."""
+    client, arn = start(engine, distributed({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+                                            ItemBatcher={"MaxItemsPerBatch": 2}), [1, 2, 3, 4, 5])
+    run_arn = client.list_map_runs(executionArn=arn)["mapRuns"][0]["mapRunArn"]
+    described = client.describe_map_run(mapRunArn=run_arn)
+    assert (described["itemCounts"]["total"], described["itemCounts"]["succeeded"]) == (5, 5)
+    assert (described["executionCounts"]["total"], described["executionCounts"]["succeeded"]) == (3, 3)
+    kids = client.list_executions(mapRunArn=run_arn)["executions"]
+    assert sorted(k["itemCount"] for k in kids) == [1, 2, 2]

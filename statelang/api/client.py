@@ -449,6 +449,9 @@ class Client(MachinesMixin, MapRunsMixin):
                   "stateMachineAliasArn": r.get("stateMachineAliasArn"),
                   "redriveCount": r.get("redriveCount") or 0, "redriveDate": when(r.get("redriveDate"))}
                  for r in chunk]
+        if mapRunArn is not None:   # ExecutionListItem: a map run's children name it and their item count
+            for item, r in zip(items, chunk, strict=True):
+                item["mapRunArn"], item["itemCount"] = mapRunArn, self.map_run_item_count(mapRunArn, r)
         return {"executions": items, "nextToken": token}
 
     def _stop_execution(self, *, executionArn: str, error: str | None = None, cause: str | None = None) -> dict:

@@ -98,6 +98,12 @@ class MapRunsMixin:
             self.engine.map_runs.update(mapRunArn, maxConcurrency, toleratedFailureCount, toleratedFailurePercentage)
         return {}
 
+    def map_run_item_count(self, map_run_arn: str, child: dict) -> int:
+        """How many items a child execution of the map run processed (its batch's size, or 1)."""
+        bounds = (self.engine.store.get_record(MAP_RUN, map_run_arn) or {}).get("bounds")
+        i = (child.get("parent") or {}).get("index", 0)
+        return bounds[i + 1] - bounds[i] if bounds else 1
+
     def map_run_children(self, map_run_arn: str) -> list[dict]:
         """The child executions of a map run (ListExecutions with mapRunArn)."""
         return self._children(self._map_run(map_run_arn))
