@@ -13,9 +13,9 @@ from statelang.workflows.demo import run_demo
 
 def test_every_story_ends_as_the_seeds_describe(tmp_path):
     stories = run_demo(f"sqlite:///{tmp_path}/demo.db")
-    assert [s["title"].split(":")[0] for s in stories] == ["Marketplace"] * 3 + ["CCS"] * 2 + ["HourBank"]
+    assert [s["title"].split(":")[0] for s in stories] == ["Marketplace"] * 3 + ["CCS"] * 3 + ["HourBank"] * 2
     assert all(s["ok"] for s in stories), [s["title"] for s in stories if not s["ok"]]
-    booking, dispute, onboarding, panic, sale, hours = stories
+    booking, dispute, onboarding, panic, dead_channel, sale, hours, escalated = stories
     # The booking was named by the bus's auto-trigger pattern and paid through a nested execution.
     assert re.fullmatch(r"ecosystem-booking-lifecycle:booking-booking-123-\d{13}", booking["executions"][0]["name"])
     assert "TaskSubmitted" in booking["executions"][0]["timeline"]
@@ -28,13 +28,18 @@ def test_every_story_ends_as_the_seeds_describe(tmp_path):
     assert panic["executions"][0]["output"]["parallelResults"]
     assert sale["executions"][0]["output"]["activationResult"]["vehicles_activated"] == 75
     assert "alice 7 h, bob 5 h" in hours["summary"]
+    # The dead channel was degraded alone and escalated; the escalated dispute was settled.
+    assert dead_channel["executions"][0]["output"]["alerts"]["failedChannels"] == ["authorities"]
+    assert "PolicyDecision" not in escalated["executions"][1]["timeline"]
+    assert "EscalateDispute" in escalated["executions"][1]["timeline"]
+    assert "alice 6.5 h, carol 4.5 h" in escalated["summary"]
 
 
 def test_demo_command_prints_the_timelines(tmp_path):
     result = CliRunner().invoke(main, ["demo", "--db", f"sqlite:///{tmp_path}/d.db"])
     assert result.exit_code == 0, result.output
     assert "=== HourBank: three hours of gardening" in result.output
-    assert "ExecutionSucceeded" in result.output and "all 6 stories ran end to end offline" in result.output
+    assert "ExecutionSucceeded" in result.output and "all 8 stories ran end to end offline" in result.output
 
 
 def test_workflows_list_names_triggers_and_timeouts():

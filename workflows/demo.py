@@ -4,7 +4,9 @@ Each story drives the real workflows with the real handlers and services against
 a booking starts from a "Booking Created" event on the marketplace bus and pays through the
 nested payment workflow; a dispute waits out its 24-hour review and an admin answers its task
 token; a provider is onboarded; an HourBank member's hours go through escrow to the provider;
-a CCS panic button alerts everyone at once; a large fleet sale waits for a manager.
+a CCS panic button alerts everyone at once; an accident with the authorities' channel down still
+alerts the owner and the cameras, and escalates the dead channel; a large fleet sale waits for a
+manager; an HourBank dispute nobody answers for a week is escalated and still settled by an admin.
 """
 
 from __future__ import annotations
@@ -110,7 +112,25 @@ def marketplace_and_ccs(flows: str, domain: str) -> list[dict]:
     stories.append(_story("CCS: a panic button", "Incident recorded; authorities, owner and video recording in "
                           "parallel; incident updated.", row["status"] == "SUCCEEDED", engine, [out["executionArn"]]))
 
-    # 5. CCS: a 75-vehicle sale waits for a manager's approval.
+    # 5. CCS: an accident while the authorities' alert channel is down.
+    engine.clock.advance(1)
+    dead = "arn:aws:sns:us-east-1:123456789012:ccs-authorities-alerts"
+    s.services.sns.fail(dead, 100)
+    out = start_workflow(engine, "CCS_EMERGENCY", {
+        "vehicleId": "VEH-777", "type": "accident", "severity": "high",
+        "location": {"lat": 4.65, "lon": -74.05}, "eventTimestamp": 1698765499000, "metadata": {}})
+    _drain(s)
+    row = engine.store.get_execution(out["executionArn"])
+    alerts = (json.loads(row["output"]) if row.get("output") else {}).get("alerts") or {}
+    stories.append(_story("CCS: an emergency with a dead alert channel",
+                          "The authorities' topic fails every try: the owner's alert and the video go out "
+                          "anyway, the channel is tried again after 30 s, then escalated for review; the "
+                          f"incident is {alerts.get('status')} with failed channels {alerts.get('failedChannels')}.",
+                          row["status"] == "SUCCEEDED" and alerts.get("failedChannels") == ["authorities"],
+                          engine, [out["executionArn"]]))
+    s.services.sns.fail(dead, 0)
+
+    # 6. CCS: a 75-vehicle sale waits for a manager's approval.
     engine.clock.advance(1)
     out = start_workflow(engine, "CCS_SALES", {
         "execution_id": "exec-12345", "customer_id": "CUST-98765", "document_type": "RUT",
@@ -151,8 +171,30 @@ def hourbank(flows: str, bank: str) -> list[dict]:
                    f"Escrow held, provider accepted, both confirmed start and completion, hours paid; "
                    f"alice {balances[0]:g} h, bob {balances[2]:g} h; ledger audit clean: "
                    f"{audit['discrepancies'] == []}.", ok, sb.engine, [arn])
+
+    # An escalated dispute: a week of admin silence, then an admin settles it during the escalation.
+    sb.add_member("carol", 4)
+    sb.add_service("lessons", "carol")
+    arn2, rid2 = sb.request("alice", "carol", "lessons", 2)
+    sb.actions.provider_respond(rid2, "carol", "ACCEPT")
+    sb.drain()
+    did = sb.actions.raise_dispute(rid2, "alice", "The lesson never happened")
+    sb.drain()
+    sb.advance(7 * DAY)
+    escalated = sb.row(rid2).status == "DISPUTED"
+    sb.advance(DAY)
+    sb.actions.admin_decide(did, "admin-2", "PARTIAL_REFUND", 1.5)
+    sb.drain()
+    after = (sb.available("alice"), sb.available("carol"))
+    audit = sb.ledger.audit()
+    ok2 = escalated and sb.status(arn2) == "SUCCEEDED" and after == (6.5, 4.5) and audit["discrepancies"] == []
+    dispute = _story("HourBank: an escalated dispute, settled",
+                     f"No admin answered for 7 days: the dispute was escalated and stayed decidable (a policy "
+                     f"would refund the requester 3 days later); on day 8 an admin refunded 1.5 of the 2 h; "
+                     f"alice {after[0]:g} h, carol {after[1]:g} h; ledger audit clean: "
+                     f"{audit['discrepancies'] == []}.", ok2, sb.engine, [arn2, sb.output_of_nested(arn2)])
     sb.engine.close()
-    return [story]
+    return [story, dispute]
 
 
 def run_demo(db: str | None = None) -> list[dict[str, Any]]:
