@@ -190,6 +190,9 @@ class SqliteDialect(Dialect):
         return isinstance(e, sqlite3.IntegrityError) and "executions.execution_arn" in str(e)
 
 
+_MULTI_ROWS = 64   # rows of one multi-row INSERT; more go through executemany
+
+
 class PostgresDialect(Dialect):
     """psycopg 3 in autocommit mode with every statement prepared on first use.
 
@@ -211,6 +214,7 @@ class PostgresDialect(Dialect):
         self.errors = (psycopg.Error,)
         self.operational = (psycopg.OperationalError,)
         self._texts: dict[str, str] = {}
+        self._many: dict[tuple[str, int], str] = {}
 
     def sql(self, text: str) -> str:
         out = self._texts.get(text)
@@ -272,6 +276,26 @@ class PostgresDialect(Dialect):
                 cur.nextset()
             return out
         return ids
+
+    def executemany(self, conn: Any, sql: str, rows: list) -> None:
+        """An INSERT ... VALUES of several rows as one statement of several VALUES rows: psycopg's
+        executemany sends each row as a message of its own (measured: ~30% of a 12-event commit's
+        client CPU). Statement texts are cached by row count, so each is prepared once."""
+        if len(rows) > 1 and len(rows) <= _MULTI_ROWS:
+            many = self._many.get((sql, len(rows)))
+            if many is None:
+                at = sql.find(" VALUES (")
+                end = sql.find(")", at) + 1
+                if at < 0 or end <= 0:
+                    self._many[(sql, len(rows))] = ""
+                    return conn.cursor().executemany(sql, rows)
+                one = sql[at + 8:end]
+                many = self._many[(sql, len(rows))] = f"{sql[:at]} VALUES {', '.join([one] * len(rows))}{sql[end:]}"
+            if many:
+                conn.execute(many, [v for row in rows for v in row])
+                return None
+        conn.cursor().executemany(sql, rows)
+        return None
 
     def insert_id(self, conn: Any, sql: str, params: list) -> tuple[int | None, Callable[[], int]]:
         cur = conn.execute(sql, params)   # its result arrives with the rest of the pipeline's
