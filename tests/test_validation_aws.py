@@ -240,3 +240,35 @@ def test_validate_agrees_with_run_and_create_state_machine(d):
     assert _runs(d) == local_ok
     assert _creates(client, d) == aws_ok
     assert not aws_ok or local_ok   # the AWS rules are the local ones and one more
+
+
+_FIELDS = ["InputPath", "OutputPath", "ResultPath", "Parameters", "ResultSelector", "ItemsPath", "ItemSelector",
+           "MaxConcurrency", "MaxConcurrencyPath", "SecondsPath", "TimestampPath", "Seconds", "Timestamp", "Assign",
+           "Output", "Arguments", "Items", "ToleratedFailureCount", "ToleratedFailurePercentagePath", "Label",
+           "ErrorPath", "CausePath", "Result", "TimeoutSeconds", "HeartbeatSecondsPath"]
+_VALUES = [None, "$", "$.a", "$$.Execution.Id", "$x", "$.a[*]", "$..b", "States.Format('{}', $.a)", "{% 1 %}",
+           "{% $states.input %}", "{% ( %}", 1, -1, 1.5, "x", {"a.$": "$.b"}, {"a.$": "States.Nope()"},
+           {"a": 1, "a.$": "$"}, {"k": "{% 1+ %}"}, [], {}, True, "2020-01-01T00:00:00Z", "$['x']"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_whatever_validate_accepts_compiles_and_every_refusal_has_a_place(data):
+    """Item 17, wider: valid machines of every state type with any field set to any of a range of
+    values, in either query language. When `validate` finds nothing, the compiler (what `run`
+    and CreateStateMachine build on) accepts the machine; when it refuses, each diagnostic names
+    where (none comes from the last-resort compile check)."""
+    from statelang.language.compiler import CompiledMachine
+    from tests.test_validation_properties import machines
+    d = data.draw(machines())
+    if data.draw(st.booleans()):
+        d["QueryLanguage"] = "JSONata"
+    names = list(d["States"])
+    for _ in range(data.draw(st.integers(0, 3))):
+        state = d["States"][data.draw(st.sampled_from(names))]
+        state[data.draw(st.sampled_from(_FIELDS))] = data.draw(st.sampled_from(_VALUES))
+    errors = [x for x in validate(d) if x.severity == "ERROR"]
+    if not errors:
+        CompiledMachine(d)
+    else:   # the last-resort compile check is the one schema diagnostic without a place
+        assert not [x for x in errors if x.code == "SCHEMA_VALIDATION_FAILED" and not x.location], errors
