@@ -16,8 +16,8 @@ from statelang.runtime.local_functions import PythonFunction
 from statelang.runtime.resources import HandlerError
 from statelang.runtime.services.local import LocalServices
 from statelang.templates.intrinsics import TemplateError
+from statelang.templates.model import Function, TemplateData
 from statelang.templates.resources import table_keys
-from statelang.templates.template import Function, Template
 
 _INLINE: dict[tuple[str, str], Path] = {}
 
@@ -44,7 +44,7 @@ def _unsupported(fn: Function):
     return answer
 
 
-def function_handlers(template: Template) -> dict[str, Any]:
+def function_handlers(template: TemplateData) -> dict[str, Any]:
     """Each function under its name, its ARN and its logical id."""
     out: dict[str, Any] = {}
     for fn in template.functions.values():
@@ -57,7 +57,7 @@ def function_handlers(template: Template) -> dict[str, Any]:
     return out
 
 
-def check_functions(template: Template, definitions: Any = None) -> None:
+def check_functions(template: TemplateData, definitions: Any = None) -> None:
     """Import the Python functions now, so a missing module is one clear error before the run:
     those whose name or ARN the given definitions mention (every function when none are given).
     A function the machine never calls (an API's handler needing packages not installed here) is
@@ -75,7 +75,7 @@ def check_functions(template: Template, definitions: Any = None) -> None:
                 raise TemplateError(f"{template.path}: {exc}") from None
 
 
-def declare_resources(template: Template, services: LocalServices) -> None:
+def declare_resources(template: TemplateData, services: LocalServices) -> None:
     for logical, res in template.resources.items():
         t = res.type
         if t in ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable", "AWS::Serverless::SimpleTable"):
@@ -88,7 +88,7 @@ def declare_resources(template: Template, services: LocalServices) -> None:
             services.s3.create_bucket(res.name)
 
 
-def template_engine(template: Template, *, db: Any = "memory", clock: Any = "real", handlers: dict | None = None,
+def template_engine(template: TemplateData, *, db: Any = "memory", clock: Any = "real", handlers: dict | None = None,
                     s3_root: str | Path | None = None, state_machines: dict | None = None, **kw: Any):
     """An Engine that runs the template's machines: functions, services, and the machines by name
     and ARN for ``states:startExecution``."""
@@ -111,7 +111,7 @@ def template_engine(template: Template, *, db: Any = "memory", clock: Any = "rea
     return eng
 
 
-def _overriding(template: Template, handlers: dict) -> dict:
+def _overriding(template: TemplateData, handlers: dict) -> dict:
     """Handlers given in code win over the template's functions: one given under a function's
     name, ARN or logical id answers for all three."""
     out = dict(handlers)
@@ -123,7 +123,7 @@ def _overriding(template: Template, handlers: dict) -> dict:
     return out
 
 
-def run_template(template: Template, state_machine: str, input: Any = None, *, handlers: dict | None = None,
+def run_template(template: TemplateData, state_machine: str, input: Any = None, *, handlers: dict | None = None,
                  clock: Any = "real", type: str | None = None, engine: Any = None, timeout: float | None = None,
                  state_machines: dict | None = None):
     """Run one of the template's machines to its end (as `statelang.run` does) and return the Execution."""

@@ -20,79 +20,32 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from statelang.language.diagnostics import Diagnostic
 from statelang.language.placeholders import placeholder_warnings, substitute_text, substitute_value
 from statelang.runtime.lambda_context import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_SECONDS, FunctionConfig
 from statelang.templates import is_template
 from statelang.templates.intrinsics import Resolver, TemplateError
+from statelang.templates.model import Function, StateMachine, TemplateData
 from statelang.templates.resources import LocalResource, local_resource, name_property
+from statelang.templates.runner import function_handlers, run_template, template_engine
 
 STATE_MACHINES = ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine")
 FUNCTIONS = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 
 
-@dataclass(frozen=True)
-class StateMachine:
-    logical_id: str
-    name: str
-    arn: str
-    type: str                     # STANDARD | EXPRESS
-    definition: Any               # the parsed definition, substitutions applied (None if unreadable)
-    source: str                   # where it came from, for messages
-    warnings: tuple[Diagnostic, ...] = ()
-    problem: str | None = None    # why the definition could not be read
-
-
-@dataclass(frozen=True)
-class Function:
-    logical_id: str
-    config: FunctionConfig
-    runtime: str
-    handler: str
-    code_dir: Path | None
-    inline_code: str | None = None
-
-    @property
-    def is_python(self) -> bool:
-        return self.runtime.startswith("python")
-
-
-@dataclass
-class Template:
-    path: Path
-    parameters: dict[str, str]
-    region: str
-    account_id: str
-    resources: dict[str, LocalResource]
-    state_machines: dict[str, StateMachine]
-    functions: dict[str, Function]
-    properties: dict[str, dict] = field(default_factory=dict)   # resolved Properties, by logical id
-
-    def state_machine(self, key: str) -> StateMachine:
-        """By logical id, or by name (`--state-machine` accepts either)."""
-        if key in self.state_machines:
-            return self.state_machines[key]
-        for sm in self.state_machines.values():
-            if key in (sm.name, sm.arn):
-                return sm
-        known = ", ".join(sorted(self.state_machines)) or "none"
-        raise TemplateError(f"{self.path}: no state machine {key!r} (state machines in the template: {known})")
+class Template(TemplateData):
+    """A loaded template: its parts (`TemplateData`) and how to run them."""
 
     def handlers(self) -> dict[str, Any]:
-        from statelang.templates.runner import function_handlers
         return function_handlers(self)
 
     def engine(self, db: Any = "memory", clock: Any = "real", handlers: dict | None = None, **kw: Any):
-        from statelang.templates.runner import template_engine
         return template_engine(self, db=db, clock=clock, handlers=handlers, **kw)
 
     def run(self, state_machine: str, input: Any = None, *, handlers: dict | None = None, clock: Any = "real",
             type: str | None = None, engine: Any = None, timeout: float | None = None):
-        from statelang.templates.runner import run_template
         return run_template(self, state_machine, input, handlers=handlers, clock=clock, type=type, engine=engine,
                             timeout=timeout)
 
