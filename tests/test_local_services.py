@@ -211,3 +211,24 @@ def test_one_s3_folder_for_sdk_tasks_and_the_distributed_maps_item_reader(tmp_pa
     eng.close()
     assert ex.status == "SUCCEEDED", ex
     assert ex.output == [{"d": 2}, {"d": 4}, {"d": 6}]
+
+
+def test_injected_faults_meet_retry_and_catch(svc, eng):
+    """fail_next / fail make the next calls fail with AWS's names, so a machine's Retry and Catch
+    can be tested (as the seed systems' stand-ins allowed)."""
+    svc.dynamodb.fail_next(2)
+    topic = svc.sns.create_topic("T")
+    svc.sns.fail(topic, 1, "KMSThrottlingException")
+    states = {
+        "Put": task(f"{DDB}putItem", {"TableName": "Orders", "Item": {"pk": {"S": "a"}, "sk": {"N": "1"}}},
+                    Retry=[{"ErrorEquals": ["DynamoDB.ProvisionedThroughputExceededException"], "MaxAttempts": 3,
+                            "IntervalSeconds": 1}], ResultPath=None, Next="Pub"),
+        "Pub": task("arn:aws:states:::sns:publish", {"TopicArn": topic, "Message": "m"},
+                    Catch=[{"ErrorEquals": ["SNS.KMSThrottlingException"], "Next": "Caught"}], End=True),
+        "Caught": {"Type": "Pass", "End": True}}
+    ex = run(eng, states, "Put")
+    assert ex.status == "SUCCEEDED", ex
+    failures = [e for e in ex.history if e["type"] == "TaskFailed"]
+    assert [f["taskFailedEventDetails"]["error"] for f in failures] == [
+        "DynamoDB.ProvisionedThroughputExceededException"] * 2 + ["SNS.KMSThrottlingException"]
+    assert len(svc.dynamodb.items("Orders")) == 1 and svc.sns.messages(topic) == []

@@ -34,6 +34,19 @@ class LocalDynamoDB:
 
     def __init__(self, env):
         self.env = env
+        self._faults: list[str] = []
+
+    def fail_next(self, times: int = 1, exception: str = "ProvisionedThroughputExceededException") -> None:
+        """The next `times` task calls fail with ``DynamoDB.<exception>`` (throttling by default), to
+        test a machine's Retry and Catch."""
+        with self.env.lock:
+            self._faults.extend([exception] * times)
+
+    def _fault(self) -> None:
+        with self.env.lock:
+            fault = self._faults.pop(0) if self._faults else None
+        if fault:
+            raise DynamoDBError(fault, f"{fault} (injected by fail_next)")
 
     # -- tables ---------------------------------------------------------------------------------
     def create_table(self, name: str, hash_key: str, range_key: str | None = None) -> None:
@@ -175,6 +188,7 @@ class LocalDynamoDB:
         fn = self._action(action)
 
         def handle(params: Any, ctx: Any = None) -> dict:
+            self._fault()
             out = fn(_params(params, "DynamoDB"))
             return {**out, **self.env.sdk_metadata(ctx)}
         return handle
@@ -184,6 +198,7 @@ class LocalDynamoDB:
 
         def handle(params: Any, ctx: Any = None) -> dict:
             try:
+                self._fault()
                 return fn(_params(params, "DynamoDB"))
             except ServiceError as exc:
                 raise sdk_error("dynamodb", exc.exception, exc.cause) from None

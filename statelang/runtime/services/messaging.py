@@ -33,6 +33,12 @@ def _params(params: Any, service: str) -> dict:
 class LocalSNS:
     def __init__(self, env):
         self.env = env
+        self._faults: dict[str, list[str]] = {}
+
+    def fail(self, topic_arn: str, times: int = 1, error: str = "InternalErrorException") -> None:
+        """The next `times` publishes to `topic_arn` fail with ``SNS.<error>``, to test Retry and Catch."""
+        with self.env.lock:
+            self._faults.setdefault(topic_arn, []).extend([error] * times)
 
     def create_topic(self, name: str) -> str:
         arn = f"arn:aws:sns:{self.env.region}:{self.env.account_id}:{name}"
@@ -51,6 +57,11 @@ class LocalSNS:
             target = f"phone:{p['PhoneNumber']}"
         elif self.env.store.get_record(TOPICS, target or "") is None:
             raise ServiceError("SNS", "NotFoundException", "Topic does not exist")
+        with self.env.lock:
+            pending = self._faults.get(target or "")
+            fault = pending.pop(0) if pending else None
+        if fault:
+            raise ServiceError("SNS", fault, f"{fault} (injected by fail)")
         if "Message" not in p:
             raise ServiceError("SNS", "InvalidParameterException",
                                "Invalid parameter: Message (Reason: no value for required parameter)")
