@@ -242,7 +242,8 @@ class Ccs:
     # -- the manager ---------------------------------------------------------------------------
     def pending_approvals(self) -> list[dict]:
         """Approval requests published to the managers, newest last: {customer_id, taskToken, ...}."""
-        return [m["body"] for m in self.services.sns.outbox(topic_suffix=":" + MANAGER_TOPIC)]
+        return [m["body"] for m in self.services.sns.outbox(topic_suffix=":" + MANAGER_TOPIC)
+                if isinstance(m["body"], dict) and "taskToken" in m["body"]]   # not the escalations
 
     def _token(self, customer_id: str) -> str:
         for body in reversed(self.pending_approvals()):

@@ -67,8 +67,8 @@ def rerunning(handlers: dict) -> dict:
 
 # -- CCS and the marketplace ------------------------------------------------------------------------
 
-def seed_system(rerun: bool):
-    s = open_system()
+def seed_system(rerun: bool, db: str = "memory", domain_db: str = "sqlite://"):
+    s = open_system(db, domain_db)
     if rerun:
         for part in (s.services, s.marketplace, s.ccs):
             s.engine.resources.update(rerunning(part.handlers()))
@@ -101,8 +101,8 @@ BOOKING = {"action": "CREATE", "bookingId": "b-1", "serviceId": "service-456", "
            "endDateTime": "2024-01-15T12:00:00Z", "amount": 100.0}
 
 
-def marketplace_and_ccs_story(rerun: bool) -> dict:
-    s = seed_system(rerun)
+def marketplace_and_ccs_story(rerun: bool, db: str = "memory", domain_db: str = "sqlite://") -> dict:
+    s = seed_system(rerun, db, domain_db)
     arns = [run(s, "CCS_EMERGENCY", EMERGENCY)]
     s.services.sns.fail("arn:aws:sns:us-east-1:123456789012:ccs-owner-alerts", 100)
     arns.append(run(s, "CCS_EMERGENCY", dict(EMERGENCY, vehicleId="VEH-2")))   # a dead channel, escalated
@@ -147,8 +147,8 @@ def test_marketplace_and_ccs_handlers_rerun_with_their_key_change_nothing():
 
 # -- HourBank ---------------------------------------------------------------------------------------
 
-def hourbank_story(rerun: bool) -> dict:
-    sb = HourBankSandbox()
+def hourbank_story(rerun: bool, bank_db: str = "sqlite://", engine_db: str = "memory") -> dict:
+    sb = HourBankSandbox(bank_db=bank_db, engine_db=engine_db)
     if rerun:
         sb.engine.resources.update(rerunning(handlers_for(sb.handlers)))
     for user, hours in (("alice", 20), ("bob", 2), ("carol", 5)):
@@ -230,11 +230,19 @@ CRASHING_RUN = textwrap.dedent("""
 """)
 
 
-def test_ccs_emergency_survives_a_crash_after_recording_the_incident(tmp_path):
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def files(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'flows.db'}", f"sqlite:///{tmp_path / 'domain.db'}"
+    url = request.getfixturevalue("pg_url")
+    return url, url
+
+
+def test_ccs_emergency_survives_a_crash_after_recording_the_incident(files):
     """Issue 15 item 5: the process dies right after RecordIncident's write (the engine's fault
     point after the handler, before the result is committed); the resumed run re-runs the put
     with the same key and the emergency goes on: both alerts, the video, the incident notified."""
-    flows, domain = f"sqlite:///{tmp_path / 'flows.db'}", f"sqlite:///{tmp_path / 'domain.db'}"
+    flows, domain = files
     env = dict(os.environ, PYTHONPATH=str(ROOT), STATELANG_FAULT="after_handler:1")
     crashed = subprocess.run([sys.executable, "-c", CRASHING_RUN, flows, domain, json.dumps(EMERGENCY)],
                              env=env, capture_output=True, text=True, timeout=60)
