@@ -25,9 +25,10 @@ the reference: the property tests require both to agree on generated rules and e
 
 from __future__ import annotations
 
+import itertools
 import math
 from bisect import bisect_left
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any
 
 from statelang.eventbus.patterns import (
@@ -56,30 +57,40 @@ __all__ = ["MAX_SUB_RULES", "PatternIndex", "expand"]
 
 MAX_SUB_RULES = 256
 
-Path = tuple[str, ...]
-Conjunction = tuple[tuple[Path, Leaf], ...]
+LEAF = -1
+Steps = tuple[tuple[str, int], ...]
+Conjunction = tuple[tuple[Steps, Leaf], ...]
+# A path in the trie: (key, scope slot) per step; a sub-rule's second object on one key is slot 1.
+Path = tuple[tuple[str, int], ...]
 
 
-def expand(tree: ObjectPattern, limit: int = MAX_SUB_RULES, prefix: Path = ()) -> list[Conjunction] | None:
-    """The pattern as alternative conjunctions of (path, leaf); None past ``limit`` of them.
+def expand(tree: ObjectPattern, limit: int = MAX_SUB_RULES) -> list[Conjunction] | None:
+    """The pattern as alternative conjunctions of (steps, leaf); None past ``limit`` of them.
 
-    Distributing ``$or`` keeps array consistency: "some element satisfies A and (B or C)" is
-    "some element satisfies A and B, or some element satisfies A and C".
+    A step is a key and the number of the pattern object entered there (`LEAF` for the leaf's
+    own key). Distributing ``$or`` keeps array consistency: "some element satisfies A and (B or
+    C)" is "some element satisfies A and B, or some element satisfies A and C". Two objects on
+    one key are two scopes, though (``{"d": {...}, "$or": [{"d": {...}}, ...]}``): each may be
+    satisfied by another element of an array, so their numbers keep them apart.
     """
+    return _expand(tree, limit, (), itertools.count())
+
+
+def _expand(tree: ObjectPattern, limit: int, prefix: Steps, numbers: Iterator[int]) -> list[Conjunction] | None:
     conjunctions: list[Conjunction] = [()]
     for field in tree.fields:
-        path = prefix + (field.key,)
         if isinstance(field.value, Leaf):
-            conjunctions = [c + ((path, field.value),) for c in conjunctions]
+            step = prefix + ((field.key, LEAF),)
+            conjunctions = [c + ((step, field.value),) for c in conjunctions]
             continue
-        nested = expand(field.value, limit, path)
+        nested = _expand(field.value, limit, prefix + ((field.key, next(numbers)),), numbers)
         if nested is None or len(conjunctions) * len(nested) > limit:
             return None
         conjunctions = [c + n for c in conjunctions for n in nested]
     for branches in tree.alternatives:
         options: list[Conjunction] = []
         for branch in branches:
-            nested = expand(branch, limit, prefix)
+            nested = _expand(branch, limit, prefix, numbers)
             if nested is None:
                 return None
             options.extend(nested)
@@ -87,15 +98,6 @@ def expand(tree: ObjectPattern, limit: int = MAX_SUB_RULES, prefix: Path = ()) -
             return None
         conjunctions = [c + o for c in conjunctions for o in options]
     return conjunctions
-
-
-def _bits_of(mask: int) -> list[int]:
-    out = []
-    while mask:
-        low = mask & -mask
-        out.append(low.bit_length() - 1)
-        mask ^= low
-    return out
 
 
 def _or_into(table: dict, key: Hashable, bit: int) -> None:
@@ -194,14 +196,15 @@ class _Group:
         others: dict[tuple, int] = {}
         addresses: dict[Any, int] = {}
         tables: dict[str, dict] = {"prefix": {}, "prefix_folded": {}, "suffix": {}, "suffix_folded": {},
-                                   "folded": {}, "but_strings": {}, "but_numbers": {}, "but_prefix": {},
-                                   "but_suffix": {}, "but_folded": {}}
+                                   "folded": {}}
         regexes: dict[Any, int] = {}
-        but_regexes: dict[Any, int] = {}
         cidrs: dict[CidrRange, int] = {}
         ranges: list[tuple[NumericRange, int]] = []
-        excluding = 0
+        # The n-th anything-but of each leaf goes to layer n: one leaf's exclusions are ORed
+        # (any of them letting the value through is enough), so they must not share a mask.
+        layers: list[_Exclusions] = []
         for bit, leaf in conditions:
+            layer = 0
             held |= bit
             if leaf.absent:
                 wants_absent |= bit
@@ -229,15 +232,17 @@ class _Group:
                 elif isinstance(term, CidrRange):
                     _or_into(cidrs, term, bit)
                 else:
-                    excluding |= bit
-                    self._file_exclusion(term, bit, tables, but_regexes)
+                    if layer == len(layers):
+                        layers.append(_Exclusions())
+                    layers[layer].add(term, bit)
+                    layer += 1
         free = everyone & ~held
         self.absent = free | wants_absent
         # Let through whatever the values: sub-rules without a condition here, and exists true.
         self.base = free | wants_present
-        self.one = self._one(strings, others, addresses, tables, regexes, cidrs, ranges, excluding, but_regexes)
+        self.one = self._one(strings, others, addresses, tables, regexes, cidrs, ranges, layers)
         # The common group of exact strings only: the walk reads this dict itself, no call made.
-        simple = not (others or addresses or regexes or cidrs or ranges or excluding or any(tables.values()))
+        simple = not (others or addresses or regexes or cidrs or ranges or layers or any(tables.values()))
         self.strings: dict[str, int] | None = strings if simple else None
 
     def present(self, values: Iterable) -> int:
@@ -249,19 +254,8 @@ class _Group:
         return mask
 
     @staticmethod
-    def _file_exclusion(term: AnythingBut, bit: int, tables: dict, but_regexes: dict) -> None:
-        table = {Exclusion.STRINGS: "but_strings", Exclusion.NUMBERS: "but_numbers",
-                 Exclusion.PREFIX: "but_prefix", Exclusion.SUFFIX: "but_suffix",
-                 Exclusion.EQUALS_IGNORE_CASE: "but_folded"}.get(term.exclusion)
-        for operand in term.operands:
-            if table is None:  # Exclusion.WILDCARD
-                _or_into(but_regexes, operand.regex, bit)
-            else:
-                _or_into(tables[table], operand, bit)
-
-    @staticmethod
     def _one(strings: dict, others: dict, addresses: dict, tables: dict, regexes: dict,
-             cidrs: dict, ranges: list, excluding: int, but_regexes: dict) -> Callable[[Any], int]:
+             cidrs: dict, ranges: list, layers: list[_Exclusions]) -> Callable[[Any], int]:
         """The conditions one leaf value satisfies, made of only the probes the group's terms need."""
         on_string: list[Callable[[str], int]] = []
         on_folded: list[Callable[[str], int]] = []
@@ -285,8 +279,11 @@ class _Group:
         if ranges:
             numeric = _Numeric(ranges).mask
             on_number.append(lambda v: numeric(v) if type(v) is int or math.isfinite(v) else 0)
-        rejecting = _rejections(tables, but_regexes)
-        but_numbers = tables["but_numbers"].get
+        on_string_exclusions = [(layer.mask, layer.rejecting()) for layer in layers]
+        on_number_exclusions = [(layer.mask, layer.numbers.get) for layer in layers]
+        excluding = 0
+        for layer in layers:
+            excluding |= layer.mask
         strings_get = strings.get
         others_get = others.get
 
@@ -300,16 +297,20 @@ class _Group:
                     low = value.lower()
                     for probe in on_folded:
                         mask |= probe(low)
-                if excluding:
-                    mask |= excluding & ~rejecting(value)
+                for bits, rejecting in on_string_exclusions:
+                    mask |= bits & ~rejecting(value)
                 return mask
             mask = others_get(index_key(value), 0) if others else 0
             if kind is int or kind is float:
                 for probe in on_number:
                     mask |= probe(value)
                 if excluding:
-                    finite = kind is int or math.isfinite(value)
-                    mask |= excluding & ~but_numbers(index_key(value), 0) if finite else excluding
+                    if kind is int or math.isfinite(value):
+                        key = index_key(value)
+                        for bits, rejecting_number in on_number_exclusions:
+                            mask |= bits & ~rejecting_number(key, 0)
+                    else:
+                        mask |= excluding
             elif excluding:
                 mask |= excluding
             return mask
@@ -343,41 +344,66 @@ def _address_lookup(addresses: dict, cidrs: list) -> Callable[[str], int]:
     return lookup
 
 
-def _rejections(tables: dict, but_regexes: dict) -> Callable[[str], int]:
-    """For a string value: the ``anything-but`` conditions that exclude it."""
-    probes: list[Callable[[str], int]] = []
-    if tables["but_strings"]:
-        exact_get = tables["but_strings"].get
-        probes.append(lambda v: exact_get(v, 0))
-    if tables["but_prefix"]:
-        probes.append(_lengths_lookup(tables["but_prefix"], suffix=False))
-    if tables["but_suffix"]:
-        probes.append(_lengths_lookup(tables["but_suffix"], suffix=True))
-    if tables["but_folded"]:
-        folded_get = tables["but_folded"].get
-        probes.append(lambda v: folded_get(v.lower(), 0))
-    if but_regexes:
-        wildcards = list(but_regexes.items())
-        probes.append(lambda v: _any_regex(wildcards, v))
-    if len(probes) == 1:
-        return probes[0]
+class _Exclusions:
+    """One layer of ``anything-but`` conditions of a group: which of them reject a value."""
 
-    def rejected(value: str) -> int:
-        mask = 0
-        for probe in probes:
-            mask |= probe(value)
-        return mask
+    _TABLES = {Exclusion.STRINGS: "strings", Exclusion.NUMBERS: "numbers", Exclusion.PREFIX: "prefixes",
+               Exclusion.SUFFIX: "suffixes", Exclusion.EQUALS_IGNORE_CASE: "folded"}
 
-    return rejected
+    def __init__(self):
+        self.mask = 0
+        self.strings: dict[str, int] = {}
+        self.numbers: dict[tuple, int] = {}  # by index key
+        self.prefixes: dict[str, int] = {}
+        self.suffixes: dict[str, int] = {}
+        self.folded: dict[str, int] = {}
+        self.regexes: dict[Any, int] = {}
+
+    def add(self, term: AnythingBut, bit: int) -> None:
+        self.mask |= bit
+        name = self._TABLES.get(term.exclusion)
+        for operand in term.operands:
+            if name is None:  # Exclusion.WILDCARD
+                _or_into(self.regexes, operand.regex, bit)
+            else:
+                _or_into(getattr(self, name), operand, bit)
+
+    def rejecting(self) -> Callable[[str], int]:
+        """For a string value: the conditions of this layer that exclude it."""
+        probes: list[Callable[[str], int]] = []
+        if self.strings:
+            exact_get = self.strings.get
+            probes.append(lambda v: exact_get(v, 0))
+        if self.prefixes:
+            probes.append(_lengths_lookup(self.prefixes, suffix=False))
+        if self.suffixes:
+            probes.append(_lengths_lookup(self.suffixes, suffix=True))
+        if self.folded:
+            folded_get = self.folded.get
+            probes.append(lambda v: folded_get(v.lower(), 0))
+        if self.regexes:
+            wildcards = list(self.regexes.items())
+            probes.append(lambda v: _any_regex(wildcards, v))
+        if len(probes) == 1:
+            return probes[0]
+
+        def rejected(value: str) -> int:
+            mask = 0
+            for probe in probes:
+                mask |= probe(value)
+            return mask
+
+        return rejected
 
 
 class _Node:
     """One field path of the trie: the groups of conditions on it, and the paths below it."""
 
-    __slots__ = ("key", "groups", "children", "absent", "groups_absent", "children_absent", "entries")
+    __slots__ = ("step", "key", "groups", "children", "absent", "groups_absent", "children_absent", "entries")
 
-    def __init__(self, key: str):
-        self.key = key
+    def __init__(self, step: tuple[str, int]):
+        self.step = step
+        self.key = step[0]
         self.groups: list[_Group] = []
         self.children: list[_Node] = []
         self.absent = 0  # the mask when the event lacks this path: every condition below is absent
@@ -406,8 +432,14 @@ class _Machine:
             for conjunction in conjunctions:
                 bit = 1 << len(self.owners)
                 self.owners.append(position)
+                scopes: dict[tuple, dict[int, int]] = {}
                 slots: dict[Path, int] = {}
-                for path, leaf in conjunction:
+                for steps, leaf in conjunction:
+                    path: Path = ()
+                    for key, number in steps[:-1]:
+                        numbered = scopes.setdefault((path, key), {})
+                        path += ((key, numbered.setdefault(number, len(numbered))),)
+                    path += ((steps[-1][0], 0),)
                     slot = slots.get(path, 0)
                     slots[path] = slot + 1
                     groups = conditions.setdefault(path, [])
@@ -415,17 +447,17 @@ class _Machine:
                         groups.append([])
                     groups[slot].append((bit, leaf))
         self.everyone = (1 << len(self.owners)) - 1
-        self.root = _Node("")
+        self.root = _Node(("", 0))
         for path in sorted(conditions):
             node = self.root
-            for key in path:
-                node = next((c for c in node.children if c.key == key), None) or self._child(node, key)
+            for step in path:
+                node = next((c for c in node.children if c.step == step), None) or self._child(node, step)
             node.groups = [_Group(group, self.everyone) for group in conditions[path]]
         self._seal(self.root)
 
     @staticmethod
-    def _child(node: _Node, key: str) -> _Node:
-        child = _Node(key)
+    def _child(node: _Node, step: tuple[str, int]) -> _Node:
+        child = _Node(step)
         node.children.append(child)
         return child
 

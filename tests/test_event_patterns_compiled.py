@@ -145,7 +145,12 @@ def _witness(pattern: dict, draw) -> dict:
     out: dict = {}
     for key, value in pattern.items():
         if key == "$or":
-            out.update(_witness(draw(st.sampled_from(value)), draw))
+            for name, part in _witness(draw(st.sampled_from(value)), draw).items():
+                mine = out.get(name)
+                if isinstance(mine, (dict, list)) and isinstance(part, (dict, list)):
+                    # Both name this object: put each in its own array element.
+                    part = (mine if isinstance(mine, list) else [mine]) + (part if isinstance(part, list) else [part])
+                out[name] = part
         elif isinstance(value, dict):
             nested = _witness(value, draw)
             out[key] = draw(st.sampled_from([nested, [nested], [{"other": 1}, nested], [nested, "s"]]))
@@ -196,6 +201,16 @@ def test_compiled_matcher_agrees_with_plain_matcher(rule_patterns, sample_events
         assert index.match(event) == _plain(rules, event)
 
 
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_operators, min_size=1, max_size=4), st.lists(_values, min_size=1, max_size=4))
+def test_compiled_matcher_agrees_on_one_leaf_many_values(leaf, values):
+    """Many small cases of one leaf array: the entries of a leaf are ORed, each kind indexed apart."""
+    rules = _compiled_rules([{"f": leaf}, {"f": leaf[::-1], "g": [{"exists": False}]}])
+    index = PatternIndex(rules.items())
+    for event in [{"f": value} for value in values] + [{"f": values}, {}]:
+        assert index.match(event) == _plain(rules, event), event
+
+
 @SETTINGS
 @given(patterns, st.lists(events, min_size=1, max_size=4))
 def test_compiled_matcher_agrees_on_scalars_and_arrays_as_whole_events(pattern, sample_events):
@@ -230,6 +245,17 @@ def test_array_of_objects_needs_one_element_to_satisfy_the_whole_object():
     assert index.match({"detail": {"items": [{"sku": "B", "qty": 1}, {"sku": "A", "qty": 2}]}}) == ["r"]
 
 
+def test_an_or_branch_naming_the_object_again_may_use_another_element():
+    # Two pattern objects on "detail" (the field, and the "$or" branch's): each one needs an
+    # element of its own, as the plain matcher evaluates them.
+    pattern = {"detail": {"x": ["a"]}, "$or": [{"detail": {"x": [{"exists": False}]}}, {"source": ["a"]}]}
+    index = PatternIndex([("r", pattern)])
+    assert compile_pattern(pattern).matches({"detail": [{}, {"x": "a"}]})
+    assert index.match({"detail": [{}, {"x": "a"}]}) == ["r"]
+    assert index.match({"detail": [{"x": "a"}]}) == []
+    assert index.match({"detail": {"x": "a"}, "source": "a"}) == ["r"]
+
+
 def test_exists_false_holds_when_one_element_lacks_the_field():
     index = PatternIndex([("r", {"detail": {"items": {"sku": [{"exists": False}]}}})])
     assert index.match({"detail": {"items": [{"sku": "A"}, {"qty": 1}]}}) == ["r"]
@@ -262,6 +288,18 @@ def test_anything_but_passes_values_of_another_type():
     assert index.match({"f": 1.0}) == ["s"]
     assert index.match({"f": None}) == ["s", "n"]
     assert index.match({"f": []}) == []  # no value to test: anything-but needs one
+
+
+def test_two_anything_buts_in_one_leaf_are_ored():
+    # A leaf array is an OR of its entries: "anything but a" lets "b" through, "anything but b" lets "a".
+    index = PatternIndex([("r", {"f": [{"anything-but": "a"}, {"anything-but": "b"}]}),
+                          ("s", {"f": [{"anything-but": {"prefix": "a"}}, {"anything-but": [1, 2]}]})])
+    assert index.match({"f": "a"}) == ["r", "s"]
+    assert index.match({"f": ["a", "b"]}) == ["r", "s"]
+    assert index.match({"f": "ab"}) == ["r", "s"]
+    assert index.match({"f": 1}) == ["r", "s"]
+    index.add("t", {"f": [{"anything-but": ["a", "b"]}]})
+    assert index.match({"f": "a"}) == ["r", "s"]
 
 
 def test_ip_literals_and_cidr_compare_addresses():
