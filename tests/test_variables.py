@@ -108,11 +108,12 @@ def test_map_iterations_read_outer_variables_and_cannot_assign_them():
 
 
 def test_parallel_branches_read_outer_variables_and_cannot_assign_them():
-    branch = {"StartAt": "B", "States": {"B": {"Type": "Pass", "Assign": {"v": "{% $v + 1 %}"},
-                                               "Output": "{% $v %}", "End": True}}}
+    def branch(name):   # state names are unique across the whole machine (States Language spec)
+        return {"StartAt": name, "States": {name: {"Type": "Pass", "Assign": {"v": "{% $v + 1 %}"},
+                                                   "Output": "{% $v %}", "End": True}}}
     defn = {"QueryLanguage": "JSONata", "StartAt": "S", "States": {
         "S": {"Type": "Pass", "Assign": {"v": 10}, "Next": "P"},
-        "P": {"Type": "Parallel", "Branches": [branch, branch], "Next": "After"},
+        "P": {"Type": "Parallel", "Branches": [branch("B1"), branch("B2")], "Next": "After"},
         "After": {"Type": "Pass", "Output": {"v": "{% $v %}", "r": "{% $states.input %}"}, "End": True}}}
     assert run(defn).output == {"v": 10, "r": [10, 10]}
 
