@@ -16,8 +16,9 @@ from click.testing import CliRunner
 from statelang.cli import main
 from statelang.eventbus import EventBus
 from statelang.workflows import registry
-from statelang.workflows.api import get_workflow_status, open_system
+from statelang.workflows.api import get_workflow_status, open_system, start_workflow
 from statelang.workflows.console import add_hourbank_member, add_hourbank_service, settle
+from statelang.workflows.settings import settings
 from statelang.workflows.triggers import install_triggers
 
 DAY = 86400
@@ -217,3 +218,38 @@ def test_console_errors_are_named(tmp_path, command, args, message):
 def test_status_of_an_unknown_execution_is_success_false():
     s = open_system(bus=False)
     assert get_workflow_status(s.engine, "arn:aws:states:us-east-1:123456789012:execution:X:y")["success"] is False
+
+
+# -- names and settings (items 7 and 11) ------------------------------------------------------------
+
+def test_ccs_machines_are_named_as_seed_003_names_them():
+    s = open_system(bus=False)
+    out = start_workflow(s.engine, "CCS_EMERGENCY", {"vehicleId": "V", "type": "x", "severity": "low",
+                                                     "location": {}, "eventTimestamp": 1})
+    assert ":stateMachine:" not in out["executionArn"] and ":execution:ccs-prod-emergency-workflow:" in out["executionArn"]
+    assert registry.find("CCS_SALES")["state_machine"] == "ccs-prod-business-workflow"
+
+
+def test_no_definition_hard_codes_the_arn_of_a_machine_it_starts():
+    for row in registry.all_workflows():
+        text = (registry.HERE / row["definition"]).read_text()
+        assert ":stateMachine:" not in text, row["name"]
+
+
+def test_state_machine_arn_settings_choose_the_machines_a_workflow_starts(monkeypatch):
+    """Seed 000's PAYMENT_STATE_MACHINE_ARN: the booking's nested payment goes where it points."""
+    elsewhere = "arn:aws:states:us-east-1:123456789012:stateMachine:payments-v2"
+    assert settings(environ={})["PAYMENT_STATE_MACHINE_ARN"].endswith(":stateMachine:ecosystem-payment-processing")
+    assert settings(environ={"PAYMENT_STATE_MACHINE_ARN": elsewhere})["PAYMENT_STATE_MACHINE_ARN"] == elsewhere
+    monkeypatch.setenv("PAYMENT_STATE_MACHINE_ARN", elsewhere)
+    s = open_system(bus=False)
+    s.marketplace.add_service("service-456", "provider-456", 100)
+    out = start_workflow(s.engine, "BOOKING_LIFECYCLE", {
+        "action": "CREATE", "bookingId": "b-1", "serviceId": "service-456", "customerId": "c-1",
+        "startDateTime": "2024-01-15T10:00:00Z", "endDateTime": "2024-01-15T12:00:00Z", "amount": 100.0})
+    s.engine.run_until_idle()
+    history = s.engine.store.history(out["executionArn"])
+    submitted = [e for e in history if e["type"] in ("TaskSubmitted", "TaskStartFailed", "TaskFailed")
+                 and "startExecution" in e.get(next(k for k in e if k.endswith("EventDetails")), {}).get("resource", "")]
+    assert submitted and "payments-v2" in json.dumps(submitted, default=str)
+    assert s.engine.store.get_execution(out["executionArn"])["error"] == "PaymentFailed"

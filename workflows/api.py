@@ -23,6 +23,7 @@ from statelang.handlers.services.sfn import sfn_handlers
 
 from .registry import WORKFLOWS, find, load
 from .registry import execution_name as name_from_pattern
+from .settings import settings
 
 ROLE = "arn:aws:iam::123456789012:role/statelang-workflows"
 MARKETPLACE_BUS = "ecosystem-marketplace-events"
@@ -72,7 +73,8 @@ def ensure_state_machines(engine) -> dict[str, str]:
         try:
             client.describe_state_machine(stateMachineArn=arn)
         except client.exceptions.StateMachineDoesNotExist:
-            client.create_state_machine(name=name, definition=json.dumps(load(row["name"])), roleArn=ROLE)
+            definition = load(row["name"], settings(engine.region, engine.account_id))
+            client.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)
         arns[row["workflow_type"]] = arn
     return arns
 

@@ -15,9 +15,13 @@ from pathlib import Path
 
 from statelang.handlers.marketplace import dispute_id_for
 
+from .settings import substitute
+
 HERE = Path(__file__).parent
 DERIVERS = {"dispute_id_for": dispute_id_for}
 MINUTE, DAY = 60, 86400
+# Seed 003 names its machines ``${project}-${environment}-...``: ccs-prod-emergency-workflow.
+CCS_ENVIRONMENT = "prod"
 
 WORKFLOWS: list[dict] = [
     {"name": "booking-lifecycle", "workflow_type": "BOOKING_LIFECYCLE", "state_machine": "ecosystem-booking-lifecycle",
@@ -37,11 +41,11 @@ WORKFLOWS: list[dict] = [
      "state_machine": "ecosystem-provider-onboarding", "definition": "marketplace/provider_onboarding.asl.json",
      "event_source": "marketplace.provider", "detail_type": "Registration Completed",
      "execution_name": "onboarding-{providerId}-{timestamp}", "timeout_seconds": 30 * MINUTE},
-    {"name": "ccs-emergency", "workflow_type": "CCS_EMERGENCY", "state_machine": "ccs-emergency-workflow",
+    {"name": "ccs-emergency", "workflow_type": "CCS_EMERGENCY", "state_machine": f"ccs-{CCS_ENVIRONMENT}-emergency-workflow",
      "definition": "ccs/emergency_workflow.asl.json", "event_source": "ccs.iot",
      "detail_type": "Emergency Event", "execution_name": "emergency-{vehicleId}-{eventTimestamp}",
      "timeout_seconds": 5 * MINUTE},
-    {"name": "ccs-sales", "workflow_type": "CCS_SALES", "state_machine": "ccs-business-workflow",
+    {"name": "ccs-sales", "workflow_type": "CCS_SALES", "state_machine": f"ccs-{CCS_ENVIRONMENT}-business-workflow",
      "definition": "ccs/sales_workflow.asl.json", "event_source": "ccs.sales",
      "detail_type": "Contract Requested", "execution_name": "sales-{customer_id}-{timestamp}",
      "timeout_seconds": 2 * DAY},
@@ -76,14 +80,15 @@ def find(name_or_type: str) -> dict:
     raise KeyError(f"No workflow named {name_or_type!r}; known: {', '.join(r['name'] for r in WORKFLOWS)}")
 
 
-def load(name: str) -> dict:
-    """The parsed definition of a workflow (a fresh copy each call)."""
-    return json.loads(_text(find(name)["definition"]))
+def load(name: str, values: dict | None = None) -> dict:
+    """The parsed definition of a workflow (a fresh copy each call), its ``${..._STATE_MACHINE_ARN}``
+    placeholders filled from `values` (default: `settings.settings()`, the environment's)."""
+    return json.loads(substitute(_text(find(name)["definition"]), values))
 
 
-def state_machines() -> dict[str, dict]:
+def state_machines(values: dict | None = None) -> dict[str, dict]:
     """{state machine name: definition}, what ``Engine(state_machines=...)`` takes."""
-    return {row.get("state_machine") or row["name"]: load(row["name"]) for row in WORKFLOWS}
+    return {row.get("state_machine") or row["name"]: load(row["name"], values) for row in WORKFLOWS}
 
 
 def execution_name(row: dict, data: dict, timestamp_ms: int) -> str:

@@ -14,6 +14,8 @@ import json
 from functools import cache
 from pathlib import Path
 
+from statelang.workflows.settings import substitute
+
 HERE = Path(__file__).parent
 DAY = 86400
 
@@ -54,13 +56,14 @@ def _text(filename: str) -> str:
     return (HERE / filename).read_text()
 
 
-def definition(name: str) -> dict:
-    """The parsed definition of the workflow `name` (a fresh copy each call)."""
+def definition(name: str, values: dict | None = None) -> dict:
+    """The parsed definition of the workflow `name` (a fresh copy each call), its nested state
+    machine's ARN filled from the settings (see `statelang.workflows.settings`)."""
     for row in WORKFLOWS:
         if row["name"] == name:
-            return json.loads(_text(row["definition"]))
+            return json.loads(substitute(_text(row["definition"]), values))
     raise KeyError(name)
 
 
-def state_machines() -> dict[str, dict]:
-    return {row["name"]: definition(row["name"]) for row in WORKFLOWS}
+def state_machines(values: dict | None = None) -> dict[str, dict]:
+    return {row["name"]: definition(row["name"], values) for row in WORKFLOWS}
