@@ -530,7 +530,7 @@ class _Machine:
                     else:
                         mask &= groups_absent
             if below is not None:
-                mask &= self._object(below, value)
+                mask &= self._fields(below, value) if type(value) is dict else self._object(below, value)
             if not mask:
                 return 0
         return mask
