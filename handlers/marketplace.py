@@ -21,6 +21,8 @@ from .services import Services
 
 BOOKINGS, SERVICES, PAYMENTS = "ecosystem-bookings", "ecosystem-services", "ecosystem-payments"
 DISPUTES, PROVIDERS, CONFIRMATIONS = "ecosystem-disputes", "ecosystem-providers", "ecosystem-payment-confirmations"
+MESSAGES, EARNINGS = "ecosystem-messages", "ecosystem-provider-earnings"
+NOTIFICATION_TOPIC = "arn:aws:sns:us-east-1:123456789012:ecosystem-notifications"
 PLATFORM_FEE = Decimal("0.08")      # 100.00 paid -> 92.00 provider earnings, as in the seed's payout example
 AUTO_REFUND_LIMIT = Decimal("100")  # refund requests up to this amount are granted without an admin
 ADMIN_TOPIC = "arn:aws:sns:us-east-1:123456789012:ecosystem-dispute-admins"
@@ -58,6 +60,14 @@ def _money(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"), ROUND_HALF_UP)
 
 
+class _EventKey:
+    """The key an event's effect is recorded under (what a task's context carries for a task)."""
+
+    def __init__(self, key: str):
+        self.idempotency_key = key
+        self.task_token = None
+
+
 def display_name(info: dict) -> str:
     """A provider's name as addressed: the business name, else an individual's own name."""
     return info.get("businessName") or f"{info.get('firstName', '')} {info.get('lastName', '')}".strip()
@@ -70,7 +80,8 @@ class Marketplace:
         self.services = services
         self.db = services.dynamodb
         for table, key in ((BOOKINGS, "bookingId"), (SERVICES, "serviceId"), (PAYMENTS, "paymentIntentId"),
-                           (DISPUTES, "disputeId"), (PROVIDERS, "providerId"), (CONFIRMATIONS, "paymentIntentId")):
+                           (DISPUTES, "disputeId"), (PROVIDERS, "providerId"), (CONFIRMATIONS, "paymentIntentId"),
+                           (MESSAGES, "messageId"), (EARNINGS, "providerId")):
             self.db.create_table(table, key)
 
     # -- data ----------------------------------------------------------------------------------
@@ -286,6 +297,40 @@ class Marketplace:
                                                         external_ref=event["providerId"],
                                                         idempotency_key=ctx.idempotency_key)
         return {"accountId": account["id"]}
+
+    # -- the bus's targets (seed 001's routing rules) ------------------------------------------
+    # Each gets the whole event; its id keys the effect, so a redelivery changes nothing.
+    def notification_handler(self, event: dict) -> dict:
+        """Booking, payment, dispute and provider events -> one notification each."""
+        out = self.services.sns.publish({"TopicArn": NOTIFICATION_TOPIC, "Subject": event.get("detail-type", ""),
+                                         "Message": {"event": event.get("detail-type"), "source": event.get("source"),
+                                                     "detail": event.get("detail") or {}}},
+                                        _EventKey(f"notify:{event.get('id')}"))
+        return {"messageId": out["MessageId"]}
+
+    def messaging_handler(self, event: dict) -> dict:
+        """Booking events -> a message in the booking's conversation."""
+        detail = event.get("detail") or {}
+        self.db.put_item({"TableName": MESSAGES, "Item": {
+            "messageId": {"S": str(event.get("id"))}, "bookingId": {"S": str(detail.get("bookingId", ""))},
+            "text": {"S": f"{event.get('detail-type')}: {detail.get('bookingId', '')}"},
+            "sentAt": {"S": str(event.get("time", ""))}}}, request_token=f"message:{event.get('id')}")
+        return {"messageId": event.get("id")}
+
+    def payout_manager(self, event: dict) -> dict:
+        """"Payment Succeeded" -> the provider's earnings wait for the next payout."""
+        detail = event.get("detail") or {}
+        if event.get("detail-type") != "Payment Succeeded":
+            return {"pending": None}
+        booking = self.booking(str(detail.get("bookingId", ""))) or {}
+        provider = _s(booking, "providerId")
+        if not provider:
+            return {"pending": None}
+        out = self.db.update_item({"TableName": EARNINGS, "Key": {"providerId": {"S": provider}},
+                                   "UpdateExpression": "ADD pending :e",
+                                   "ExpressionAttributeValues": {":e": {"N": str(detail.get("providerEarnings", 0))}},
+                                   "ReturnValues": "UPDATED_NEW"}, request_token=f"earnings:{event.get('id')}")
+        return {"providerId": provider, "pending": float(out["Attributes"]["pending"]["N"])}
 
     def handlers(self) -> dict:
         return {"ecosystem-validate-booking": self.validate_booking,

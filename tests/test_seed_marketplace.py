@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 
@@ -577,3 +578,63 @@ def test_partial_claim_beyond_what_is_left_is_refused(sys_):
     sys_.services.payments.refund(pid, 70)
     _, row = go(sys_, "DISPUTE_RESOLUTION", dispute(amount=40.0))
     assert row["error"] == "ValidationFailed" and "30.00 not yet refunded" in row["cause"]
+
+
+# -- seed 001's routing (item 9) --------------------------------------------------------------------
+@pytest.fixture
+def routed(sys_):
+    from statelang.workflows.triggers import install_triggers
+    install_triggers(sys_)
+    return sys_
+
+
+def test_seed_routing_rules_and_their_targets(routed):
+    bus = EventBus(routed.engine, MARKETPLACE_BUS)
+    targets = {r: sorted(t["Arn"].rsplit(":", 1)[-1] for t in bus.list_targets_by_rule(r)["Targets"])
+               for r in ("BookingEvents", "PaymentEvents", "DisputeEvents", "ProviderEvents")}
+    assert targets == {"BookingEvents": ["ecosystem-messaging-handler", "ecosystem-notification-handler"],
+                       "PaymentEvents": ["ecosystem-booking-lifecycle", "ecosystem-payout-manager"],
+                       "DisputeEvents": ["ecosystem-notification-handler"],
+                       "ProviderEvents": ["ecosystem-notification-handler"]}
+    for rule in targets:
+        for t in bus.list_targets_by_rule(rule)["Targets"]:
+            assert t["DeadLetterConfig"]["Arn"].endswith(":ecosystem-marketplace-dlq") and t["RetryPolicy"]
+
+
+def test_a_booking_flows_through_every_route(routed):
+    from statelang.handlers.marketplace import EARNINGS, MESSAGES
+    arn, row = go(routed, "BOOKING_LIFECYCLE", booking())
+    assert row["status"] == "SUCCEEDED"
+    notified = [m["body"]["event"] for m in routed.services.sns.outbox(topic_suffix=":ecosystem-notifications")]
+    assert "Booking Confirmed" in notified and "Workflow Status Changed" in notified          # booking, workflow
+    assert routed.services.dynamodb.scan({"TableName": MESSAGES})["Count"] >= 1              # messaging
+    assert routed.marketplace.item(EARNINGS, "providerId", "provider-456")["pending"]["N"] == "92"  # payouts
+    assert routed.marketplace.booking("booking-123")["lastPaymentEvent"]["S"] == "Payment Succeeded"
+    assert "marketplace.workflow" in {e["source"] for e in routed.events}
+    archive = EventBus(routed.engine, MARKETPLACE_BUS).describe_archive("ecosystem-marketplace-archive")
+    assert archive["EventCount"] >= 3
+
+
+def test_a_target_that_keeps_failing_is_dead_lettered(routed):
+    from statelang.handlers.marketplace import NOTIFICATION_TOPIC
+    routed.services.sns.fail(NOTIFICATION_TOPIC, 1000)
+    publish_event(EventBus(routed.engine, MARKETPLACE_BUS), "marketplace.dispute", "Dispute Created",
+                  {"disputeId": "d-1", "bookingId": "b-1"})
+    drain(routed)
+    dead = EventBus(routed.engine, MARKETPLACE_BUS).dead_letters()
+    assert [d["DeadLetterArn"].rsplit(":", 1)[-1] for d in dead if d["RuleArn"].endswith("/DisputeEvents")] == [
+        "ecosystem-marketplace-dlq"]
+
+
+def test_archived_events_replay_to_the_rules(routed):
+    bus = EventBus(routed.engine, MARKETPLACE_BUS)
+    start = routed.engine.clock.now() - timedelta(seconds=1)   # event times are whole seconds
+    publish_event(bus, "marketplace.provider", "Provider Onboarded", {"providerId": "p-1"})
+    drain(routed)
+    notes = len(routed.services.sns.outbox(topic_suffix=":ecosystem-notifications"))
+    routed.engine.clock.advance(60)
+    bus.start_replay("ecosystem-marketplace-archive", start, routed.engine.clock.now(), name="again")
+    drain(routed)
+    assert [e["detail-type"] for e in routed.events].count("Provider Onboarded") == 2   # replayed to the rules
+    # the notification target keys its message by the event's id: a replay does not notify twice
+    assert len(routed.services.sns.outbox(topic_suffix=":ecosystem-notifications")) == notes

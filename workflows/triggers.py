@@ -6,7 +6,7 @@ HourBank's events go to its own bus, ``hourbank-event-bus``, through the rule se
 rule). A submitted request starts the workflow; a provider's response answers the wait of the
 request it names. One state-machine target cannot do both (it would start a second request for
 every response), so the rule's target is a small router function doing each; the daily
-reconciliation is a ``rate(1 day)`` schedule rule.
+reconciliation is a ``rate(1 day)`` schedule rule. Seed 001's routing rules come from `routing`.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ def install_triggers(system) -> list[str]:
             target["ExecutionName"] = row["execution_name"]
         bus.put_targets(rule, [target])
         rules.append(rule)
+    if getattr(system, "marketplace", None) is not None:
+        from .routing import install_marketplace_routing
+        rules += install_marketplace_routing(system)
     if getattr(system, "hourbank_actions", None) is not None:
         bus = EventBus(engine, EVENT_BUS)
         bus.register_handler(ROUTER, _router(system))
