@@ -20,6 +20,9 @@ Tables and how rows move through them:
                   execution the store has not seen, as the in-memory store allows.
 - ``tokens``      task tokens: open -> closed (answered, timed out, frame settled, execution
                   ended). ``queued`` is true while an activity task waits for a worker to take it.
+- ``workers``     one row per live worker (`statelang worker`), its heartbeat written every few
+                  seconds; a lease whose owner's heartbeat has gone stale is free at once. The
+                  row goes when the worker stops.
 """
 
 from __future__ import annotations
@@ -194,4 +197,13 @@ tokens = Table(
     Index("ix_tokens_activity_queue", "activity_arn", "id",
           sqlite_where=text("queued"), postgresql_where=text("queued")),
     sqlite_autoincrement=True,  # the activity queue is first-in first-out by id
+)
+
+workers = Table(
+    "workers", metadata,
+    Column("worker_id", String(256), primary_key=True),
+    Column("host", String(256), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started", UTCDateTime, nullable=False),
+    Column("heartbeat", UTCDateTime, nullable=False),
 )

@@ -26,9 +26,11 @@ from statelang.language.jsontext import encoder, loads
 from statelang.runtime.storage import (
     Commit,
     ExecutionAlreadyExistsError,
+    LeaseLost,
     Message,
     RecordWrite,
     StoreFault,
+    WorkerInfo,
     resolve_record_writes,
 )
 
@@ -38,6 +40,10 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from .dialects import Dialect
+
+
+# A heartbeat no worker can have: with no `stale_before`, no lease counts as its owner's last.
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class StoreError(StoreFault):
@@ -149,6 +155,10 @@ class _Statements:
                                   "WHERE seq BETWEEN ? AND ? ORDER BY seq DESC LIMIT ?")
         self.insert_events = q("INSERT INTO events (seq, execution_id, event_id, previous_event_id, type, "
                                "timestamp, details) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        self.insert_new_events = q(
+            "INSERT INTO events (seq, execution_id, event_id, previous_event_id, type, timestamp, details) "
+            f"SELECT CAST(id AS BIGINT) * {EVENTS_PER_EXECUTION} + ?, id, ?, ?, ?, ?, ? FROM executions "
+            "WHERE execution_arn = ?")
         self.delete_frames = q(f"DELETE FROM frames WHERE execution_arn = ? AND frame_id {inl}")
         self.upsert_frames = q("INSERT INTO frames (execution_arn, frame_id, body) VALUES (?, ?, ?) "
                                "ON CONFLICT (execution_arn, frame_id) DO UPDATE SET body = excluded.body")
@@ -180,10 +190,18 @@ class _Statements:
             "SELECT e.execution_arn FROM executions AS e JOIN ("
             "  SELECT execution_arn AS arn, min(due) AS due FROM messages WHERE due <= ? GROUP BY execution_arn"
             ") AS f ON f.arn = e.execution_arn "
-            "WHERE e.lease_expires IS NULL OR e.lease_expires <= ? "
+            "WHERE (e.lease_expires IS NULL OR e.lease_expires <= ? "
+            "       OR e.lease_owner IN (SELECT worker_id FROM workers WHERE heartbeat <= ?)) "
             "ORDER BY f.due, (SELECT min(m.id) FROM messages AS m WHERE m.execution_arn = f.arn AND m.due = f.due) "
             f"LIMIT ?{' FOR UPDATE OF e' if d.for_update else ''}{d.skip_locked}")
         self.lease = q(f"UPDATE executions SET lease_owner = ?, lease_expires = ? WHERE execution_arn {inl}")
+        # The fence of a commit and a renewal alike: the lease is extended only if still ours.
+        self.renew = q("UPDATE executions SET lease_expires = ? WHERE execution_arn = ? AND lease_owner = ?")
+        self.lease_of = q("SELECT lease_owner, lease_expires FROM executions WHERE execution_arn = ?")
+        self.heartbeat = q("INSERT INTO workers (worker_id, host, pid, started, heartbeat) VALUES (?, ?, ?, ?, ?) "
+                           "ON CONFLICT (worker_id) DO UPDATE SET heartbeat = excluded.heartbeat")
+        self.workers = q("SELECT worker_id, host, pid, started, heartbeat FROM workers ORDER BY started")
+        self.forget_worker = q("DELETE FROM workers WHERE worker_id = ?")
         self.token = q(f"SELECT id, {_TOKEN_COLUMNS}, closed FROM tokens WHERE token = ?")
         self.token_locked = q(f"SELECT id, {_TOKEN_COLUMNS}, closed FROM tokens WHERE token = ?{d.for_update}")
         self.close_token = q("UPDATE tokens SET closed = TRUE, queued = FALSE WHERE id = ?")
@@ -352,18 +370,24 @@ class SqlStore:
 
     # -- executions ----------------------------------------------------------------------------
     def create_execution(self, row: dict, commit: Commit) -> None:
+        """The row and the first commit in one transaction. Where the driver hands the new row's
+        id back only when the transaction's results come back (PostgreSQL's pipeline), the first
+        events find it by the ARN inside the transaction, so the whole costs one round trip."""
         arn = row["executionArn"]
         values = creation_values(row, commit)   # so _apply(fresh=True) skips commit.execution
         names = list(values)
         sql = self.dialect.sql(f"INSERT INTO executions ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
-                               "ON CONFLICT (execution_arn) DO NOTHING RETURNING id")
+                               "RETURNING id")
         encoded = [self._encode_column(n, values[n]) for n in names]
-        with self._write() as tx:
-            found = tx.conn.execute(sql, encoded).fetchall()
-            if not found:   # the name is taken (or a concurrent start won)
-                raise ExecutionAlreadyExistsError(arn)
-            self._apply(tx, commit, execution_id=found[0][0])
-        self._remember(arn, found[0][0])
+        try:
+            with self._write() as tx:
+                known, new_id = self.dialect.insert_id(tx.conn, sql, encoded)
+                self._apply(tx, commit, fresh=True, execution_id=known)
+        except StoreError as e:
+            if self.dialect.duplicate_execution(e.__cause__):   # the name is taken, or a concurrent start won
+                raise ExecutionAlreadyExistsError(arn) from e
+            raise
+        self._remember(arn, new_id())
 
     def _encode_column(self, name: str, value: Any) -> Any:
         if name in _TIME_COLUMNS:
@@ -455,14 +479,23 @@ class SqlStore:
         with self._write() as tx:
             self._apply(tx, commit)
 
-    def _apply(self, tx: _Tx, c: Commit, execution_id: int | None = None) -> None:
+    def _apply(self, tx: _Tx, c: Commit, fresh: bool = False, execution_id: int | None = None) -> None:
         """The steps run in `MemoryStore.apply`'s order: a message added by the commit that ends
-        the execution survives its ``close_all``, as it does in memory. A fresh execution (given
-        `execution_id`) has its row written already and no messages, timers or tokens yet."""
+        the execution survives its ``close_all``, as it does in memory. A `fresh` execution has its
+        row written by this transaction (its id given when known) and no messages, timers or
+        tokens yet."""
         conn, s, d = tx.conn, self.s, self.dialect
         arn = c.execution_arn
-        fresh = execution_id is not None
-        if c.events:
+        if c.fence is not None:
+            # First, inside the transaction: is the lease still the committing worker's? (Its
+            # expiry is left as it is: renewals extend it.) If not, nothing here is applied.
+            held = conn.execute(s.lease_of, (arn,)).fetchone()
+            if held is None or held[0] != c.fence:
+                raise LeaseLost(arn, c.fence)
+        if c.events and fresh and execution_id is None:   # the id is the new row's: found by its ARN
+            rows = [(eid, eid, *rest, arn) for _, _, eid, *rest in self._event_rows(arn, 0, c.events)]
+            d.executemany(conn, s.insert_new_events, rows)
+        elif c.events:
             xid = execution_id if fresh else self._execution_id(tx, arn, " to add history events to")
             d.executemany(conn, s.insert_events, self._event_rows(arn, xid, c.events))
         if c.execution and not fresh:
@@ -558,7 +591,8 @@ class SqlStore:
         r = self._read(self.s.next_due, (), every=False)
         return None if r is None or r[0] is None else self.dialect.read_time(r[0])
 
-    def claim(self, worker: str, now: datetime, lease_seconds: float, limit: int) -> list[str]:
+    def claim(self, worker: str, now: datetime, lease_seconds: float, limit: int,
+              stale_before: datetime | None = None) -> list[str]:
         """Lease up to `limit` executions with a due message, in the order of each one's earliest
         (due, id) message, as `MemoryStore` lists them. The select and the lease update share one
         transaction; on PostgreSQL rows another claimer has locked are skipped, and a row leased
@@ -568,7 +602,8 @@ class SqlStore:
         if self._read(self.s.any_due, (at,), every=False) is None:
             return []   # nothing due: no write transaction (and no write lock) at all
         with self._write() as tx:
-            arns = [r[0] for r in tx.conn.execute(self.s.claim, (at, at, limit)).fetchall()]
+            stale = d.time(stale_before) if stale_before is not None else d.time(_NEVER)
+            arns = [r[0] for r in tx.conn.execute(self.s.claim, (at, at, stale, limit)).fetchall()]
             if arns:
                 until = d.time(now + timedelta(seconds=lease_seconds))
                 tx.conn.execute(self.s.lease, (worker, until, d.in_values(arns)))
@@ -577,6 +612,32 @@ class SqlStore:
     def release(self, arn: str, worker: str) -> None:
         with self._write() as tx:
             tx.conn.execute(self.s.release, (arn, worker))
+
+    def renew(self, arn: str, worker: str, until: datetime) -> bool:
+        with self._write() as tx:
+            return tx.conn.execute(self.s.renew, (self.dialect.time(until), arn, worker)).rowcount == 1
+
+    def lease_of(self, arn: str) -> tuple[str, datetime] | None:
+        r = self._read(self.s.lease_of, (arn,), every=False)
+        if r is None or r[0] is None:
+            return None
+        return r[0], self.dialect.read_time(r[1])
+
+    # -- workers ---------------------------------------------------------------------------------
+    def heartbeat(self, info: WorkerInfo) -> None:
+        d = self.dialect
+        with self._write() as tx:
+            tx.conn.execute(self.s.heartbeat, (info.worker_id, info.host, info.pid, d.time(info.started),
+                                               d.time(info.heartbeat)))
+
+    def list_workers(self) -> list[WorkerInfo]:
+        d = self.dialect
+        return [WorkerInfo(w, h, pid, d.read_time(s), d.read_time(b))
+                for w, h, pid, s, b in self._read(self.s.workers, ())]
+
+    def forget_worker(self, worker_id: str) -> None:
+        with self._write() as tx:
+            tx.conn.execute(self.s.forget_worker, (worker_id,))
 
     # -- tokens and activity tasks -------------------------------------------------------------
     def get_token(self, token: str) -> dict | None:

@@ -26,7 +26,7 @@ from statelang.store import StoreError, alembic_config, make_engine, open_store
 from statelang.store.schema import metadata
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = {"records", "executions", "events", "frames", "messages", "tokens"}
+TABLES = {"records", "executions", "events", "frames", "messages", "tokens", "workers"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -107,6 +107,8 @@ class ExecutionState:
         self.commands: list[Command] = []   # left for the engine
         self.keep_history: list[dict] | None = None
         self.released = False                # this pass's lease already given back by a commit
+        self.lease_holder: str | None = None # the worker whose lease fences this step's commits
+        self.hold_lease = False              # keep the lease through this drive (more follows)
         self.kick = None                     # the safety-net message of in-flight invocations
         self.dumped: dict[str, tuple] = {}  # frame id -> (value, its JSON text): not persisted
         self.started_with: dict = {}      # stateMachineVersionArn / stateMachineAliasArn, if any

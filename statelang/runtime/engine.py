@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -40,10 +41,11 @@ from statelang.language.compiler import CompiledMachine
 from statelang.runtime.clock import Clock, make_clock
 from statelang.runtime.map_run import MapRuns
 from statelang.runtime.resources import Resources, TaskContext
-from statelang.runtime.storage import Commit, Message, Store, StoreFault, open_store
+from statelang.runtime.storage import Commit, LeaseLost, Message, Store, StoreFault, WorkerInfo, open_store
 
 log = logging.getLogger("statelang.engine")
 MAX_BACKOFF = 5.0   # seconds a worker waits at most before trying a failing database again
+HEARTBEAT_SECONDS = 2.0   # how often a serving worker says it is alive
 
 
 def _fault(point: str) -> None:
@@ -90,6 +92,37 @@ def compiled(definition: str | dict) -> CompiledMachine:
     return m
 
 
+class LeaseKeeper:
+    """Renews an execution's lease while its handlers run (every third of the lease), so that a
+    long handler keeps the execution its own. A renewal that finds the lease taken stops: the
+    step's commit will be refused by its fence."""
+
+    def __init__(self, engine: Engine, arn: str):
+        self.engine = engine
+        self.arn = arn
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{arn[-12:]}", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        eng = self.engine
+        while not self._done.wait(eng.lease_seconds / 3):
+            try:
+                kept = eng.store.renew(self.arn, eng.worker_id, eng.clock.now() + timedelta(seconds=eng.lease_seconds))
+            except StoreFault:
+                continue   # the database is away: try again; the fence decides at the commit
+            eng.metrics["renewals"] += 1
+            if not kept:
+                return
+
+
 class TaskSource(Protocol):
     """Where an engine's task outcomes come from, when not from its handlers: a replay answers
     tasks from a recorded history. `invoke` returns the outcome, or None when the answer arrives
@@ -126,6 +159,13 @@ class Engine:
         self.skip_messages = skip_messages
         self.max_workers = max_workers
         self._pool: ThreadPoolExecutor | None = None
+        self.claim_batch = 16             # executions leased by one claim
+        # A worker silent for this long (no heartbeat) is dead: its leases are free at once.
+        self.takeover_seconds = 3 * HEARTBEAT_SECONDS
+        self.metrics = {"claims": 0, "fenced": 0, "poisoned": 0, "renewals": 0}
+        self._claimed_at: dict[str, datetime] = {}
+        self._last_beat: datetime | None = None
+        self._heartbeating = False
         self.max_defer_events = 2000      # group commit bounds (see _deferrable)
         self.max_defer_seconds = 0.5
         self._machines: dict[str, CompiledMachine] = {}
@@ -212,9 +252,9 @@ class Engine:
             now = self.clock.now()
             if virtual:   # the earliest message first: when it is not due yet there is nothing to claim
                 due = self.store.next_due()
-                arns = self.store.claim(self.worker_id, now, self.lease_seconds, 64) if due is not None and due <= now else []
+                arns = self._claim(now) if due is not None and due <= now else []
             else:
-                arns = self.store.claim(self.worker_id, now, self.lease_seconds, 64)
+                arns = self._claim(now)
             if arns:
                 for arn in arns:
                     self.process(arn)
@@ -236,13 +276,47 @@ class Engine:
             break
         return steps
 
+    def _claim(self, now: datetime) -> list[str]:
+        """Lease a batch of executions with due messages. A lease held by a worker whose heartbeat
+        is older than `takeover_seconds` is free at once: its worker is dead."""
+        stale = now - timedelta(seconds=self.takeover_seconds)
+        arns = self.store.claim(self.worker_id, now, self.lease_seconds, self.claim_batch, stale_before=stale)
+        if arns:
+            self.metrics["claims"] += len(arns)
+            self._claimed_at.update(dict.fromkeys(arns, now))
+        return arns
+
+    def _beat(self, started: datetime) -> None:
+        """Write this worker's heartbeat (every HEARTBEAT_SECONDS of the serve loop)."""
+        now = self.clock.now()
+        self.store.heartbeat(WorkerInfo(self.worker_id, socket.gethostname(), os.getpid(), started, now))
+        self._last_beat = now
+
     def serve_forever(self, poll_seconds: float = 1.0) -> None:
-        """The worker loop: run what is due, sleep until the next timer or a wake-up."""
+        """The worker loop: run what is due, sleep until the next timer or a wake-up.
+
+        The worker announces itself with a heartbeat every HEARTBEAT_SECONDS; if it dies, others
+        take its executions over after `takeover_seconds` instead of waiting out its leases."""
         self._stopping.clear()
+        started = self.clock.now()
+        self._heartbeating = True
+        try:
+            self._serve(poll_seconds, started)
+        finally:
+            self._heartbeating = False
+            try:
+                self.store.forget_worker(self.worker_id)
+            except StoreFault:
+                pass
+
+    def _serve(self, poll_seconds: float, started: datetime) -> None:
         backoff = 0.0
         while not self._stopping.is_set():
             try:
-                self.run_until_idle()
+                if self._last_beat is None or \
+                        (self.clock.now() - self._last_beat).total_seconds() >= HEARTBEAT_SECONDS:
+                    self._beat(started)
+                steps = self.run_until_idle()
             except StoreFault as exc:
                 # The database failed (restarting, locked, full): nothing of any execution is
                 # lost, so wait and try again, longer each time up to MAX_BACKOFF seconds.
@@ -255,9 +329,12 @@ class Engine:
             self._wake.clear()
             dues = [d for d in [self.store.next_due(), *(src() for src in self.timer_sources)] if d is not None]
             due = min(dues, default=None)
-            delay = poll_seconds
+            delay = min(poll_seconds, HEARTBEAT_SECONDS)
             if due is not None:
-                delay = max(0.0, min(poll_seconds, (due - self.clock.now()).total_seconds()))
+                delay = max(0.0, min(delay, (due - self.clock.now()).total_seconds()))
+                if delay == 0.0 and steps == 0:
+                    # Due but not ours to claim (another live worker holds it): poll, do not spin.
+                    delay = min(poll_seconds, HEARTBEAT_SECONDS)
             if self.clock.virtual and due is not None:
                 continue
             self._wake.wait(delay)
@@ -351,31 +428,49 @@ class Engine:
         never leaves the rest of its batch leased. Only a fault of the database itself
         (`StoreFault`) reaches the caller, whose loop backs off and retries."""
         with self._lock:
+            claimed = self._claimed_at.pop(arn, None)
             try:
-                self._step(arn)
+                self._step(arn, claimed)
+            except LeaseLost as lost:
+                # Another worker took the execution over while this step ran: its commit was
+                # refused whole, so the step is discarded; the new owner redoes it.
+                self.metrics["fenced"] += 1
+                log.warning("%s", lost)
             except StoreFault:
                 raise
             except Exception as exc:  # noqa: BLE001 - contained: see the docstring
+                self.metrics["poisoned"] += 1
                 self._poisoned(arn, exc)
 
-    def _step(self, arn: str) -> None:
-        run = self._load(arn)
+    def _step(self, arn: str, claimed: datetime | None = None) -> None:
         now = self.clock.now()
+        if claimed is not None and (now - claimed).total_seconds() > self.lease_seconds / 2:
+            # Claimed a while ago (a long batch): make sure the lease is still ours, and fresh.
+            if not self.store.renew(arn, self.worker_id, now + timedelta(seconds=self.lease_seconds)):
+                raise LeaseLost(arn, self.worker_id)
+        run = self._load(arn)
         msgs = self.store.due_messages(arn, now)
         if run is None or run.status != "RUNNING":
             if msgs:
-                self.store.apply(Commit(arn, consumed=[m.id for m in msgs]))
+                self.store.apply(Commit(arn, consumed=[m.id for m in msgs],
+                                        fence=self.worker_id if claimed is not None else None))
             self.store.release(arn, self.worker_id)
             return
+        # Every commit of this step is fenced by the lease the claim took (`stop_execution` runs
+        # a step unclaimed: it holds no lease, and its commits are not fenced).
+        run.lease_holder = self.worker_id if claimed is not None else None
         run.released = False
         if any(isinstance(c, Invoke) for c in run.commands):
             # Invocations recovered from a crashed worker run first, as they ran before
-            # anything these messages answer (a token the handler handed out, say).
+            # anything these messages answer (a token the handler handed out, say). The lease
+            # is kept through them: the messages are still to be applied under it.
+            run.hold_lease = True
             try:
                 self._drive(run, [])
             except BaseException:
                 self.store.release(arn, self.worker_id)
                 raise
+            run.hold_lease = False
             run.released = False
             now = self.clock.now()
         consumed = []
@@ -562,6 +657,12 @@ class Engine:
         return invokes
 
     def _invoke_all(self, run: ExecutionState, invokes: list[Invoke]) -> list:
+        if run.lease_holder is None or self.clock.virtual:
+            return self._call_all(run, invokes)
+        with LeaseKeeper(self, run.arn):
+            return self._call_all(run, invokes)
+
+    def _call_all(self, run: ExecutionState, invokes: list[Invoke]) -> list:
         calls = [(c.frame_id, c.seq, c.spec) for c in invokes]
         if len(calls) == 1 or self.max_workers <= 1:
             return [self._invoke(run, *c) for c in calls]
@@ -610,7 +711,7 @@ class Engine:
         if run.kick is not None:   # the safety net of the previous commit: its invocations are answered
             consumed = [*consumed, run.kick.id]
             run.kick = None
-        commit = Commit(run.arn, run.events, consumed=consumed)
+        commit = Commit(run.arn, run.events, consumed=consumed, fence=run.lease_holder)
         if run.keep_history is not None:
             run.keep_history.extend(run.events)
         run.events = []
@@ -673,9 +774,9 @@ class Engine:
             # Handlers are about to run on this commit's word. If the process dies before their
             # results are committed, this message (due when our lease would expire) lets another
             # worker claim the execution and re-invoke them; the next commit consumes it.
-            run.kick = Message(run.arn, "run", self.clock.now() + timedelta(seconds=self.lease_seconds))
+            run.kick = Message(run.arn, "run", self.clock.now() + timedelta(seconds=self._kick_seconds()))
             commit.add_messages.append(run.kick)
-        if not commit.invokes and not commit.map_runs and not run.runnable:
+        if not commit.invokes and not commit.map_runs and not run.runnable and not run.hold_lease:
             commit.release = self.worker_id   # the last commit of this pass gives the lease back
             run.released = True
         _fault("before_commit")
@@ -685,6 +786,11 @@ class Engine:
             self._notify(run)
         self._start_map_runs(run, commit)
         return in_flight
+
+    def _kick_seconds(self) -> float:
+        """When the safety net of in-flight invocations falls due: a heartbeating worker's dead
+        executions are taken over once its heartbeat is stale, so the net need not wait longer."""
+        return min(self.lease_seconds, self.takeover_seconds) if self._heartbeating else self.lease_seconds
 
     def _start_map_runs(self, run: ExecutionState, commit: Commit) -> None:
         """Distributed Map runs the commit recorded (MapRunStarted): read their items, start children."""

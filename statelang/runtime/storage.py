@@ -17,7 +17,7 @@ import heapq
 import itertools
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from statelang.language.errors import StatelangError
@@ -47,6 +47,11 @@ class Commit:
     close_frames_tokens: list[str] = field(default_factory=list)  # frame ids whose tokens close
     close_all: bool = False  # the execution ended: drop every message and token of it
     release: str | None = None  # worker whose lease on the execution this commit gives up
+    # The worker that must still hold the execution's lease for this commit to apply (None: an
+    # execution being created, or run eagerly by the thread that created it). The store checks
+    # it inside the commit's transaction and raises LeaseLost, applying nothing, when another
+    # worker took the execution over: a stale writer's step is refused, never interleaved.
+    fence: str | None = None
     # For the engine, after the commit (the store ignores them): the task invocations it recorded
     # and the distributed Map runs it started.
     invokes: list = field(default_factory=list)
@@ -97,6 +102,28 @@ class StoreFault(StatelangError):
     execution. The engine lets it reach the worker's loop, which backs off and tries again."""
 
 
+class LeaseLost(StatelangError):
+    """A commit fenced by a worker's lease found the lease held by another worker (or by none):
+    nothing of the commit was applied. The step that made it is discarded; its new owner redoes
+    it from the last checkpoint."""
+
+    def __init__(self, arn: str, worker: str):
+        super().__init__(f"worker {worker} no longer holds the lease on execution {arn}: its step was discarded")
+        self.arn = arn
+        self.worker = worker
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A live worker as `statelang workers` lists it: its id, where it runs, its last heartbeat."""
+
+    worker_id: str
+    host: str
+    pid: int
+    started: datetime
+    heartbeat: datetime
+
+
 class StoreUnavailableError(StatelangError, ValueError):
     """A database URL that no installed store answers."""
 
@@ -128,8 +155,17 @@ class Store(Protocol):
     def add_message(self, message: Message) -> None: ...
     def due_messages(self, arn: str, now: datetime) -> list[Message]: ...
     def next_due(self) -> datetime | None: ...
-    def claim(self, worker: str, now: datetime, lease_seconds: float, limit: int) -> list[str]: ...
+    def claim(self, worker: str, now: datetime, lease_seconds: float, limit: int,
+              stale_before: datetime | None = None) -> list[str]: ...
+    def renew(self, arn: str, worker: str, until: datetime) -> bool: ...   # False: the lease is lost
     def release(self, arn: str, worker: str) -> None: ...
+
+    # workers: a heartbeat per live worker; a lease of one whose heartbeat is older than
+    # `stale_before` (given to claim) is free at once, without waiting for it to expire.
+    def heartbeat(self, info: WorkerInfo) -> None: ...
+    def list_workers(self) -> list[WorkerInfo]: ...
+    def forget_worker(self, worker_id: str) -> None: ...
+    def lease_of(self, arn: str) -> tuple[str, datetime] | None: ...   # (owner, expires) if leased
 
     # tokens and activity tasks
     def get_token(self, token: str) -> dict | None: ...
@@ -152,6 +188,7 @@ class MemoryStore:
         self.tokens: dict[str, dict] = {}
         self.activity_queue: dict[str, list[str]] = {}
         self.leases: dict[str, tuple[str, datetime]] = {}
+        self.workers: dict[str, WorkerInfo] = {}
         self.lock = threading.RLock()
 
     # records
@@ -217,6 +254,10 @@ class MemoryStore:
     def apply(self, commit: Commit) -> None:
         with self.lock:
             arn = commit.execution_arn
+            if commit.fence is not None:
+                held = self.leases.get(arn)
+                if held is None or held[0] != commit.fence:
+                    raise LeaseLost(arn, commit.fence)
             if commit.events:
                 self.events[arn].extend(commit.events)
             if commit.execution:
@@ -246,8 +287,8 @@ class MemoryStore:
                         row["closed"] = True
             for m in commit.add_messages:
                 self.add_message(m)
-            if commit.release:
-                self.leases.pop(arn, None)
+            if commit.release and self.leases.get(arn, ("",))[0] == commit.release:
+                del self.leases[arn]
             for t in commit.add_tokens:
                 self.tokens[t["token"]] = dict(t, closed=False)
                 if t.get("activity_arn"):
@@ -289,25 +330,60 @@ class MemoryStore:
             self._prune()
             return self._heap[0][0] if self._heap else None
 
-    def claim(self, worker, now, lease_seconds, limit):
+    def claim(self, worker, now, lease_seconds, limit, stale_before=None):
         with self.lock:
             self._prune()
             out: list[str] = []
             seen = set()
+            dead = {w.worker_id for w in self.workers.values()
+                    if stale_before is not None and w.heartbeat <= stale_before}
             # The earliest entries usually hold `limit` executions: sort all only when they do not.
             head = heapq.nsmallest(min(len(self._heap), limit * 8), self._heap)
             if len({m.execution_arn for _, mid, m in head if mid in self._live}) < limit:
                 head = sorted(self._heap)
+            until = now + timedelta(seconds=lease_seconds)
             for due, mid, m in head:
                 if due > now or len(out) >= limit:
                     break
-                if mid in self._live and m.execution_arn not in seen:
-                    seen.add(m.execution_arn)
-                    out.append(m.execution_arn)
+                arn = m.execution_arn
+                if mid not in self._live or arn in seen:
+                    continue
+                seen.add(arn)
+                held = self.leases.get(arn)
+                if held is not None and held[1] > now and held[0] not in dead:
+                    continue
+                self.leases[arn] = (worker, until)
+                out.append(arn)
             return out
 
+    def renew(self, arn, worker, until):
+        with self.lock:
+            held = self.leases.get(arn)
+            if held is None or held[0] != worker:
+                return False
+            self.leases[arn] = (worker, until)
+            return True
+
     def release(self, arn, worker):
-        self.leases.pop(arn, None)
+        with self.lock:
+            held = self.leases.get(arn)
+            if held is not None and held[0] == worker:
+                del self.leases[arn]
+
+    def lease_of(self, arn):
+        return self.leases.get(arn)
+
+    # workers
+    def heartbeat(self, info):
+        with self.lock:
+            self.workers[info.worker_id] = info
+
+    def list_workers(self):
+        return sorted(self.workers.values(), key=lambda w: w.started)
+
+    def forget_worker(self, worker_id):
+        with self.lock:
+            self.workers.pop(worker_id, None)
 
     # tokens
     def get_token(self, token):
