@@ -128,3 +128,26 @@ def test_run_timeout_is_honoured_on_the_virtual_clock():
     entered = [e for e in ex.history if e["type"] == "WaitStateEntered"]
     assert len(entered) == 3          # at 0 h, 1 h and 2 h; the next one is past the timeout
     assert max(e["timestamp"] for e in ex.history) <= T0 + timedelta(seconds=2 * 3600 + 1)
+
+
+DYNAMO = {"StartAt": "Put", "States": {
+    "Put": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:putItem",
+            "Parameters": {"TableName": "Orders", "Item": {"id": {"S": "1"}}}, "Next": "Get"},
+    "Get": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:getItem",
+            "Parameters": {"TableName": "Orders", "Key": {"id": {"S": "1"}}}, "End": True}}}
+
+
+def test_an_unhandled_aws_service_task_is_answered_by_the_local_service():
+    """No handler for dynamodb:putItem: the engine's local DynamoDB answers, with AWS's error
+    name for a table that does not exist (catchable as on AWS)."""
+    ex = statelang.run(DYNAMO, {}, clock="virtual")
+    assert ex.status == "FAILED" and ex.error == "DynamoDB.ResourceNotFoundException"
+
+
+def test_the_local_services_keep_their_state_in_the_engines_store():
+    engine = Engine(db="memory", clock="virtual")
+    services = engine.resources.services = engine.resources.services_factory()
+    services.dynamodb.create_table("Orders", "id")
+    ex = statelang.run(DYNAMO, {}, engine=engine)
+    assert ex.status == "SUCCEEDED"
+    assert ex.output["Item"] == {"id": {"S": "1"}}

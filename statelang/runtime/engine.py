@@ -145,6 +145,10 @@ class Engine:
         self.account_id = account_id
         self.region = region
         self.resources = Resources(handlers, region, account_id)
+        self.resources.clock = self.clock
+        # Local AWS services (DynamoDB, SNS, SQS, S3, ...) answer the tasks no handler answers,
+        # their state in this engine's store; built only when a task first needs one.
+        self.resources.services_factory = self._local_services
         self.interpreter = Interpreter()
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
@@ -181,6 +185,10 @@ class Engine:
         from statelang.runtime.nested import install
         install(self)
         self.map_runs = MapRuns(self)   # the distributed Map runner
+
+    def _local_services(self) -> Any:
+        from statelang.runtime.services.local import LocalServices
+        return LocalServices(self.store, self.clock, region=self.region, account_id=self.account_id)
 
     # -- machines ---------------------------------------------------------------------------
     def compiled(self, definition: str | dict) -> CompiledMachine:

@@ -134,6 +134,7 @@ class Resources:
         # answers; `context_factory` turns the engine's TaskContext into what a handler receives
         # (a Lambda-shaped context for Lambda functions). Both are set by whoever binds them.
         self.services: Any = None
+        self.services_factory: Callable[[], Any] | None = None   # builds `services` when first needed
         self.clock: Any = None
         for key, fn in (handlers or {}).items():
             self.register(key, fn)
@@ -166,6 +167,9 @@ class Resources:
         if entry is None and self._patterns:
             keys = self._names(kind, resource, args)
             entry = next((e for _, rx, e in self._patterns if any(rx.match(k) for k in keys)), None)
+        if entry is None and self.services is None and self.services_factory is not None \
+                and kind not in ("lambda", "activity"):
+            self.services = self.services_factory()   # built on first need: most machines never ask
         if entry is None and self.services is not None:
             fn = self.services.handler_for(kind, resource, args)
             if fn is not None:
