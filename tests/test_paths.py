@@ -17,14 +17,13 @@ from statelang.language.errors import PathError, ResultPathMatchFailure, StatesE
 from statelang.language.paths import (
     MISSING,
     check_path,
-    check_template,
     compile_input_path,
     compile_output_path,
     compile_path,
     compile_result_path,
-    compile_template,
     is_reference_path,
 )
+from statelang.language.payload_templates import check_template, compile_template
 
 _SPEC = json.loads((Path(__file__).parent / "compliance" / "paths.json").read_text())
 _KINDS = ("path", "inputPath", "outputPath", "template", "resultPath")

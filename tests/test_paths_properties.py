@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from statelang.language.env import Env
 from statelang.language.errors import PathError, ResultPathMatchFailure, StatesError, StaticError
-from statelang.language.paths import compile_path, compile_result_path, compile_template
+from statelang.language.paths import compile_path, compile_result_path
+from statelang.language.payload_templates import compile_template
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -13,7 +13,7 @@ import pytest
 
 import statelang
 from statelang.language.env import Env
-from statelang.language.paths import compile_template
+from statelang.language.payload_templates import compile_template
 from statelang.language.variables import check_assign, compile_jsonpath_assign
 
 FN = "arn:aws:lambda:us-east-1:123456789012:function:"

@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from statelang.interpreter.retry import decide_retry, find_catcher
-from statelang.language import paths
+from statelang.language import paths, payload_templates
 from statelang.language.env import Env
 from statelang.language.errors import StatelangError
 
@@ -242,7 +242,7 @@ def _inspection(state: dict, ql: str, input: Any, variables: dict, history: list
         after_input = paths.compile_input_path(state.get("InputPath", paths.MISSING))(input, env)
         data["afterInputPath"] = paths.compact_json(after_input)
         if t in ("Task", "Pass", "Parallel") and "Parameters" in state:
-            effective = paths.compile_template(state["Parameters"], "Parameters")(after_input, env)
+            effective = payload_templates.compile_template(state["Parameters"], "Parameters")(after_input, env)
         else:
             effective = after_input
         data["afterParameters"] = paths.compact_json(effective)
@@ -252,7 +252,7 @@ def _inspection(state: dict, ql: str, input: Any, variables: dict, history: list
             return data
         data["result"] = paths.compact_json(result)
         if "ResultSelector" in state:
-            result = paths.compile_template(state["ResultSelector"], "ResultSelector")(result, env)
+            result = payload_templates.compile_template(state["ResultSelector"], "ResultSelector")(result, env)
         data["afterResultSelector"] = paths.compact_json(result)
         rp = paths.compile_result_path(state["ResultPath"] if "ResultPath" in state else paths.MISSING)
         data["afterResultPath"] = paths.compact_json(rp(input, result))

@@ -131,7 +131,7 @@ class Branches:
 
     def _start_map_run(self, run: ExecutionState, frame: Frame, st: CState, effective: Any, env: Env,
                        now: datetime) -> None:
-        from statelang.language import paths
+        from statelang.language import paths, payload_templates
         d = st.definition
         items = reader = None
         jsonata = st.query_language == "JSONata"
@@ -142,7 +142,7 @@ class Branches:
                 return jsonata_mod.compile_template(value, field)(jsonata_mod.bindings(env, effective))
         else:
             def evaluate(value, field):
-                return paths.compile_template(value, field)(effective, env)
+                return payload_templates.compile_template(value, field)(effective, env)
         if st.item_reader:
             reader = dict(st.item_reader)
             for key in ("Parameters", "Arguments", "ReaderConfig"):

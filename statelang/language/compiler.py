@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from statelang.language import errors as E
-from statelang.language import paths
+from statelang.language import paths, payload_templates
 from statelang.language.env import Env
 from statelang.language.errors import PathError, StatesError
 
@@ -189,8 +189,8 @@ def compile_jsonpath_state(machine: CompiledMachine, table: str, name: str, d: d
     output_path = paths.compile_output_path(d["OutputPath"]) if "OutputPath" in d else _identity
     result_path = paths.compile_result_path(d["ResultPath"] if "ResultPath" in d else paths.MISSING)
     st.result_path = result_path
-    params = paths.compile_template(d["Parameters"], "Parameters") if "Parameters" in d else None
-    selector = paths.compile_template(d["ResultSelector"], "ResultSelector") if "ResultSelector" in d else None
+    params = payload_templates.compile_template(d["Parameters"], "Parameters") if "Parameters" in d else None
+    selector = payload_templates.compile_template(d["ResultSelector"], "ResultSelector") if "ResultSelector" in d else None
     if "Assign" in d:
         from statelang.language.variables import compile_jsonpath_assign
         st.assign = compile_jsonpath_assign(d["Assign"], t, selector)
@@ -240,7 +240,7 @@ def compile_jsonpath_state(machine: CompiledMachine, table: str, name: str, d: d
     elif t == "Map":
         st.items = paths.compile_path(d["ItemsPath"]) if "ItemsPath" in d else _identity
         sel = d.get("ItemSelector", d.get("Parameters"))
-        st.item_selector = paths.compile_template(sel, "ItemSelector") if sel is not None else None
+        st.item_selector = payload_templates.compile_template(sel, "ItemSelector") if sel is not None else None
         st.max_concurrency = _map_limit(d, "MaxConcurrency")
         st.tolerated_count = _map_limit(d, "ToleratedFailureCount")
         st.tolerated_percentage = _map_limit(d, "ToleratedFailurePercentage")

@@ -1,7 +1,9 @@
-"""JSONPath in the States Language: reference paths, payload templates, the context object.
+"""JSONPath in the States Language: paths, reference paths, ResultPath, the context object.
 
-Everything here compiles once: a path string becomes a closure ``fn(data, env)``; a payload template
-becomes a closure that builds the payload. Evaluation never parses.
+Everything here compiles once: a path string becomes a closure ``fn(data, env)``. Evaluation never
+parses. Payload templates (``"key.$"`` entries, which take a path or an intrinsic call) are built
+on these paths in `statelang.language.payload_templates`, above both this module and the
+intrinsics, which read their path arguments with `compile_path`.
 
 Roots: ``$`` is the data handed to the closure, ``$$`` the context object (``env.context``) and
 ``$name`` the JSONPath-mode variable ``name`` (``env.variables``).
@@ -10,15 +12,15 @@ Simple definite paths (``.name``, ``['name']``, ``[0]``) are walked over a preco
 the hot case by far. Anything else (``*``, ``..``, slices, unions, filters) is handed to jsonpath-ng,
 parsed at compile time; such an *indefinite* path yields the list of its matches, as AWS does.
 
-AWS evaluates paths with Jayway JsonPath and wraps its messages; the texts below reproduce them:
-``Invalid path '$.a' : No results for path: $['a']`` for InputPath/OutputPath/ItemsPath, and
-``The JSONPath '$.a' specified for the field 'x.$' could not be found in the input '{}'`` for
-payload templates. The interpreter prefixes the "An error occurred while executing the state ..."
-part, which names the state.
+AWS evaluates paths with Jayway JsonPath and wraps its messages; the texts here reproduce them:
+``Invalid path '$.a' : No results for path: $['a']`` for InputPath/OutputPath/ItemsPath (payload
+templates word theirs differently, see `payload_templates`). The interpreter prefixes the
+"An error occurred while executing the state ..." part, which names the state.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from collections.abc import Callable
@@ -28,8 +30,8 @@ from statelang.language.env import Env
 from statelang.language.errors import PathError, ResultPathMatchFailure, StaticError
 
 __all__ = [
-    "MISSING", "Missing", "compile_path", "compile_input_path", "compile_output_path",
-    "compile_result_path", "compile_template", "is_reference_path", "check_path", "check_template",
+    "MISSING", "Missing", "PathRoot", "compile_path", "compile_input_path", "compile_output_path",
+    "compile_result_path", "compact_json", "is_reference_path", "check_path", "path_root",
 ]
 
 
@@ -76,10 +78,6 @@ def _unescape(text: str) -> str:
             return chr(int(c[1:], 16))
         return _ESCAPES.get(c, c)
     return _UNESCAPE.sub(one, text)
-
-TEMPLATE_VALUE_INVALID = "The value for the field '{}' must be a valid JSONPath or a valid intrinsic function call"
-NULL_INPUT = "Unable to apply Path transformation to null or empty input."
-
 
 def compact_json(value: Any) -> str:
     """JSON as AWS prints it inside error causes: no spaces, non-ASCII kept as is."""
@@ -201,6 +199,19 @@ def _compile_indefinite(path: str, root: Getter, expr: Any) -> Getter:
     return find
 
 
+class PathRoot(enum.Enum):
+    """The value a path reads from: the data (``$``), the context object (``$$``) or a variable."""
+
+    INPUT = "input"
+    CONTEXT = "context"
+    VARIABLE = "var"
+
+
+def path_root(path: str) -> PathRoot:
+    """Which value ``path`` reads from; raises StaticError when it does not start with ``$``."""
+    return PathRoot(_split_root(path)[0])
+
+
 def _compile(path: str) -> tuple[Getter, str, bool]:
     """(closure, root kind, definite?)."""
     kind, var, rest = _split_root(path)
@@ -292,78 +303,6 @@ def compile_result_path(path: str | None | Missing = MISSING) -> Callable[[Any, 
 _EMPTY: dict = {}  # read-only stand-in for a missing intermediate object; `put` copies it before writing
 
 
-# ------------------------------------------------------------------------------------------ templates
-
-def _constant(value: Any) -> Callable[[Any, Env], Any]:
-    """A fresh copy per call for containers (the payload goes to handlers, which may mutate it)."""
-    if isinstance(value, dict | list):
-        text = json.dumps(value)
-        loads = json.loads
-        return lambda data, env: loads(text)
-    return lambda data, env: value
-
-
-def _binding(key: str, value: Any, field: str) -> Callable[[Any, Env], Any]:
-    """The closure for one ``key.$`` entry: a path or an intrinsic function call."""
-    if not isinstance(value, str):
-        raise StaticError(TEMPLATE_VALUE_INVALID.format(key) + f" (in {field})")
-    if value.startswith("States."):
-        from statelang.language.intrinsics import compile_intrinsic  # lazy: intrinsics imports this module
-
-        return compile_intrinsic(value)
-    if not value.startswith("$"):
-        raise StaticError(TEMPLATE_VALUE_INVALID.format(key) + f" (in {field})")
-    try:
-        getter, kind, _ = _compile(value)
-    except StaticError:
-        raise StaticError(TEMPLATE_VALUE_INVALID.format(key) + f" (in {field})") from None
-
-    def bound(data: Any, env: Env) -> Any:
-        if kind == "input" and data is None:
-            raise PathError(NULL_INPUT)
-        try:
-            return getter(data, env)
-        except PathError:
-            shown = env.context if kind == "context" else data
-            raise PathError(f"The JSONPath '{value}' specified for the field '{key}' could not be found "
-                            f"in the input '{compact_json(shown)}'") from None
-
-    return bound
-
-
-def _has_binding(template: Any) -> bool:
-    if isinstance(template, dict):
-        return any(k.endswith(".$") or _has_binding(v) for k, v in template.items())
-    if isinstance(template, list):
-        return any(_has_binding(v) for v in template)
-    return False
-
-
-def _compile_node(template: Any, field: str) -> Callable[[Any, Env], Any]:
-    if not _has_binding(template):
-        return _constant(template)
-    if isinstance(template, list):
-        items = tuple(_compile_node(v, field) for v in template)
-        return lambda data, env: [f(data, env) for f in items]
-    entries = tuple(
-        (k[:-2], _binding(k, v, field)) if k.endswith(".$") else (k, _compile_node(v, field))
-        for k, v in template.items()
-    )
-    return lambda data, env: {k: f(data, env) for k, f in entries}
-
-
-def compile_template(template: Any, field: str = "Parameters") -> Callable[[Any, Env], Any]:
-    """Compile a payload template (Parameters, ResultSelector, ItemSelector, ...) to ``fn(data, env)``.
-
-    Keys ending in ``.$`` take the value of their path or intrinsic call, under the key without
-    ``.$``; everything else is copied. Each call returns new containers, never the template's own
-    objects, so a handler that mutates its payload cannot corrupt the compiled machine. Values
-    selected by paths are shared with the input, not copied: nothing downstream mutates the input.
-    ``field`` names the template in compile-time errors.
-    """
-    return _compile_node(template, field)
-
-
 # ------------------------------------------------------------------------------------------ validation
 
 def is_reference_path(path: str) -> bool:
@@ -386,30 +325,3 @@ def check_path(path: str, reference: bool = False) -> str | None:
     if reference and not is_reference_path(path):
         return f"The path '{path}' must be a valid ReferencePath"
     return None
-
-
-def _pointer(token: str | int) -> str:
-    return "/" + str(token).replace("~", "~0").replace("/", "~1")
-
-
-def check_template(template: Any) -> list[tuple[str, str]]:
-    """Every malformed ``.$`` entry of a payload template as (JSON pointer suffix, AWS message)."""
-    problems: list[tuple[str, str]] = []
-
-    def visit(node: Any, where: str) -> None:
-        if isinstance(node, list):
-            for i, v in enumerate(node):
-                visit(v, where + _pointer(i))
-        elif isinstance(node, dict):
-            for k, v in node.items():
-                here = where + _pointer(k)
-                if not k.endswith(".$"):
-                    visit(v, here)
-                    continue
-                try:
-                    _binding(k, v, "")
-                except StaticError:
-                    problems.append((here, TEMPLATE_VALUE_INVALID.format(k)))
-
-    visit(template, "")
-    return problems

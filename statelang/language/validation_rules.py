@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from statelang.language import paths
+from statelang.language import paths, payload_templates
 from statelang.language import validation_extra as extra
 from statelang.language.errors import StaticError
 from statelang.language.validation_fields import (
@@ -83,7 +83,7 @@ def check_path_field(obj: dict, field: str, loc: str, r: Report, *, reference: b
         return
     if field in ("ErrorPath", "CausePath") and value.startswith("States."):
         # These two may also hold an intrinsic function call; the template checker knows those.
-        if paths.check_template({f"{field}.$": value}):
+        if payload_templates.check_template({f"{field}.$": value}):
             r.schema(f"The value for the field '{field}' must be a valid ReferencePath "
                      "or a valid intrinsic function call", where)
         return
@@ -102,7 +102,7 @@ def _not_result_path(value: str) -> bool:
 
 
 def check_template_field(obj: dict, field: str, loc: str, r: Report) -> None:
-    for suffix, message in paths.check_template(obj[field]):
+    for suffix, message in payload_templates.check_template(obj[field]):
         r.schema(message, ptr(loc, field) + suffix)
 
 

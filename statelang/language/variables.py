@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from statelang.language import paths
+from statelang.language import payload_templates
 from statelang.language.env import Env
 
 RESERVED = frozenset({"states"})  # $states is reserved for JSONata's state data
@@ -32,7 +32,7 @@ def compile_jsonpath_assign(assign: dict, state_type: str,
     `selector` is the state's compiled ResultSelector (Task, Parallel, Map): Assign reads the
     selected result, not the raw one.
     """
-    template = paths.compile_template(assign, "Assign")
+    template = payload_templates.compile_template(assign, "Assign")
     if selector is None:
         return lambda data, result, env: template(result, env)
     return lambda data, result, env: template(selector(result, env), env)
