@@ -15,7 +15,7 @@ from typing import Any
 from statelang.interpreter.commands import CancelFrame, StartMapRun
 from statelang.interpreter.frames import CHILDREN, RESUME, ExecutionState, Frame, _join, _rng, _token
 from statelang.language import errors as E
-from statelang.language.compiler import CState
+from statelang.language.compiled_state import CState
 from statelang.language.env import Env
 from statelang.language.errors import StatesError
 

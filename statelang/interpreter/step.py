@@ -53,7 +53,7 @@ from statelang.interpreter.frames import (  # noqa: F401
 from statelang.interpreter.retry import decide_retry, find_catcher
 from statelang.interpreter.waiting import evaluation_failed, lambda_log_tail, wait_error, wait_problem
 from statelang.language import errors as E
-from statelang.language.compiler import CState
+from statelang.language.compiled_state import CState
 from statelang.language.env import Env
 from statelang.language.errors import StatesError
 

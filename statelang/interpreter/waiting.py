@@ -13,7 +13,7 @@ from typing import Any
 
 from statelang.interpreter.events import dump
 from statelang.language import errors as E
-from statelang.language.compiler import CState
+from statelang.language.compiled_state import CState
 from statelang.language.errors import StatesError
 from statelang.language.timestamps import parse_timestamp
 

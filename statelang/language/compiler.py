@@ -1,8 +1,9 @@
 """Turn a validated definition into closures, once.
 
 The compiled machine holds, for every states table (the top level, each Parallel branch, each
-Map's item processor), the compiled states keyed by name. Each compiled state carries its data
-processing as two closures so the interpreter does not care which query language wrote them:
+Map's item processor), the compiled states keyed by name. Each compiled state (a `CState`,
+shared with the JSONata compiler in `compiled_state`) carries its data processing as two closures
+so the interpreter does not care which query language wrote them:
 
 * ``prepare(input, env) -> value``: what the state works on (InputPath then Parameters or Result
   for a Pass/Task/Parallel; InputPath for the others);
@@ -17,6 +18,7 @@ from typing import Any
 
 from statelang.language import errors as E
 from statelang.language import paths, payload_templates
+from statelang.language.compiled_state import CState, classify_resource, map_processor
 from statelang.language.env import Env
 from statelang.language.errors import PathError, StatesError
 
@@ -31,50 +33,6 @@ def _const(value: Any) -> Fn:
     """A constant (a Pass state's Result). Shared, not copied: nothing downstream mutates a value —
     ResultPath copies on write, and handlers get their own copy of their input."""
     return lambda data, env: value
-
-
-class CState:
-    """One compiled state. Type-specific fields are set only where they apply."""
-
-    __slots__ = (
-        "name", "type", "table", "next", "end", "definition", "uses_context", "prepare", "complete",
-        "retry", "catch", "result_path", "assign",
-        # Task
-        "resource", "kind", "integration", "wait_for_token", "sync", "timeout", "heartbeat",
-        "credentials",
-        # Choice
-        "choices", "default",
-        # Wait
-        "wait_until",
-        # Fail
-        "error", "cause",
-        # Parallel / Map
-        "branches", "items", "item_selector", "max_concurrency", "tolerated_count",
-        "tolerated_percentage", "processor", "distributed", "label", "item_reader", "item_batcher",
-        "result_writer", "execution_type", "query_language",
-    )
-
-    def __init__(self, name: str, table: str, d: dict):
-        for s in self.__slots__:
-            setattr(self, s, None)
-        self.name = name
-        self.type = d["Type"]
-        self.table = table
-        self.definition = d
-        self.next = d.get("Next")
-        self.end = bool(d.get("End", False))
-        self.retry = d.get("Retry") or []
-        self.catch = [_catcher(c) for c in d.get("Catch") or []]
-        self.uses_context = "$$" in json.dumps(d)
-        self.query_language = "JSONPath"
-
-
-def _catcher(c: dict) -> dict:
-    out = dict(c, _result_path=paths.compile_result_path(c["ResultPath"] if "ResultPath" in c else paths.MISSING))
-    if "Assign" in c:
-        from statelang.language.variables import compile_jsonpath_assign
-        out["_assign"] = compile_jsonpath_assign(c["Assign"], "Catch")
-    return out
 
 
 class CompiledMachine:
@@ -165,23 +123,6 @@ def _map_limit(d: dict, field: str) -> Fn | None:
     return fn
 
 
-def classify_resource(resource: str) -> tuple[str, bool, bool]:
-    """(kind, wait_for_token, sync) of a Task's Resource.
-
-    kind: "lambda_invoke" (the optimised integration), "lambda" (a function ARN or a bare handler
-    name), "activity", "service" (arn:aws:states:::service:action).
-    """
-    wait = resource.endswith(".waitForTaskToken")
-    sync = ".sync" in resource
-    if resource.startswith("arn:aws:states:::lambda:invoke"):
-        return "lambda_invoke", wait, sync
-    if resource.startswith("arn:aws:states:::"):
-        return "service", wait, sync
-    if ":activity:" in resource:
-        return "activity", False, False
-    return "lambda", False, False
-
-
 def compile_jsonpath_state(machine: CompiledMachine, table: str, name: str, d: dict) -> CState:
     st = CState(name, table, d)
     t = st.type
@@ -246,18 +187,6 @@ def compile_jsonpath_state(machine: CompiledMachine, table: str, name: str, d: d
         st.tolerated_percentage = _map_limit(d, "ToleratedFailurePercentage")
         map_processor(st, d)
     return st
-
-
-def map_processor(st: CState, d: dict) -> None:
-    """What a Map's processor and distributed-mode fields say, the same in both query languages."""
-    proc = d.get("ItemProcessor") or d.get("Iterator") or {}
-    cfg = proc.get("ProcessorConfig") or {}
-    st.distributed = cfg.get("Mode") == "DISTRIBUTED"
-    st.execution_type = cfg.get("ExecutionType", "STANDARD")
-    st.label = d.get("Label")
-    st.item_reader = d.get("ItemReader")
-    st.item_batcher = d.get("ItemBatcher")
-    st.result_writer = d.get("ResultWriter")
 
 
 def _fail_field(d: dict, field: str) -> Fn | None:

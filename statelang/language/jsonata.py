@@ -29,7 +29,7 @@ from jsonata.jexception import JException
 from jsonata.utils import Utils
 
 from statelang.language import jsonata_functions
-from statelang.language.compiler import CState, classify_resource
+from statelang.language.compiled_state import CState, classify_resource, map_processor
 from statelang.language.env import Env
 from statelang.language.errors import QueryEvaluationError, StaticError
 
@@ -352,5 +352,4 @@ def _compile_map(st: CState, d: dict) -> None:
     st.max_concurrency = _number_field(d, "MaxConcurrency")
     st.tolerated_count = _number_field(d, "ToleratedFailureCount")
     st.tolerated_percentage = _number_field(d, "ToleratedFailurePercentage")
-    from statelang.language.compiler import map_processor
     map_processor(st, d)
