@@ -88,17 +88,40 @@ def test_run_until_idle_with_nothing_to_do():
     assert engine.clock.now() == T0
 
 
-# -- group commit ----------------------------------------------------------------------------------
+# -- one commit per round ---------------------------------------------------------------------------
 
-def test_group_commit_takes_far_fewer_transactions_than_tasks(counting_store):
-    engine = Engine(db=counting_store, handlers={"Inc": inc}, clock=VirtualClock(T0))
+def test_each_round_of_sequential_tasks_commits_before_the_next_is_called(counting_store):
+    """Exactly-once transitions: a task's outcome is durable before the task after it is called,
+    so a crash repeats only the invocation in flight (AWS: Standard workflows run each state
+    transition exactly once; handlers are at-least-once)."""
+    seen = []
+
+    def inc_and_look(event):
+        seen.append(counting_store.applies)
+        return inc(event)
+
+    engine = Engine(db=counting_store, handlers={"Inc": inc_and_look}, clock=VirtualClock(T0))
     arn = start(engine, chain(30))
     after_start = counting_store.applies
     engine.run_until_idle()
     assert engine.store.get_execution(arn)["status"] == "SUCCEEDED"
     assert history_types(engine, arn).count("LambdaFunctionSucceeded") == 30
-    commits = counting_store.applies - after_start
-    assert 1 <= commits <= 5, commits   # 30 tasks, one or a few transactions
+    assert counting_store.applies - after_start == 31     # a round per task, and the last
+    assert all(b > a for a, b in zip(seen, seen[1:], strict=False))   # a commit between any two calls
+    engine.close()
+
+
+def test_concurrent_invocations_of_one_round_share_its_commit(counting_store):
+    engine = Engine(db=counting_store, handlers={"Inc": inc}, clock=VirtualClock(T0))
+    d = {"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.items", "End": True,
+                                          "ItemProcessor": {"StartAt": "I", "States": {
+                                              "I": {"Type": "Task", "Resource": "Inc", "End": True}}}}}}
+    arn = start(engine, d, {"items": [{"n": i} for i in range(25)]})
+    after_start = counting_store.applies
+    engine.run_until_idle()
+    assert engine.store.get_execution(arn)["status"] == "SUCCEEDED"
+    assert history_types(engine, arn).count("LambdaFunctionSucceeded") == 25
+    assert counting_store.applies - after_start == 2      # the round that calls all 25, then the end
     engine.close()
 
 

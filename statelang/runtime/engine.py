@@ -170,8 +170,6 @@ class Engine:
         self._claimed_at: dict[str, datetime] = {}
         self._last_beat: datetime | None = None
         self._heartbeating = False
-        self.max_defer_events = 2000      # group commit bounds (see _deferrable)
-        self.max_defer_seconds = 0.5
         self._machines: dict[str, CompiledMachine] = {}
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -241,14 +239,9 @@ class Engine:
         return run
 
     def _advance_in_memory(self, run: ExecutionState) -> None:
-        it = self.interpreter
-        last = self.clock.elapsed()
-        while run.status == "RUNNING":
-            it.advance(run, self.clock.now())
-            invokes = self._deferrable(run, last)
-            if invokes is None:
-                return
-            self._apply_outcomes(run, invokes, self._invoke_all(run, invokes))
+        """An eager start's first round: everything up to the first task invocations (which the
+        creating commit records before they are called) or the end."""
+        self.interpreter.advance(run, self.clock.now())
 
     # -- the loop ---------------------------------------------------------------------------
     def run_until_idle(self, max_rounds: int | None = None, until: datetime | None = None) -> int:
@@ -590,15 +583,18 @@ class Engine:
                            p.get("cause"), now)
 
     def _drive(self, run: ExecutionState, consumed: list[int]) -> None:
+        """Run the execution in rounds until it waits or ends. A round advances every runnable
+        frame, commits what it decided together with the invocations it asks for, then calls
+        them (concurrently, up to max_workers) and feeds their outcomes to the next round.
+
+        Exactly once, at least once: every transition and event is decided once, in the commit of
+        its round; a crash repeats only the invocations of the round in flight (their handlers
+        run again with the same idempotency key), never a round already committed."""
         it = self.interpreter
-        last_commit = self.clock.elapsed()
         while True:
             it.advance(run, self.clock.now())
-            invokes = self._deferrable(run, last_commit)
-            if invokes is None:
-                invokes = self._flush(run, consumed)
-                consumed = []
-                last_commit = self.clock.elapsed()
+            invokes = self._flush(run, consumed)
+            consumed = []
             if not invokes:
                 if run.runnable and run.status == "RUNNING":
                     continue   # something finished during the flush (e.g. a map run) and is runnable
@@ -633,36 +629,6 @@ class Engine:
             else:
                 it.task_result(run, fid, seq, False, outcome[1], outcome[2], now)
         _fault("after_handler")
-
-    def _deferrable(self, run: ExecutionState, last_commit: float) -> list[Invoke] | None:
-        """Group commit: the invocations of this step, taken without committing, when that is safe.
-
-        Committing before every handler call would cost one fsync per task. It is not needed for
-        correctness: a step that is lost in a crash is redone identically from the last checkpoint
-        and its handlers run again with the same idempotency key (at least once, as promised). It
-        IS needed when something outside may act on the step before the next commit — a task
-        token handed to a handler, an activity a worker may poll, a child execution — so those
-        steps commit first. Bounded by `max_defer_events` and `max_defer_seconds`."""
-        if run.status != "RUNNING" or not run.commands:
-            return None
-        if len(run.events) > self.max_defer_events or self.clock.elapsed() - last_commit > self.max_defer_seconds:
-            return None
-        invokes, rest = [], []
-        for c in run.commands:
-            if isinstance(c, Invoke):
-                spec = c.spec
-                if spec.get("token") or spec["kind"] == "activity" or any(
-                        spec["resource"].startswith(p) for p in self.integrations):
-                    return None
-                invokes.append(c)
-            elif isinstance(c, StartMapRun | ExecutionEnded):
-                return None
-            else:
-                rest.append(c)
-        if not invokes:
-            return None
-        run.commands = rest
-        return invokes
 
     def _invoke_all(self, run: ExecutionState, invokes: list[Invoke]) -> list:
         if run.lease_holder is None or self.clock.virtual:
