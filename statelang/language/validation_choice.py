@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from statelang.language.choice import check_choice_rule
+from statelang.language.validation_common import check_template_field
 from statelang.language.validation_fields import JSONATA, JSONPATH, Report, is_jsonata, ptr
-from statelang.language.validation_rules import check_template_field
 
 JSONATA_RULE_FIELDS = frozenset({"Condition", "Next", "Assign", "Output", "Comment"})
 

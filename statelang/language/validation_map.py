@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from statelang.language.validation_fields import JSONATA, Report, is_jsonata, ptr
-from statelang.language.validation_rules import (
+from statelang.language.validation_common import (
     MachineCheck,
     check_fields,
     check_path_field,
     check_template_field,
 )
+from statelang.language.validation_fields import JSONATA, Report, is_jsonata, ptr
 
 PROCESSOR_MODES = ("INLINE", "DISTRIBUTED")
 EXECUTION_TYPES = ("STANDARD", "EXPRESS")

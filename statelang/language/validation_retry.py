@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from statelang.language.errors import ALL
+from statelang.language.validation_common import check_fields, check_path_field, check_template_field
 from statelang.language.validation_fields import JSONATA, JSONPATH, MAX_SECONDS, Report, ptr
-from statelang.language.validation_rules import (
-    CATCHER_FIELDS,
-    RETRIER_FIELDS,
-    check_fields,
-    check_path_field,
-    check_template_field,
-)
+
+RETRIER_FIELDS = frozenset({"ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds",
+                            "JitterStrategy", "Comment"})
+CATCHER_FIELDS = frozenset({"ErrorEquals", "Next", "ResultPath", "Assign", "Output", "Comment"})
 
 MAX_DELAY_SECONDS = 31622400
 JITTER = ("FULL", "NONE")

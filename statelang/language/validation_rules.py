@@ -7,12 +7,17 @@ plain "not supported", because that tells the author what to change.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from statelang.language import paths, payload_templates
 from statelang.language import validation_extra as extra
-from statelang.language.errors import StaticError
+from statelang.language.validation_choice import check_choices
+from statelang.language.validation_common import (
+    NULLABLE_PATHS,
+    MachineCheck,
+    check_fields,
+    check_path_field,
+    check_template_field,
+)
 from statelang.language.validation_fields import (
     INVALID_STATE_NAME,
     JSONATA,
@@ -25,18 +30,11 @@ from statelang.language.validation_fields import (
     is_type,
     ptr,
 )
+from statelang.language.validation_map import check_map
+from statelang.language.validation_retry import check_catch, check_retry
 
 STATE_TYPES = ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
 LANGUAGES = (JSONPATH, JSONATA)
-
-# Fields that only JSONPath states may use, and fields that only JSONata states may use.
-JSONPATH_ONLY = frozenset({
-    "InputPath", "OutputPath", "Parameters", "ResultSelector", "ResultPath", "ItemsPath",
-    "SecondsPath", "TimestampPath", "TimeoutSecondsPath", "HeartbeatSecondsPath", "ErrorPath",
-    "CausePath", "MaxConcurrencyPath", "ToleratedFailurePercentagePath", "ToleratedFailureCountPath",
-    "MaxItemsPerBatchPath", "MaxInputBytesPerBatchPath",
-})
-JSONATA_ONLY = frozenset({"Arguments", "Output", "Items", "Condition"})
 
 _COMMON = {"Type", "Comment", "QueryLanguage"}
 _IO = {"InputPath", "OutputPath", "Output", "Assign"}
@@ -62,49 +60,7 @@ FIELDS: dict[str, frozenset[str]] = {k: frozenset(v | _COMMON) for k, v in {
 _REFERENCE_PATHS = ("ResultPath", "ItemsPath", "SecondsPath", "TimestampPath", "TimeoutSecondsPath",
                     "HeartbeatSecondsPath", "ErrorPath", "CausePath", "MaxConcurrencyPath",
                     "ToleratedFailurePercentagePath", "ToleratedFailureCountPath")
-_NULLABLE_PATHS = ("InputPath", "OutputPath", "ResultPath")
 _TEMPLATES = ("Parameters", "ResultSelector", "ItemSelector")
-
-RETRIER_FIELDS = frozenset({"ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds",
-                            "JitterStrategy", "Comment"})
-CATCHER_FIELDS = frozenset({"ErrorEquals", "Next", "ResultPath", "Assign", "Output", "Comment"})
-
-MachineCheck = Callable[[Any, str, str], None]
-
-
-# --- paths and templates (the paths module owns their grammar) ----------------------------------
-def check_path_field(obj: dict, field: str, loc: str, r: Report, *, reference: bool) -> None:
-    value = obj[field]
-    where = ptr(loc, field)
-    if value is None and field in _NULLABLE_PATHS:
-        return
-    if not isinstance(value, str):
-        r.wrong_type(str, where)
-        return
-    if field in ("ErrorPath", "CausePath") and value.startswith("States."):
-        # These two may also hold an intrinsic function call; the template checker knows those.
-        if payload_templates.check_template({f"{field}.$": value}):
-            r.schema(f"The value for the field '{field}' must be a valid ReferencePath "
-                     "or a valid intrinsic function call", where)
-        return
-    if paths.check_path(value, reference) is not None or (field == "ResultPath" and _not_result_path(value)):
-        kind = "ReferencePath" if reference else "JSONPath"
-        r.schema(f"The value for the field '{field}' must be a valid {kind}", where)
-
-
-def _not_result_path(value: str) -> bool:
-    """ResultPath writes into the state input: ``$$`` and variables (``$foo``) cannot be targets."""
-    try:
-        paths.compile_result_path(value)
-    except StaticError:
-        return True
-    return False
-
-
-def check_template_field(obj: dict, field: str, loc: str, r: Report) -> None:
-    for suffix, message in payload_templates.check_template(obj[field]):
-        r.schema(message, ptr(loc, field) + suffix)
-
 
 # --- one state -----------------------------------------------------------------------------------
 def check_state_name(name: str, loc: str, r: Report) -> None:
@@ -125,21 +81,6 @@ def effective_language(state: dict, loc: str, top: str, r: Report) -> str:
                  ptr(loc, "QueryLanguage"))
         return top
     return lang
-
-
-def check_fields(obj: dict, allowed: frozenset[str], loc: str, lang: str, r: Report) -> list[str]:
-    """Report unsupported fields; returns the fields that passed, for the per-field checks."""
-    ok = []
-    for field in obj:
-        if field not in allowed:
-            r.unsupported(field, loc)
-        elif lang == JSONATA and field in JSONPATH_ONLY:
-            r.language(lang, field, ptr(loc, field))
-        elif lang == JSONPATH and field in JSONATA_ONLY:
-            r.language(lang, field, ptr(loc, field))
-        else:
-            ok.append(field)
-    return ok
 
 
 def check_state(name: str, state: Any, loc: str, top: str, r: Report, machine: MachineCheck) -> None:
@@ -165,7 +106,7 @@ def check_state(name: str, state: Any, loc: str, top: str, r: Report, machine: M
 
 def _check_common(kind: str, s: dict, loc: str, lang: str, r: Report) -> None:
     r.typed(s, "Comment", str, loc)
-    for f in _NULLABLE_PATHS:
+    for f in NULLABLE_PATHS:
         if f in s:
             check_path_field(s, f, loc, r, reference=f == "ResultPath")
     for f in _TEMPLATES:
@@ -248,8 +189,6 @@ def _check_fail(s: dict, loc: str, lang: str, top: str, r: Report, machine: Mach
 
 
 def _check_choice(s: dict, loc: str, lang: str, top: str, r: Report, machine: MachineCheck) -> None:
-    from statelang.language.validation_choice import check_choices
-
     check_choices(s, loc, lang, r)
 
 
@@ -267,15 +206,11 @@ def _check_parallel(s: dict, loc: str, lang: str, top: str, r: Report, machine: 
 
 
 def _check_map(s: dict, loc: str, lang: str, top: str, r: Report, machine: MachineCheck) -> None:
-    from statelang.language.validation_map import check_map
-
     check_map(s, loc, lang, r, machine)
     _check_retry_catch(s, loc, lang, r)
 
 
 def _check_retry_catch(s: dict, loc: str, lang: str, r: Report) -> None:
-    from statelang.language.validation_retry import check_catch, check_retry
-
     if "Retry" in s:
         check_retry(s["Retry"], ptr(loc, "Retry"), r)
     if "Catch" in s:
