@@ -91,6 +91,15 @@ class Dialect:
         """Whether a driver error is the executions table's unique ARN refusing a second row."""
         return False
 
+    def require(self, conn: Any, sql: str, params: tuple, error: BaseException) -> None:
+        """Fail the transaction with `error` unless ``sql`` (a SELECT, ``?`` placeholders) finds a
+        row; where the check only answers with the rest of the transaction (PostgreSQL's pipeline),
+        the failure reaches the store as a driver error that `guard_failed` recognises."""
+        raise NotImplementedError
+
+    def guard_failed(self, e: BaseException) -> bool:
+        return False
+
     def is_broken(self, conn: Any) -> bool:
         return False
 
@@ -188,6 +197,10 @@ class SqliteDialect(Dialect):
 
     def duplicate_execution(self, e: BaseException | None) -> bool:
         return isinstance(e, sqlite3.IntegrityError) and "executions.execution_arn" in str(e)
+
+    def require(self, conn: sqlite3.Connection, sql: str, params: tuple, error: BaseException) -> None:
+        if conn.execute(sql, params).fetchone() is None:   # local: no round trip to save
+            raise error
 
 
 _MULTI_ROWS = 64   # rows of one multi-row INSERT; more go through executemany
@@ -304,6 +317,14 @@ class PostgresDialect(Dialect):
     def duplicate_execution(self, e: BaseException | None) -> bool:
         return (isinstance(e, self._psycopg.errors.UniqueViolation)
                 and e.diag.constraint_name == "uq_executions_execution_arn")
+
+    def require(self, conn: Any, sql: str, params: tuple, error: BaseException) -> None:
+        """No row: a division by zero, which aborts the transaction inside the pipeline, so the
+        check costs no round trip of its own (fetching its answer would cost one per commit)."""
+        conn.execute(self.sql(f"SELECT 1 / (SELECT count(*) FROM ({sql}) AS g)::int"), params)
+
+    def guard_failed(self, e: BaseException) -> bool:
+        return isinstance(e, self._psycopg.errors.DivisionByZero)
 
     def is_broken(self, conn: Any) -> bool:
         return conn.closed or conn.broken

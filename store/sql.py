@@ -198,6 +198,7 @@ class _Statements:
         # The fence of a commit and a renewal alike: the lease is extended only if still ours.
         self.renew = q("UPDATE executions SET lease_expires = ? WHERE execution_arn = ? AND lease_owner = ?")
         self.lease_of = q("SELECT lease_owner, lease_expires FROM executions WHERE execution_arn = ?")
+        self.fence = f"SELECT 1 FROM executions WHERE execution_arn = ? AND lease_owner = ?{d.for_update}"  # for require
         self.heartbeat = q("INSERT INTO workers (worker_id, host, pid, started, heartbeat) VALUES (?, ?, ?, ?, ?) "
                            "ON CONFLICT (worker_id) DO UPDATE SET heartbeat = excluded.heartbeat")
         self.workers = q("SELECT worker_id, host, pid, started, heartbeat FROM workers ORDER BY started")
@@ -217,6 +218,7 @@ class _Tx:
 
     conn: Any
     later: list[Callable[[], None]] = dataclasses.field(default_factory=list)
+    guard: BaseException | None = None   # raised when the dialect reports a failed `require`
 
 
 class SqlStore:
@@ -314,6 +316,8 @@ class SqlStore:
                 yield tx
             failed = False
         except self.dialect.errors as e:
+            if tx.guard is not None and self.dialect.guard_failed(e):
+                raise tx.guard from e
             raise StoreError(self.dialect.describe(e, self.name)) from e
         finally:
             self._checkin(conn, failed)
@@ -489,9 +493,10 @@ class SqlStore:
         if c.fence is not None:
             # First, inside the transaction: is the lease still the committing worker's? (Its
             # expiry is left as it is: renewals extend it.) If not, nothing here is applied.
-            held = conn.execute(s.lease_of, (arn,)).fetchone()
-            if held is None or held[0] != c.fence:
-                raise LeaseLost(arn, c.fence)
+            # The row stays locked to the commit, so no claim takes the lease before it ends; on
+            # PostgreSQL the check rides in the pipeline with the rest (see Dialect.require).
+            tx.guard = LeaseLost(arn, c.fence)
+            d.require(conn, s.fence, (arn, c.fence), tx.guard)
         if c.events and fresh and execution_id is None:   # the id is the new row's: found by its ARN
             rows = [(eid, eid, *rest, arn) for _, _, eid, *rest in self._event_rows(arn, 0, c.events)]
             d.executemany(conn, s.insert_new_events, rows)

@@ -647,3 +647,23 @@ def test_listing_running_executions_reads_the_partial_index(sqlite_url):
         assert any("ix_executions_running" in str(row) for row in plan), plan
     finally:
         s.close()
+
+
+def test_a_commit_fenced_by_a_lease_it_no_longer_holds_is_refused_whole(sql_store):
+    """The fence rides inside the commit's transaction (on PostgreSQL, in its pipeline): the
+    lease holder's commit lands; another worker's raises LeaseLost and leaves nothing behind."""
+    from statelang.runtime.storage import LeaseLost
+    s = sql_store
+    s.create_execution(row_of("e1"), started("e1"))
+    s.add_message(Message(arn_of("e1"), "run", at(0)))
+    assert s.claim("w1", at(1), 30, 10) == [arn_of("e1")]
+    step = {"timestamp": T0, "type": "PassStateEntered", "id": 2, "previousEventId": 1}
+    with pytest.raises(LeaseLost):
+        s.apply(Commit(arn_of("e1"), events=[step], execution={"status": "FAILED"}, fence="w2",
+                       add_messages=[Message(arn_of("e1"), "wait", at(5))]))
+    assert [e["id"] for e in s.history(arn_of("e1"))] == [1]
+    assert s.get_execution(arn_of("e1"))["status"] == "RUNNING"
+    assert len(s.due_messages(arn_of("e1"), at(100))) == 1
+    s.apply(Commit(arn_of("e1"), events=[step], execution={"next_event_id": 3}, fence="w1"))
+    assert [e["id"] for e in s.history(arn_of("e1"))] == [1, 2]
+    s.apply(Commit(arn_of("e1"), events=[dict(step, id=3, previousEventId=2)], fence="w1"))   # the connection is fine
