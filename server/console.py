@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 from statelang.language import jsontext
 
 from . import graph
+from .param_validation import validation_words
 from .security import Denied, inside
 
 STATIC = Path(__file__).parent / "static"
@@ -115,8 +116,6 @@ class Console:
     def api(self, method: str, route: str, environ: dict, body: bytes):
         query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
         from statelang.api.errors import ParamValidationError, StepFunctionsError
-
-        from .app import validation_words
         try:
             if method == "GET":
                 handler = {"machines": self.machines, "executions": self.executions,
