@@ -26,9 +26,9 @@ from sqlalchemy import func, select
 from statelang.handlers.ccs import FAILED, INCIDENTS
 from statelang.handlers.hourbank import handlers_for
 from statelang.handlers.hourbank.models import Notification, TransactionLog
-from statelang.handlers.hourbank.sandbox import HourBankSandbox
 from statelang.handlers.services.tables import ddb_items, pay_movements, sns_outbox, video_sessions
 from statelang.workflows.api import open_system, start_workflow
+from statelang.workflows.hourbank.sandbox import HourBankSandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 RERUNS: list[str] = []
@@ -219,14 +219,16 @@ def test_hourbank_handlers_rerun_with_their_key_change_nothing():
 CRASHING_RUN = textwrap.dedent("""
     import json, sys
     from statelang.workflows.api import open_system, start_workflow
+    from statelang.workflows.console import close_console, open_console, settle
     flows, domain, event = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    s = open_system(flows, domain, bus=False)
+    workflow = sys.argv[4] if len(sys.argv) > 4 else "CCS_EMERGENCY"
+    s = open_console(flows, domain)
     if event:
-        start_workflow(s.engine, "CCS_EMERGENCY", event, "emergency-1")
+        start_workflow(s.engine, workflow, event, "run-1")
     else:   # the dead worker's lease runs out on this process's virtual clock
         s.engine.clock.advance(2 * s.engine.lease_seconds)
-    s.engine.run_until_idle()
-    s.engine.close()
+    settle(s)
+    close_console(s)
 """)
 
 
@@ -243,6 +245,7 @@ def test_ccs_emergency_survives_a_crash_after_recording_the_incident(files):
     point after the handler, before the result is committed); the resumed run re-runs the put
     with the same key and the emergency goes on: both alerts, the video, the incident notified."""
     flows, domain = files
+    open_system(flows, domain, bus=False).engine.close()   # the tables, before two processes race to make them
     env = dict(os.environ, PYTHONPATH=str(ROOT), STATELANG_FAULT="after_handler:1")
     crashed = subprocess.run([sys.executable, "-c", CRASHING_RUN, flows, domain, json.dumps(EMERGENCY)],
                              env=env, capture_output=True, text=True, timeout=60)
@@ -293,3 +296,80 @@ def test_dynamodb_writes_through_the_integration_replay_their_first_answer(table
     if table_op == "putItem":
         with pytest.raises(Exception, match="conditional request failed"):
             handler(params, Other())
+
+
+# Every seed workflow, crashed after its first (and second) pass of handler calls (the engine's
+# ``after_handler`` fault point: the handlers' effects are made, their results not yet committed),
+# then resumed by a fresh process: it ends as a run without the crash does, with every effect
+# exactly once (one escrow, one contract, one charge, one account, one alert per channel, ...).
+SALE_SMALL = dict(SALE, customer_id="CUST-9", number_of_vehicles=10)
+CRASH_CASES = {
+    "CCS_EMERGENCY": (EMERGENCY, "SUCCEEDED"),
+    "CCS_SALES": (SALE_SMALL, "SUCCEEDED"),
+    "BOOKING_LIFECYCLE": (dict(BOOKING, serviceId="service-456"), "SUCCEEDED"),
+    "PROVIDER_ONBOARDING": ({"providerId": "p-9", "email": "p9@example.com",
+                             "businessInfo": {"type": "individual", "firstName": "A", "lastName": "B"}}, "SUCCEEDED"),
+    "HourBankServiceRequest": ({"serviceId": "garden", "requesterId": "alice", "providerId": "bob",
+                                "estimatedHours": 3}, "RUNNING"),
+    "HourBankTransactionProcessing": ({"transactionType": "DIRECT_TRANSFER", "fromUserId": "alice",
+                                       "toUserId": "carol", "hours": 2}, "SUCCEEDED"),
+}
+
+
+def effects(s, workflow: str) -> dict:
+    from statelang.handlers.ccs import CONTRACTS
+    from statelang.handlers.hourbank.models import Escrow
+    from statelang.handlers.services.tables import pay_accounts, pay_intents
+    with s.services.engine.connect() as conn:
+        intents = conn.execute(select(func.count()).select_from(pay_intents)).scalar()
+        accounts = conn.execute(select(func.count()).select_from(pay_accounts)).scalar()
+    with s.hourbank.db.session() as db:
+        escrows = db.scalar(select(func.count()).select_from(Escrow))
+    audit = s.hourbank.ledger.audit()["discrepancies"]
+    out = {"intents": intents, "accounts": accounts, "escrows": escrows, "audit": audit,
+           "alerts": len(s.services.sns.outbox()), "videos": len(s.services.video.sessions()),
+           "contracts": s.services.dynamodb.scan({"TableName": CONTRACTS})["Count"]}
+    if workflow.startswith("HourBank"):
+        out["balances"] = {u: (s.hourbank.ledger.balance(u)["available_balance"],
+                               s.hourbank.ledger.balance(u)["escrowed_balance"]) for u in ("alice", "carol")}
+    return out
+
+
+def crash_cases() -> list:
+    """Each workflow crashed at its first handler pass, and (marked slow) its second where it has one."""
+    cases = []
+    for workflow in CRASH_CASES:
+        cases.append(pytest.param(workflow, 1, id=f"{workflow}-1"))
+        if workflow != "HourBankTransactionProcessing":   # one handler pass only
+            cases.append(pytest.param(workflow, 2, id=f"{workflow}-2", marks=pytest.mark.slow))
+    return cases
+
+
+@pytest.mark.parametrize("workflow, nth", crash_cases())
+def test_every_seed_workflow_survives_a_crash_after_a_handler(tmp_path, workflow, nth):
+    from statelang.workflows.console import close_console, load_seed_data, open_console, settle
+    event, final = CRASH_CASES[workflow]
+    runs = {}
+    for label, fault in (("clean", None), ("crashed", f"after_handler:{nth}")):
+        flows, domain = f"sqlite:///{tmp_path / label}-flows.db", f"sqlite:///{tmp_path / label}-domain.db"
+        s = open_console(flows, domain)
+        load_seed_data(s)
+        close_console(s)
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        if fault:
+            env["STATELANG_FAULT"] = fault
+        first = subprocess.run([sys.executable, "-c", CRASHING_RUN, flows, domain, json.dumps(event), workflow],
+                               env=env, capture_output=True, text=True, timeout=60)
+        assert first.returncode == (137 if fault else 0), first.stderr
+        env.pop("STATELANG_FAULT", None)
+        again = subprocess.run([sys.executable, "-c", CRASHING_RUN, flows, domain, "null", workflow],
+                               env=env, capture_output=True, text=True, timeout=60)
+        assert again.returncode == 0, again.stderr
+        s = open_console(flows, domain)
+        settle(s)
+        (row,) = s.engine.store.list_executions(status=None) if workflow != "BOOKING_LIFECYCLE" else [
+            r for r in s.engine.store.list_executions() if ":ecosystem-booking-lifecycle:" in r["executionArn"]]
+        runs[label] = (row["status"], effects(s, workflow))
+        close_console(s)
+    assert runs["clean"][0] == final
+    assert runs["crashed"] == runs["clean"]
