@@ -49,19 +49,24 @@ HEARTBEAT_SECONDS = 2.0   # how often a serving worker says it is alive
 
 
 def _fault(point: str) -> None:
-    """Named crash points for the crash tests: STATELANG_FAULT=point[:n] exits at the n-th pass."""
-    spec = os.environ.get("STATELANG_FAULT")
-    if not spec:
-        return
-    name, _, n = spec.partition(":")
-    if name != point:
+    """Named crash points for the crash tests: STATELANG_FAULT=point[:n] exits at the n-th pass.
+    The variable is read once, when the process starts (a crash test sets it for the process)."""
+    if _FAULT is None or _FAULT[0] != point:
         return
     counter = _fault_counts.get(point, 0) + 1
     _fault_counts[point] = counter
-    if counter >= int(n or 1):
+    if counter >= _FAULT[1]:
         os._exit(137)
 
 
+def _fault_spec(spec: str | None) -> tuple[str, int] | None:
+    if not spec:
+        return None
+    name, _, n = spec.partition(":")
+    return name, int(n or 1)
+
+
+_FAULT = _fault_spec(os.environ.get("STATELANG_FAULT"))
 _fault_counts: dict[str, int] = {}
 
 
