@@ -18,8 +18,8 @@ over the elements of each element's AND. Only terms with no index of their own (
 ranges) are evaluated per event value, once per distinct term of a path.
 
 A rule whose ``$or`` expands to more than `MAX_SUB_RULES` conjunctions is not expanded: its
-compiled predicate is evaluated for every event instead (no AWS rule within EventBridge's
-pattern-size limit comes near in practice). The plain matcher, `CompiledPattern.matches`, stays
+compiled predicate is evaluated for every event instead, which bounds the compiled structure
+(each "$or" multiplies the conjunctions by its branch count). The plain matcher, `CompiledPattern.matches`, stays
 the reference: the property tests require both to agree on generated rules and events.
 """
 
