@@ -55,6 +55,7 @@ def paged_read(db: str, events: int, page: int) -> dict:
     try:
         arn = _long_execution(engine, events)
         client = engine.client()
+        client.describe_execution(executionArn=arn)   # the client's first call loads its service model
         token, got, pages, slowest = None, 0, 0, 0.0
         begin = time.perf_counter()
         while True:
