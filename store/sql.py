@@ -26,6 +26,7 @@ from statelang.language.jsontext import encoder, loads
 from statelang.runtime.storage import (
     Commit,
     ExecutionAlreadyExistsError,
+    Lease,
     LeaseLost,
     Message,
     RecordWrite,
@@ -199,6 +200,8 @@ class _Statements:
         self.renew = q("UPDATE executions SET lease_expires = ? WHERE execution_arn = ? AND lease_owner = ?")
         self.lease_of = q("SELECT lease_owner, lease_expires FROM executions WHERE execution_arn = ?")
         self.fence = f"SELECT 1 FROM executions WHERE execution_arn = ? AND lease_owner = ?{d.for_update}"  # for require
+        self.leases = q("SELECT execution_arn, lease_owner, lease_expires FROM executions "
+                        "WHERE lease_owner IS NOT NULL ORDER BY lease_owner, execution_arn")
         self.heartbeat = q("INSERT INTO workers (worker_id, host, pid, started, heartbeat) VALUES (?, ?, ?, ?, ?) "
                            "ON CONFLICT (worker_id) DO UPDATE SET heartbeat = excluded.heartbeat")
         self.workers = q("SELECT worker_id, host, pid, started, heartbeat FROM workers ORDER BY started")
@@ -627,6 +630,10 @@ class SqlStore:
         if r is None or r[0] is None:
             return None
         return r[0], self.dialect.read_time(r[1])
+
+    def list_leases(self) -> list[Lease]:
+        d = self.dialect
+        return [Lease(arn, owner, d.read_time(until)) for arn, owner, until in self._read(self.s.leases, ())]
 
     # -- workers ---------------------------------------------------------------------------------
     def heartbeat(self, info: WorkerInfo) -> None:

@@ -124,6 +124,16 @@ class WorkerInfo:
     heartbeat: datetime
 
 
+@dataclass(frozen=True)
+class Lease:
+    """An execution leased by a worker until `expires`, as `statelang workers` and the console
+    show it: which worker holds which execution right now."""
+
+    execution_arn: str
+    owner: str
+    expires: datetime
+
+
 class StoreUnavailableError(StatelangError, ValueError):
     """A database URL that no installed store answers."""
 
@@ -166,6 +176,7 @@ class Store(Protocol):
     def list_workers(self) -> list[WorkerInfo]: ...
     def forget_worker(self, worker_id: str) -> None: ...
     def lease_of(self, arn: str) -> tuple[str, datetime] | None: ...   # (owner, expires) if leased
+    def list_leases(self) -> list[Lease]: ...   # every lease held now, by owner then execution
 
     # tokens and activity tasks
     def get_token(self, token: str) -> dict | None: ...
@@ -372,6 +383,12 @@ class MemoryStore:
 
     def lease_of(self, arn):
         return self.leases.get(arn)
+
+    def list_leases(self):
+        with self.lock:
+            held = list(self.leases.items())
+        return sorted((Lease(arn, owner, until) for arn, (owner, until) in held),
+                      key=lambda lease: (lease.owner, lease.execution_arn))
 
     # workers
     def heartbeat(self, info):
