@@ -12,6 +12,8 @@ import json
 import uuid
 from datetime import datetime
 
+from statelang.interpreter.commands import TaskOutcome
+
 from .bus import EventBus
 from .targets import EventBridgeError
 
@@ -44,7 +46,7 @@ def _put_events(engine, run, fid: str, seq: int, spec: dict):
     args = spec["input"] if isinstance(spec["input"], dict) else {}
     entries = args.get("Entries")
     if not isinstance(entries, list):
-        return ("err", "States.Runtime", "The field 'Entries' is required by events:putEvents.")
+        return TaskOutcome.failed("States.Runtime", "The field 'Entries' is required by events:putEvents.")
     prepared = []
     for entry in entries:
         entry = dict(entry) if isinstance(entry, dict) else {}
@@ -56,10 +58,10 @@ def _put_events(engine, run, fid: str, seq: int, spec: dict):
     try:
         result = EventBus(engine).put_events(prepared, event_ids=ids)
     except EventBridgeError as exc:
-        return ("err", f"EventBridge.{exc.code}", exc.message)
+        return TaskOutcome.failed(f"EventBridge.{exc.code}", exc.message)
     if result["FailedEntryCount"]:
-        return ("err", "EventBridge.FailedEntry", json.dumps(result))
-    return ("ok", result)
+        return TaskOutcome.failed("EventBridge.FailedEntry", json.dumps(result))
+    return TaskOutcome.succeeded(result)
 
 
 def _millis(value) -> int | None:

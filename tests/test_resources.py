@@ -19,6 +19,7 @@ import json
 
 import pytest
 
+from statelang.interpreter.commands import OutcomeKind, TaskOutcome
 from statelang.language.errors import StatesError
 from statelang.runtime.resources import HandlerError, Resources, TaskContext, _arity, _function_name
 
@@ -33,8 +34,16 @@ def ctx(**kw) -> TaskContext:
     return TaskContext(**base)
 
 
+def brief(outcome: TaskOutcome) -> tuple:
+    """The outcome as a short tuple for assertions: ("ok", value) or ("err", error, cause)."""
+    if outcome.kind == OutcomeKind.SUCCEEDED:
+        return ("ok", outcome.value)
+    assert outcome.kind == OutcomeKind.FAILED, outcome
+    return ("err", outcome.error, outcome.cause)
+
+
 def invoke(res: Resources, kind: str, resource: str, input, **kw):
-    return res.invoke({"kind": kind, "resource": resource, "input": input}, ctx(**kw))
+    return brief(res.invoke({"kind": kind, "resource": resource, "input": input}, ctx(**kw)))
 
 
 def echo(event):
@@ -344,7 +353,7 @@ def test_handler_gets_a_copy_of_its_input():
         return event
 
     spec = {"kind": "lambda", "resource": "m", "input": original}
-    assert Resources({"m": mutate}).invoke(spec, ctx()) == ("ok", {"items": [1, 2, 3]})
+    assert brief(Resources({"m": mutate}).invoke(spec, ctx())) == ("ok", {"items": [1, 2, 3]})
     assert original == {"items": [1, 2]}
 
 

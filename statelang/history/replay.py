@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from statelang.interpreter.commands import TIMED_OUT, TaskOutcome
 from statelang.interpreter.step import ExecutionState
 from statelang.language import jsontext
 from statelang.runtime.clock import Clock
@@ -223,20 +224,20 @@ class RecordedTasks:
                                                  _token_payload(outcome)))
             if submitted is not None:
                 d = submitted.get("taskSubmittedEventDetails", {})
-                return ("submitted", json.loads(d["output"]) if d.get("output") else None)
+                return TaskOutcome.submitted(json.loads(d["output"]) if d.get("output") else None)
             if outcome is not None and outcome["type"].endswith("Failed"):
                 p = _token_payload(outcome)
-                return ("err", p["error"], p.get("cause"))
+                return TaskOutcome.failed(p["error"], p.get("cause"))
             return None
         if outcome["type"].endswith("TimedOut"):
-            return ("timeout",)
+            return TIMED_OUT
         p = _token_payload(outcome)
         if p["ok"]:
             value = p["output"]
             if spec["kind"] == "lambda_invoke" and isinstance(value, dict) and "Payload" in value:
                 value = value["Payload"]
-            return ("ok", value)
-        return ("err", p["error"], p.get("cause"))
+            return TaskOutcome.succeeded(value)
+        return TaskOutcome.failed(p["error"], p.get("cause"))
 
 
 def replay_engine(events: list[dict], handlers: dict | None = None, mode: str = "replay",

@@ -20,12 +20,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from statelang.interpreter.commands import (
+    TIMED_OUT,
     CancelFrame,
     ExecutionEnded,
     Invoke,
+    OutcomeKind,
     SettleFrame,
     StartMapRun,
     StartTimer,
+    TaskOutcome,
     TimerKind,
 )
 from statelang.interpreter.step import (
@@ -623,16 +626,17 @@ class Engine:
             if frame is not None and frame.seq == seq:
                 frame.data.pop("invoke", None)
                 run.touch(frame)
-            if outcome[0] == "timeout":
-                it.timer_fired(run, fid, "task_timeout", seq, now)
-            elif outcome[0] == "ok_whole":
-                it.task_result(run, fid, seq, True, outcome[1], None, now, whole=True)
-            elif outcome[0] == "submitted" or (spec.get("wait_for_token") and outcome[0] == "ok"):
-                it.task_submitted(run, fid, seq, outcome[1], now)
-            elif outcome[0] == "ok":
-                it.task_result(run, fid, seq, True, outcome[1], None, now)
+            if outcome.kind == OutcomeKind.TIMED_OUT:
+                it.timer_fired(run, fid, TimerKind.TASK_TIMEOUT, seq, now)
+            elif outcome.kind == OutcomeKind.RESPONSE:
+                it.task_result(run, fid, seq, True, outcome.value, None, now, whole=True)
+            elif outcome.kind == OutcomeKind.SUBMITTED or (spec.get("wait_for_token")
+                                                           and outcome.kind == OutcomeKind.SUCCEEDED):
+                it.task_submitted(run, fid, seq, outcome.value, now)
+            elif outcome.kind == OutcomeKind.SUCCEEDED:
+                it.task_result(run, fid, seq, True, outcome.value, None, now)
             else:
-                it.task_result(run, fid, seq, False, outcome[1], outcome[2], now)
+                it.task_result(run, fid, seq, False, outcome.error, outcome.cause, now)
         _fault("after_handler")
 
     def _invoke_all(self, run: ExecutionState, invokes: list[Invoke]) -> list:
@@ -677,12 +681,13 @@ class Engine:
         # timeout does: on a virtual clock a handler spends time by moving it (ctx.clock.advance).
         started = self.clock.now()
         outcome = self.resources.invoke(spec, ctx)
-        if outcome[0] == "ok" and ctx.extra.get("mocked_response"):
-            outcome = ("ok_whole", outcome[1])   # a mocked service response is the whole response
+        if outcome.kind == OutcomeKind.SUCCEEDED and ctx.extra.get("mocked_response"):
+            # a mocked service response is the service's whole response
+            outcome = TaskOutcome(OutcomeKind.RESPONSE, outcome.value)
         timeout = spec.get("timeout")
         if timeout and not spec.get("wait_for_token") and \
                 (self.clock.now() - started).total_seconds() > timeout:
-            return ("timeout",)
+            return TIMED_OUT
         return outcome
 
     # -- committing -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import uuid
 from datetime import UTC
 from typing import Any
 
+from statelang.interpreter.commands import TaskOutcome
 from statelang.runtime.storage import Message
 
 PREFIX = "arn:aws:states:::states:startExecution"
@@ -54,10 +55,10 @@ def _start_execution(engine, run, fid: str, seq: int, spec: dict):
     args = spec["input"] if isinstance(spec["input"], dict) else {}
     target = args.get("StateMachineArn")
     if not target:
-        return ("err", "States.Runtime", "The field 'StateMachineArn' is required by states:startExecution.")
+        return TaskOutcome.failed("States.Runtime", "The field 'StateMachineArn' is required by states:startExecution.")
     found = _definition_for(engine, target)
     if found is None:
-        return ("err", "StepFunctions.StateMachineDoesNotExistException",
+        return TaskOutcome.failed("StepFunctions.StateMachineDoesNotExistException",
                 f"State Machine Does Not Exist: '{target}' (Service: AWSStepFunctions; Status Code: 400; "
                 f"Error Code: StateMachineDoesNotExist)")
     definition, sm_arn = found
@@ -68,7 +69,7 @@ def _start_execution(engine, run, fid: str, seq: int, spec: dict):
         try:
             child_input = json.loads(child_input)
         except ValueError:
-            return ("err", "StepFunctions.InvalidExecutionInputException",
+            return TaskOutcome.failed("StepFunctions.InvalidExecutionInputException",
                     "Invalid execution input: the Input string is not JSON")
     # A name fixed by (parent, frame, wait): a crash's re-run or a replay names the child the same.
     digest = hashlib.sha1(f"{run.arn}#{fid}#{seq}".encode()).digest()
@@ -84,12 +85,12 @@ def _start_execution(engine, run, fid: str, seq: int, spec: dict):
                              role_arn=run.role_arn, extra={"parent": {
                                  "executionArn": run.arn, "frame": fid, "seq": seq, "mode": mode}})
     except ExecutionAlreadyExistsError:
-        return ("err", "StepFunctions.ExecutionAlreadyExistsException",
+        return TaskOutcome.failed("StepFunctions.ExecutionAlreadyExistsException",
                 f"Execution Already Exists: '{child_arn}'")
     started = {"ExecutionArn": child_arn, "StartDate": child.start.astimezone(UTC).isoformat()}
     if mode == "start":
-        return ("ok", started)
-    return ("submitted", started)
+        return TaskOutcome.succeeded(started)
+    return TaskOutcome.submitted(started)
 
 
 def describe(row: dict, mode: str) -> dict:

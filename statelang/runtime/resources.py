@@ -21,9 +21,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from statelang.interpreter.commands import TaskOutcome
 from statelang.language.errors import StatelangError, StatesError
 
-Outcome = tuple  # ("ok", value) | ("err", error, cause)
+Outcome = TaskOutcome
 
 
 @dataclass
@@ -233,9 +234,10 @@ class Resources:
             try:
                 payload = json.loads(payload)
             except ValueError as exc:
-                return ("err", "Lambda.InvalidRequestContentException",
-                        f"Could not parse request body into json: Could not parse payload into json: {exc} "
-                        f"(Service: Lambda, Status Code: 400, Request ID: {uuid.uuid4()})")
+                return TaskOutcome.failed(
+                    "Lambda.InvalidRequestContentException",
+                    f"Could not parse request body into json: Could not parse payload into json: {exc} "
+                    f"(Service: Lambda, Status Code: 400, Request ID: {uuid.uuid4()})")
         # The handler gets its own copy: whatever it mutates must not leak into the history.
         payload = json.loads(json.dumps(payload))
         try:
@@ -243,17 +245,17 @@ class Resources:
             if is_async or inspect.isawaitable(result):
                 result = _run_coroutine(result)
         except StatesError as exc:
-            return ("err", exc.error, exc.cause)
+            return TaskOutcome.failed(exc.error, exc.cause)
         except HandlerError as exc:
-            return ("err", exc.error, exc.cause)
+            return TaskOutcome.failed(exc.error, exc.cause)
         except Exception as exc:  # noqa: BLE001 - any handler failure is a task failure
-            return ("err",) + _lambda_error(exc, kind)
+            return TaskOutcome.failed(*_lambda_error(exc, kind))
         try:   # checked apart from the call: a TypeError the handler raised is the handler's own
             json.dumps(result)
         except (TypeError, ValueError) as exc:
-            return ("err", "States.Runtime",
-                    f"The handler for '{resource}' returned a value that is not JSON: {exc}")
-        return ("ok", result)
+            return TaskOutcome.failed("States.Runtime",
+                                      f"The handler for '{resource}' returned a value that is not JSON: {exc}")
+        return TaskOutcome.succeeded(result)
 
 
 def _arity(fn: Callable) -> int:
@@ -302,9 +304,11 @@ def _missing(kind: str, resource: str, args: Any, res: Resources) -> Outcome:
         fname = fname or "(no FunctionName)"
         arn = fname if fname.startswith("arn:") else \
             f"arn:aws:lambda:{res.region}:{res.account_id}:function:{_function_name(fname)}"
-        return ("err", "Lambda.ResourceNotFoundException",
-                f"Function not found: {arn} (Service: Lambda, Status Code: 404, "
+        return TaskOutcome.failed(
+            "Lambda.ResourceNotFoundException",
+            f"Function not found: {arn} (Service: Lambda, Status Code: 404, "
                 f"Request ID: 00000000-0000-0000-0000-000000000000). No handler is registered for "
                 f"'{fname}': pass handlers={{'{_function_name(fname)}': callable}}.")
-    return ("err", "States.Runtime",
-            f"No handler is registered for the resource '{resource}': pass handlers={{'{resource}': callable}}.")
+    return TaskOutcome.failed(
+        "States.Runtime",
+        f"No handler is registered for the resource '{resource}': pass handlers={{'{resource}': callable}}.")
