@@ -623,7 +623,8 @@ class SqlStore:
 
     def renew(self, arn: str, worker: str, until: datetime) -> bool:
         with self._write() as tx:
-            return tx.conn.execute(self.s.renew, (self.dialect.time(until), arn, worker)).rowcount == 1
+            done = tx.conn.execute(self.s.renew, (self.dialect.time(until), arn, worker))
+        return done.rowcount == 1   # read once committed: inside PostgreSQL's pipeline it is not known yet
 
     def lease_of(self, arn: str) -> tuple[str, datetime] | None:
         r = self._read(self.s.lease_of, (arn,), every=False)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import pytest
-
 from statelang import Engine
 from statelang.runtime.storage import Lease
 
@@ -62,14 +60,9 @@ def test_a_finished_execution_holds_no_lease(any_store):
     engine.close()
 
 
-def test_renew_answers_whether_the_lease_is_still_held(any_store, request):
+def test_renew_answers_whether_the_lease_is_still_held(any_store):
     """`renew` returns True when it extended the worker's lease: `LeaseKeeper` stops renewing on
     False, and `Engine._step` raises LeaseLost for a late step of a batch on False."""
-    if "postgres" in request.node.name:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "SqlStore.renew reads cursor.rowcount inside PostgreSQLDialect.transaction's pipeline, "
-            "where it is -1 until the pipeline syncs: renew always answers False on PostgreSQL "
-            "(the lease IS extended), so LeaseKeeper stops after its first renewal")))
     engine = Engine(db=any_store)
     (arn,) = _start(engine, 1)
     now = engine.clock.now()
