@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from statelang.handlers.hourbank.sandbox import HourBankSandbox
+from statelang.workflows.hourbank.sandbox import HourBankSandbox
 
 MEMBERS = 200
 

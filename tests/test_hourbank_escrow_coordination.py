@@ -12,7 +12,7 @@ import pytest
 
 from statelang.handlers.hourbank import ActionRejected
 from statelang.handlers.hourbank.models import Escrow
-from statelang.handlers.hourbank.sandbox import HourBankSandbox
+from statelang.workflows.hourbank.sandbox import HourBankSandbox
 
 STAGES = {
     "PROVIDER_RESPONSE": [],

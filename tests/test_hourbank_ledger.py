@@ -32,7 +32,7 @@ from statelang.handlers.hourbank.models import (
     TransactionLog,
     UserBalance,
 )
-from statelang.handlers.hourbank.sandbox import HourBankSandbox
+from statelang.workflows.hourbank.sandbox import HourBankSandbox
 
 USERS = ["u0", "u1", "u2", "u3"]
 RECORDED = ("hold", "settle", "resize", "freeze", "mint", "transfer")

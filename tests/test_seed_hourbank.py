@@ -19,8 +19,8 @@ from statelang.handlers.hourbank.models import (
     ReconciliationReport,
     UserBalance,
 )
-from statelang.handlers.hourbank.sandbox import HourBankSandbox
 from statelang.workflows.hourbank import WORKFLOWS, definition
+from statelang.workflows.hourbank.sandbox import HourBankSandbox
 
 HOUR = 3600
 DAY = 86400

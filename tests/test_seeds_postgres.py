@@ -38,7 +38,7 @@ def test_marketplace_booking_and_ccs_emergency_on_postgres(pg_url):
 
 
 def test_hourbank_request_on_postgres(pg_url):
-    from statelang.handlers.hourbank.sandbox import HourBankSandbox
+    from statelang.workflows.hourbank.sandbox import HourBankSandbox
     sb = HourBankSandbox(bank_db=pg_url, engine_db=pg_url)
     sb.add_member("alice", 10)
     sb.add_member("bob", 2, response_hours=4)
@@ -51,7 +51,7 @@ def test_hourbank_request_on_postgres(pg_url):
 
 
 def test_hourbank_escalation_policy_and_escrow_cancellation_on_postgres(pg_url):
-    from statelang.handlers.hourbank.sandbox import HourBankSandbox
+    from statelang.workflows.hourbank.sandbox import HourBankSandbox
     sb = HourBankSandbox(bank_db=pg_url, engine_db=pg_url)
     sb.add_member("alice", 10)
     sb.add_member("bob", 2, response_hours=4)

@@ -156,7 +156,7 @@ def _drain(s) -> None:
 
 
 def hourbank(flows: str, bank: str) -> list[dict]:
-    from statelang.handlers.hourbank.sandbox import HourBankSandbox
+    from statelang.workflows.hourbank.sandbox import HourBankSandbox
     sb = HourBankSandbox(bank_db=bank, engine_db=flows.replace(".db", "-hb-flows.db"))
     sb.add_member("alice", 10)
     sb.add_member("bob", 2, response_hours=4)

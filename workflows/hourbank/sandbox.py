@@ -1,5 +1,8 @@
 """HourBank wired to a statelang engine, for tests, benchmarks and local runs.
 
+It wires the HourBank handlers (`statelang.handlers.hourbank`) to HourBank's state machines, so it
+sits with the workflows, which are above the handlers.
+
 `drain()` runs everything runnable *now* without moving the virtual clock, so a test can answer
 a task token "within the deadline"; `advance(seconds)` moves the clock and runs what fell due;
 `finish()` lets the virtual clock jump to every remaining timer.
@@ -10,15 +13,14 @@ from __future__ import annotations
 import json
 
 import statelang
+from statelang.handlers.hourbank import handlers_for
+from statelang.handlers.hourbank.actions import HourBankActions
+from statelang.handlers.hourbank.db import Database
+from statelang.handlers.hourbank.handlers import HourBankHandlers
+from statelang.handlers.hourbank.ledger import Ledger
+from statelang.handlers.hourbank.models import CENTI, Service, ServiceRequest, User
 from statelang.handlers.services.sfn import sfn_handlers
 from statelang.workflows.hourbank import state_machines
-
-from . import handlers_for
-from .actions import HourBankActions
-from .db import Database
-from .handlers import HourBankHandlers
-from .ledger import Ledger
-from .models import CENTI, Service, ServiceRequest, User
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 
