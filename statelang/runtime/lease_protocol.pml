@@ -119,7 +119,7 @@ byte crashes = 0;        /* at most W - 1: one worker stays alive */
 
 active [W] proctype Worker()
 {
-    byte me = _pid + 1;  /* Engine.worker_id */
+    byte me = _pid + 1;  /* the engine's worker_id */
     byte base;           /* the checkpoint this step loaded (Engine._load) */
 
     {
