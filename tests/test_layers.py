@@ -1,31 +1,40 @@
 """The house's layering, checked on the tree as it installs (one import name, `statelang`).
 
 import-linter reads the contracts in `.importlinter`: inside the library language <- interpreter
-<- runtime <- history <- api; across the tree the library <- store <- eventbus <- handlers <-
-workflows <- server <- cli. Its graph library (grimp) walks the package's folder, and the
-repository's top-level folders join `statelang` only when installed (setuptools package-dir), so
-the check runs on the package installed into a scratch folder. Besides the contracts: no import
-circle between statelang's modules, at any depth.
+<- runtime <- history <- api; across the tree the library <- store, templates <- eventbus <-
+handlers <- workflows <- server <- cli, pytest plugin. Its graph library (grimp) walks the
+package's folder, and the repository's top-level folders join `statelang` only when installed
+(setuptools package-dir), so the check runs on the package installed into a scratch folder, from
+a copy of the sources. Besides the contracts: no import circle between statelang's modules, at
+any depth.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# Not copied: what a build leaves in the tree (setuptools builds in place and never empties build/lib,
+# so a module moved away would still install from there) and what the package does not ship.
+_NOT_SOURCES = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache",
+                                      ".hypothesis", "tests", "bench")
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("installed")
     build = tmp_path_factory.mktemp("build")
+    source = build / "source"
+    shutil.copytree(ROOT, source, ignore=_NOT_SOURCES)
     done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                           "--target", str(target), str(ROOT)], capture_output=True, text=True, cwd=build,
+                           "--target", str(target), str(source)], capture_output=True, text=True, cwd=build,
                           env={**_env(), "PIP_NO_INDEX": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
     return target
