@@ -10,7 +10,8 @@ Tables and how rows move through them:
 - ``executions``  one row per execution; AWS's fields as columns, anything else in ``extra``.
                   ``status`` goes RUNNING -> SUCCEEDED | FAILED | TIMED_OUT | ABORTED (and back to
                   RUNNING on a redrive). ``lease_owner``/``lease_expires``: the worker that
-                  claimed it and until when; a NULL or past ``lease_expires`` is a free lease.
+                  claimed it and until when; a NULL or past ``lease_expires`` is a free lease;
+                  ``claims`` counts claims since the last completed step.
 - ``events``      the history, append-only, keyed by (execution_id, event_id) packed into
                   one integer ``seq`` (see `event_seq`); the id is ``executions.id``.
 - ``frames``      the execution's checkpoint: one JSON row per live frame, replaced on change,
@@ -115,6 +116,9 @@ executions = Table(
     Column("extra", Json),
     Column("lease_owner", String(256)),
     Column("lease_expires", UTCDateTime),
+    # Claims since the execution last completed a step (a release): a step that keeps killing
+    # its worker process is claimed again and again, and quarantined past a bound.
+    Column("claims", Integer, nullable=False, server_default=text("0")),
     Index(None, "state_machine_arn", "start_date"),
     # Only the running ones: what recovery looks for across machines. Executions that finish in
     # the transaction that creates them never touch it.

@@ -127,7 +127,7 @@ def _untagged(raw: Any) -> Any:
 
 
 # -- the statements -----------------------------------------------------------------------------
-_EXECUTION_COLUMNS = [c.name for c in executions.columns if c.name not in ("lease_owner", "lease_expires")]
+_EXECUTION_COLUMNS = [c.name for c in executions.columns if c.name not in ("lease_owner", "lease_expires", "claims")]
 _EXECUTION_FIELDS = [(api, _EXECUTION_COLUMNS.index(col), col in _TIME_COLUMNS) for api, col in COLUMNS.items()]
 _EXTRA_AT = _EXECUTION_COLUMNS.index("extra")
 _MESSAGE_COLUMNS = "id, execution_arn, kind, due, frame_id, seq, payload"
@@ -175,7 +175,7 @@ class _Statements:
         self.delete_tokens = q(f"DELETE FROM tokens WHERE token {inl}")
         self.insert_tokens = q(f"INSERT INTO tokens ({_TOKEN_COLUMNS}, closed, queued) "
                                "VALUES (?, ?, ?, ?, ?, ?, ?, FALSE, ?)")
-        self.release = q("UPDATE executions SET lease_owner = NULL, lease_expires = NULL "
+        self.release = q("UPDATE executions SET lease_owner = NULL, lease_expires = NULL, claims = 0 "
                          "WHERE execution_arn = ? AND lease_owner = ?")
         self.due = q(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE execution_arn = ? AND due <= ? ORDER BY due, id")
         # A message naming no execution can never be claimed: counting it would make a virtual
@@ -195,7 +195,9 @@ class _Statements:
             "       OR e.lease_owner IN (SELECT worker_id FROM workers WHERE heartbeat <= ?)) "
             "ORDER BY f.due, (SELECT min(m.id) FROM messages AS m WHERE m.execution_arn = f.arn AND m.due = f.due) "
             f"LIMIT ?{' FOR UPDATE OF e' if d.for_update else ''}{d.skip_locked}")
-        self.lease = q(f"UPDATE executions SET lease_owner = ?, lease_expires = ? WHERE execution_arn {inl}")
+        self.lease = q(f"UPDATE executions SET lease_owner = ?, lease_expires = ?, claims = claims + 1 "
+                       f"WHERE execution_arn {inl}")
+        self.claims = q("SELECT claims FROM executions WHERE execution_arn = ?")
         # The fence of a commit and a renewal alike: the lease is extended only if still ours.
         self.renew = q("UPDATE executions SET lease_expires = ? WHERE execution_arn = ? AND lease_owner = ?")
         self.lease_of = q("SELECT lease_owner, lease_expires FROM executions WHERE execution_arn = ?")
@@ -625,6 +627,10 @@ class SqlStore:
         with self._write() as tx:
             done = tx.conn.execute(self.s.renew, (self.dialect.time(until), arn, worker))
         return done.rowcount == 1   # read once committed: inside PostgreSQL's pipeline it is not known yet
+
+    def claim_count(self, arn: str) -> int:
+        r = self._read(self.s.claims, (arn,), every=False)
+        return 0 if r is None else r[0]
 
     def lease_of(self, arn: str) -> tuple[str, datetime] | None:
         r = self._read(self.s.lease_of, (arn,), every=False)

@@ -75,3 +75,49 @@ def test_an_unexpected_error_outside_the_interpreter_is_contained(tmp_path):
     assert described["error"] == "States.Runtime"
     assert "RuntimeError: boom" in described["cause"] and "'M'" in described["cause"]
     engine.close()
+
+
+KILLER_MODULE = """
+import os
+
+def Exit(event):
+    os._exit(1)   # the worker process dies inside the step, as in a segfault
+"""
+
+
+def test_a_step_that_keeps_killing_its_worker_is_quarantined(tmp_path):
+    """Real `statelang worker --once` processes, each killed by the handler inside the step:
+    after `max_claims` (5) claims the next worker fails the execution visibly instead of dying
+    on it too, and goes on with the healthy one."""
+    import json
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    (tmp_path / "killer.py").write_text(KILLER_MODULE)
+    db = f"sqlite:///{tmp_path}/k.db"
+    engine = Engine(db=db)
+    client = engine.client()
+    killer = {"StartAt": "T", "States": {"T": {"Type": "Task", "End": True,
+                                               "Resource": "arn:aws:lambda:us-east-1:123456789012:function:Exit"}}}
+    sm = client.create_state_machine(name="k", definition=json.dumps(killer),
+                                     roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+    arn = client.start_execution(stateMachineArn=sm, name="k1")["executionArn"]
+    ok = client.create_state_machine(name="ok", definition=json.dumps({"StartAt": "P", "States": {
+        "P": {"Type": "Pass", "End": True}}}), roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+    healthy = client.start_execution(stateMachineArn=ok, name="ok1")["executionArn"]
+    exe = Path(sys.executable).with_name("statelang")
+    codes = []
+    for _ in range(10):
+        done = subprocess.run([str(exe), "worker", "--once", "--db", db, "--lease-seconds", "1",
+                               "--handlers", "killer"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        codes.append(done.returncode)
+        if done.returncode == 0:
+            break
+        time.sleep(1.1)   # the dead worker's lease runs out (real processes on the real clock)
+    assert codes == [1, 1, 1, 1, 1, 0], codes
+    row = engine.store.get_execution(arn)
+    assert row["status"] == "FAILED" and row["error"] == "States.Runtime"
+    assert "quarantined" in row["cause"] and "claimed 6 times" in row["cause"]
+    assert client.describe_execution(executionArn=healthy)["status"] == "SUCCEEDED"
+    engine.close()

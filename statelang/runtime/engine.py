@@ -174,7 +174,8 @@ class Engine:
         self.claim_batch = 16             # executions leased by one claim
         # A worker silent for this long (no heartbeat) is dead: its leases are free at once.
         self.takeover_seconds = 3 * HEARTBEAT_SECONDS
-        self.metrics = {"claims": 0, "fenced": 0, "poisoned": 0, "renewals": 0}
+        self.metrics = {"claims": 0, "fenced": 0, "poisoned": 0, "quarantined": 0, "renewals": 0}
+        self.max_claims = 5   # claims of one step that never completes before it is quarantined
         self._claimed_at: dict[str, datetime] = {}
         self._last_beat: datetime | None = None
         self._heartbeating = False
@@ -458,6 +459,11 @@ class Engine:
             if not self.store.renew(arn, self.worker_id, now + timedelta(seconds=self.lease_seconds)):
                 raise LeaseLost(arn, self.worker_id)
         run = self._load(arn)
+        if claimed is not None and run is not None and run.status == "RUNNING":
+            claims = self.store.claim_count(arn)
+            if claims > self.max_claims:
+                self._quarantine(run, claims)
+                return
         msgs = self.store.due_messages(arn, now)
         if run is None or run.status != "RUNNING":
             if msgs:
@@ -491,6 +497,20 @@ class Engine:
         finally:
             if not run.released:
                 self.store.release(arn, self.worker_id)
+
+    def _quarantine(self, run: ExecutionState, claims: int) -> None:
+        """A step claimed again and again without ever completing kills its worker process (a
+        handler that exits, a crash in native code): the execution fails, visibly, instead of
+        taking down worker after worker."""
+        self.metrics["quarantined"] += 1
+        log.error("execution %s: claimed %d times without completing a step; quarantined", run.arn, claims)
+        consumed = [m.id for m in self.store.due_messages(run.arn, self.clock.now())]
+        run.commands.clear()
+        run.runnable.clear()
+        self.interpreter.fail_execution(run, "States.Runtime", (
+            f"The execution was quarantined: it was claimed {claims} times and its step never completed "
+            f"(the worker running it died each time)."), self.clock.now())
+        self._flush(run, consumed)
 
     def _poisoned(self, arn: str, exc: Exception) -> None:
         """Fail an execution whose step raised what nothing expected, from its last checkpoint:

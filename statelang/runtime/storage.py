@@ -176,6 +176,7 @@ class Store(Protocol):
     def list_workers(self) -> list[WorkerInfo]: ...
     def forget_worker(self, worker_id: str) -> None: ...
     def lease_of(self, arn: str) -> tuple[str, datetime] | None: ...   # (owner, expires) if leased
+    def claim_count(self, arn: str) -> int: ...   # claims since the execution last completed a step
     def list_leases(self) -> list[Lease]: ...   # every lease held now, by owner then execution
 
     # tokens and activity tasks
@@ -199,6 +200,7 @@ class MemoryStore:
         self.tokens: dict[str, dict] = {}
         self.activity_queue: dict[str, list[str]] = {}
         self.leases: dict[str, tuple[str, datetime]] = {}
+        self.claims: dict[str, int] = {}
         self.workers: dict[str, WorkerInfo] = {}
         self.lock = threading.RLock()
 
@@ -300,6 +302,7 @@ class MemoryStore:
                 self.add_message(m)
             if commit.release and self.leases.get(arn, ("",))[0] == commit.release:
                 del self.leases[arn]
+                self.claims.pop(arn, None)
             for t in commit.add_tokens:
                 self.tokens[t["token"]] = dict(t, closed=False)
                 if t.get("activity_arn"):
@@ -364,6 +367,7 @@ class MemoryStore:
                 if held is not None and held[1] > now and held[0] not in dead:
                     continue
                 self.leases[arn] = (worker, until)
+                self.claims[arn] = self.claims.get(arn, 0) + 1
                 out.append(arn)
             return out
 
@@ -380,6 +384,10 @@ class MemoryStore:
             held = self.leases.get(arn)
             if held is not None and held[0] == worker:
                 del self.leases[arn]
+                self.claims.pop(arn, None)
+
+    def claim_count(self, arn):
+        return self.claims.get(arn, 0)
 
     def lease_of(self, arn):
         return self.leases.get(arn)

@@ -1,4 +1,5 @@
-"""Live workers and their heartbeats (a dead worker's leases are taken over at once).
+"""Live workers and their heartbeats (a dead worker's leases are taken over at once), and the
+claims of an execution since its last completed step (poison that kills workers is quarantined).
 
 Revision ID: 0004
 Revises: 0003
@@ -19,6 +20,8 @@ TIME = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    # A plain ADD COLUMN (SQLite has it): a batch rebuild of executions would cascade to events.
+    op.add_column("executions", sa.Column("claims", sa.Integer(), nullable=False, server_default=sa.text("0")))
     op.create_table(
         "workers",
         sa.Column("worker_id", sa.String(256), primary_key=True),
@@ -31,3 +34,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("workers")
+    op.drop_column("executions", "claims")
