@@ -125,6 +125,15 @@ def test_without_the_fence_spin_finds_a_commit_by_a_writer_whose_lease_was_taken
     assert "assertion violated  !(taken[me])" in verdict.output
 
 
+def test_without_the_kick_a_crash_strands_the_execution(tmp_path):
+    """Without the message Engine._flush adds for the invocations a commit leaves in flight, a
+    worker killed while they run leaves a lease nobody renews on an execution nothing makes due:
+    spin finds the cycle in which it never completes. With no crash it still completes."""
+    verdict = check(tmp_path, "NO_KICK", "BEAT_IN_STEP", liveness=True)
+    assert verdict.errors >= 1 and "acceptance cycle" in verdict.output, verdict.output
+    assert check(tmp_path, "NO_KICK", "BEAT_IN_STEP", "FAULTS=0", liveness=True).errors == 0
+
+
 @pytest.mark.parametrize("variant", [
     pytest.param("STOP_WRITER", marks=pytest.mark.xfail(strict=True, reason=(
         "Engine.stop_execution runs process(arn) without a claim, so its ExecutionAborted commit "

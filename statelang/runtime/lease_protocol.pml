@@ -36,6 +36,8 @@
  *                its commit carries fence=None and lands beside the lease holder's.
  *   POISON       `Engine._poisoned` as implemented: it reloads the execution (lease_holder
  *                None) and commits States.Runtime unfenced, even after its lease was taken.
+ *   NO_KICK      no `run.kick` with the invocations a commit leaves in flight: a worker that
+ *                dies while they run strands the execution (the progress check fails).
  *   CHECK=1|2    keep only property (1) or (2), so that each is shown failing on its own.
  *
  * Sizes: W workers (2 or 3), N steps, FAULTS crashes and stalls in all (crashes < W).
@@ -57,6 +59,12 @@
 #define NONE  0
 #define LATER 1          /* added by a commit, due when its time comes (Clock) */
 #define DUE   2          /* due now: the execution can be claimed */
+
+#ifdef NO_KICK
+#define KICK NONE        /* the variant without Engine._flush's safety-net message */
+#else
+#define KICK LATER
+#endif
 
 /* where a worker is */
 #define IDLE  0          /* Engine._serve between rounds: writes heartbeats, claims */
@@ -209,12 +217,12 @@ step_loop:
                    done = true; msg = NONE; RELEASE; goto pass_end
                :: else ->
                    /* the commit consumes the message it applied (or the previous kick) and adds
-                    * one for what comes next: `run.kick` for invocations now in flight, due
-                    * after `_kick_seconds()`, or the timer / token the execution waits for */
-                   msg = LATER;
+                    * one for what comes next */
                    if
-                   :: skip                      /* handlers in flight: the pass goes on, lease kept */
-                   :: RELEASE; goto pass_end    /* the execution waits: commit.release */
+                   :: msg = KICK                /* handlers in flight: Engine._flush adds `run.kick`,
+                                                 * due after `_kick_seconds()`; the pass goes on */
+                   :: msg = LATER;              /* the execution waits for a timer or a token: */
+                      RELEASE; goto pass_end    /* commit.release, the pass ends */
                    fi
                fi
            };
