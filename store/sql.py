@@ -16,6 +16,7 @@ locking (``FOR UPDATE SKIP LOCKED``) instead of queueing behind it.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,6 +51,22 @@ _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 class StoreError(StoreFault):
     """The database cannot be used: unreachable, locked past the busy timeout, corrupt, or from
     a newer statelang. The message names the database; nothing committed before is lost."""
+
+
+class StoreGone(StoreError):
+    """The SQLite file this store opened is no longer the file at its path (deleted, replaced).
+    Not transient: a worker stops on it rather than backing off."""
+
+    transient = False
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path`, None if there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 # AWS field name -> column. Any other key of an execution row lives in the `extra` JSON column.
@@ -243,6 +260,9 @@ class SqlStore:
         self._shared_lock = threading.RLock()   # only for a dialect with one shared connection
         self._ids: dict[str, int] = {}
         self._update_sql: dict[tuple[str, ...], str] = {}
+        database = engine.url.database
+        self._file = database if engine.dialect.name == "sqlite" and database and database != ":memory:" else None
+        self._file_id = _file_id(self._file) if self._file else None
 
     def __repr__(self) -> str:
         return f"<SqlStore {self.name}>"
@@ -313,6 +333,10 @@ class SqlStore:
     @contextmanager
     def _write(self) -> Iterator[_Tx]:
         """One write transaction: all of it commits, or none of it."""
+        if self._file_id is not None and _file_id(self._file) != self._file_id:
+            # Writing on would land in an unlinked file, lost at the last close: stop instead.
+            raise StoreGone(f"{self.name}: the database file was deleted or replaced while in use; "
+                            f"nothing more is written to it (restart against the file that should be there)")
         conn = self._checkout()
         tx = _Tx(conn)
         failed = True

@@ -121,3 +121,48 @@ def test_a_step_that_keeps_killing_its_worker_is_quarantined(tmp_path):
     assert "quarantined" in row["cause"] and "claimed 6 times" in row["cause"]
     assert client.describe_execution(executionArn=healthy)["status"] == "SUCCEEDED"
     engine.close()
+
+
+def test_a_database_file_deleted_under_a_worker_stops_it_with_a_clear_message(tmp_path):
+    """Writes would go on into the unlinked file and be lost at its last close: the store refuses
+    them, naming the file, and the worker stops instead of backing off forever."""
+    from statelang.store.sql import StoreGone
+    db_file = tmp_path / "gone.db"
+    engine = Engine(db=f"sqlite:///{db_file}", clock=VirtualClock())
+    client = engine.client()
+    import json
+    sm = client.create_state_machine(name="p", definition=json.dumps(
+        {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+    db_file.unlink()
+    with pytest.raises(StoreGone, match="deleted or replaced"):
+        client.start_execution(stateMachineArn=sm)
+    with pytest.raises(StoreGone):
+        engine.serve_forever(0.01)       # stops at once: no backing off on a file that is gone
+    engine.close()
+
+
+def test_the_worker_command_says_so_and_exits(tmp_path):
+    import subprocess
+    import sys
+    import threading
+    from pathlib import Path
+    db_file = tmp_path / "w.db"
+    Engine(db=f"sqlite:///{db_file}").close()
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("statelang")), "worker", "--db",
+                             f"sqlite:///{db_file}", "--poll", "0.05"], stderr=subprocess.PIPE, text=True)
+    started = threading.Event()
+    lines: list[str] = []
+
+    def read():
+        for line in proc.stderr:
+            lines.append(line)
+            started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert started.wait(30)
+    db_file.unlink()
+    assert proc.wait(timeout=30) == 2   # the command line's exit status for an error it names
+    reader.join(5)
+    assert any("deleted or replaced" in line for line in lines), lines

@@ -52,12 +52,11 @@ class StatelangGroup(click.Group):
         return cmd
 
     def invoke(self, ctx):
+        from statelang.runtime.storage import StoreFault
         try:
             return super().invoke(ctx)
-        except Exception as exc:
-            if type(exc).__name__ == "StoreError":
-                raise UserError(str(exc)) from None
-            raise
+        except StoreFault as exc:   # the database cannot be used: its message names it
+            raise UserError(str(exc)) from None
 
 
 @click.group(cls=StatelangGroup)
@@ -248,7 +247,9 @@ def task_heartbeat(token, db):
               help="How long a claimed execution stays this worker's without a renewal.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True,
               help="Task handlers run at once (threads).")
-def worker(db, handlers, poll, once, lease_seconds, concurrency):
+@click.option("--metrics-seconds", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Print the worker's counters (claims, fenced, poisoned, renewals) this often; 0: never.")
+def worker(db, handlers, poll, once, lease_seconds, concurrency, metrics_seconds):
     """Run executions, fire due timers and event-bus schedules until stopped (Ctrl-C)."""
     from statelang.eventbus.schedules import attach
     engine = open_engine(db, handlers)
@@ -260,10 +261,72 @@ def worker(db, handlers, poll, once, lease_seconds, concurrency):
         click.echo(f"{n} execution steps")
         return
     click.echo(f"worker {engine.worker_id} on {db or 'default database'}; Ctrl-C to stop", err=True)
+    if metrics_seconds > 0:
+        _report_metrics(engine, metrics_seconds)
     try:
         engine.serve_forever(poll)
     except KeyboardInterrupt:
         engine.shutdown()
+
+
+def _report_metrics(engine, every: float) -> None:
+    """A line on stderr every `every` seconds with the worker's counters (claims, fenced commits,
+    poisoned executions, lease renewals), so that a fleet's logs show how it fares."""
+    import threading
+    import time
+
+    def report() -> None:   # a daemon thread: it ends with the worker process
+        while True:
+            time.sleep(every)
+            counts = " ".join(f"{k}={v}" for k, v in sorted(engine.metrics.items()))
+            click.echo(f"worker {engine.worker_id} metrics: {counts}", err=True)
+
+    threading.Thread(target=report, name="statelang-metrics", daemon=True).start()
+
+
+@main.command()
+@DB_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print workers and leases as JSON.")
+def workers(db, as_json):
+    """Workers that heartbeat into the database, the executions each holds a lease on, and how
+    long ago each was last heard from. A worker silent longer than the takeover time is shown
+    STALE: its leases are free to any live worker."""
+    from datetime import UTC
+    engine = open_engine(db)
+    now = datetime.now(UTC)
+    takeover = engine.takeover_seconds
+    leases: dict[str, list] = {}
+    for lease in engine.store.list_leases():
+        leases.setdefault(lease.owner, []).append(lease)
+    out = []
+    for w in engine.store.list_workers():
+        age = (now - w.heartbeat).total_seconds()
+        out.append({"workerId": w.worker_id, "host": w.host, "pid": w.pid, "started": w.started,
+                    "lastHeartbeat": w.heartbeat, "ageSeconds": round(age, 1),
+                    "state": "LIVE" if age < takeover else "STALE",
+                    "leases": [{"executionArn": x.execution_arn, "expires": x.expires}
+                               for x in leases.pop(w.worker_id, [])]})
+    # Leases of engines that do not heartbeat (`worker --once`, a server's own engine).
+    for owner, held in sorted(leases.items()):
+        out.append({"workerId": owner, "host": None, "pid": None, "started": None, "lastHeartbeat": None,
+                    "ageSeconds": None, "state": "NO HEARTBEAT",
+                    "leases": [{"executionArn": x.execution_arn, "expires": x.expires} for x in held]})
+    engine.close()
+    if as_json:
+        echo_json({"takeoverSeconds": takeover, "workers": out})
+        return
+    if not out:
+        click.echo("no workers")
+        return
+    click.echo(f"{'WORKER':<18} {'STATE':<12} {'HOST':<16} {'PID':>7} {'STARTED':<19} {'HEARTBEAT':<19} "
+               f"{'AGE':>6} LEASES")
+    for w in out:
+        age = "" if w["ageSeconds"] is None else f"{w['ageSeconds']:.1f}s"
+        click.echo(f"{w['workerId']:<18} {w['state']:<12} {w['host'] or '':<16} {w['pid'] or '':>7} "
+                   f"{_fmt_time(w['started']):<19} {_fmt_time(w['lastHeartbeat']):<19} {age:>6} "
+                   f"{len(w['leases'])}")
+        for x in w["leases"]:
+            click.echo(f"    {x['executionArn']}  until {_fmt_time(x['expires'])}")
 
 
 @main.command("test-state")

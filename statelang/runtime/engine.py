@@ -328,6 +328,9 @@ class Engine:
                     self._beat(started)
                 steps = self.run_until_idle()
             except StoreFault as exc:
+                if not exc.transient:
+                    log.error("worker %s stops: %s", self.worker_id, exc)
+                    raise
                 # The database failed (restarting, locked, full): nothing of any execution is
                 # lost, so wait and try again, longer each time up to MAX_BACKOFF seconds.
                 backoff = min(MAX_BACKOFF, backoff * 2 or 0.1)

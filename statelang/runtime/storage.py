@@ -99,7 +99,10 @@ class ExecutionAlreadyExistsError(StatelangError):
 
 class StoreFault(StatelangError):
     """The database itself failed (unreachable, locked, full, gone): not the fault of any one
-    execution. The engine lets it reach the worker's loop, which backs off and tries again."""
+    execution. The engine lets it reach the worker's loop, which backs off and tries again while
+    the fault is `transient`, and stops otherwise (a database file deleted under it)."""
+
+    transient = True
 
 
 class LeaseLost(StatelangError):
