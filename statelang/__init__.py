@@ -16,7 +16,7 @@ _EXPORTS = {
     "run": "statelang.runtime.run", "Execution": "statelang.runtime.run",
     "validate": "statelang.language.validation",
     "replay": "statelang.history.replay", "ReplayResult": "statelang.history.replay",
-    "Divergence": "statelang.history.replay",
+    "Divergence": "statelang.history.recorded",
     "Engine": "statelang.api.engine",
     "StatelangError": "statelang.language.errors", "StatesError": "statelang.language.errors",
     "DefinitionError": "statelang.language.errors",

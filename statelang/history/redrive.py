@@ -1,10 +1,11 @@
 """Redrive (AWS RedriveExecution) and fork: continue an execution from its stored history.
 
-Both fast-forward a `ReplayEngine` over the recorded history: every step that succeeded is
-reproduced from its recorded result (no handler runs again), and the run stops where the record
-says the execution broke — the task whose failure ended it, the tasks that never finished. That
-live state (frames, pending tasks, timers) becomes the execution's new checkpoint. This is why only
-the failed Map iterations and Parallel branches run again: the others are answered from the record.
+Both fast-forward a replay engine (`statelang.history.recorded`) over the recorded history: every
+step that succeeded is reproduced from its recorded result (no handler runs again), and the run
+stops where the record says the execution broke — the task whose failure ended it, the tasks that
+never finished. That live state (frames, pending tasks, timers) becomes the execution's new
+checkpoint. This is why only the failed Map iterations and Parallel branches run again: the others
+are answered from the record.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from statelang.history.replay import RecordedTasks, ReplayClock, compare, normalize_events, replay_engine
+from statelang.history.recorded import RecordedTasks, ReplayClock, compare, normalize_events, replay_engine
 from statelang.interpreter.step import TASK, ExecutionState
 from statelang.runtime.engine import Engine
 from statelang.runtime.storage import Commit, Message
