@@ -201,7 +201,13 @@ class Console:
         except ValueError as exc:
             svg = f"<p>cannot draw this definition: {exc}</p>"
         return {"execution": desc, "events": events, "svg": svg, "marks": marks,
-                "tokens": self.open_tokens(arn) if desc["status"] == "RUNNING" else []}
+                "tokens": self.open_tokens(arn) if desc["status"] == "RUNNING" else [],
+                "lease": self.lease(arn) if desc["status"] == "RUNNING" else None}
+
+    def lease(self, arn: str) -> dict | None:
+        """The worker running the execution now (its lease), None when no worker holds it."""
+        held = self.engine.store.lease_of(arn)
+        return None if held is None else {"owner": held[0], "expires": held[1]}
 
     def graph(self, query: dict) -> dict:
         desc = self.client.describe_state_machine(stateMachineArn=member(query, "arn"))

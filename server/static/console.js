@@ -96,7 +96,8 @@ async function executionPage(arn) {
   const data = await get("execution?arn=" + encodeURIComponent(arn));
   const x = data.execution;
   const running = x.status === "RUNNING";
-  const key = [arn, x.status, data.events.length, data.tokens.map((t) => t.token).join()].join("|");
+  const key = [arn, x.status, data.events.length, data.tokens.map((t) => t.token).join(),
+    data.lease ? data.lease.owner : ""].join("|");
   if (key === shown) { if (running) timer = setTimeout(route, 1000); return; }
   shown = key;
   const tokens = data.tokens.map((t, i) => `<div class="token" data-token="${esc(t.token)}">
@@ -109,7 +110,9 @@ async function executionPage(arn) {
       <span>State machine</span><code>${esc(x.stateMachineArn)}</code>
       <span>Started</span><span>${when(x.startDate)}</span><span>Stopped</span><span>${when(x.stopDate)}</span>
       ${x.error ? `<span>Error</span><span id="error">${esc(x.error)}: ${esc(x.cause)}</span>` : ""}
-      <span>Redrives</span><span>${x.redriveCount || 0}</span></div>
+      <span>Redrives</span><span>${x.redriveCount || 0}</span>
+      ${running ? `<span>Worker</span><span id="lease">${data.lease ? `<code>${esc(data.lease.owner)}</code>
+        <span class="muted">lease until ${when(data.lease.expires)}</span>` : '<span class="muted">none (waiting)</span>'}</span>` : ""}</div>
     <div class="toolbar">
       ${running ? '<button class="danger" id="stop">Stop</button>' : ""}
       ${x.redriveStatus === "REDRIVABLE" ? '<button id="redrive">Redrive</button>' : ""}
