@@ -80,7 +80,7 @@ bool taken[W + 1];       /* the lease this worker claimed was claimed by another
 byte msg = DUE;          /* the message `Engine.start` adds: the execution is due at once */
 byte checkpoint = 0;     /* steps committed: frames + next_event_id of the last commit */
 bool done = false;       /* executions.status != RUNNING */
-byte commits[N + 1];       /* how often step s was committed (property 1) */
+byte commits[N + 1];     /* how often step s was committed (property 1) */
 bool stale[W + 1];       /* workers.heartbeat <= now - takeover_seconds */
 
 /* ---- the workers ---- */
