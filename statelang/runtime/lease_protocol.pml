@@ -36,6 +36,8 @@
  *                its commit carries fence=None and lands beside the lease holder's.
  *   POISON       `Engine._poisoned` as implemented: it reloads the execution (lease_holder
  *                None) and commits States.Runtime unfenced, even after its lease was taken.
+ *                (`Engine._quarantine` is called before `_step` sets run.lease_holder: its
+ *                commit is unfenced in the same way.)
  *   NO_KICK      no `run.kick` with the invocations a commit leaves in flight: a worker that
  *                dies while they run strands the execution (the progress check fails).
  *   CHECK=1|2    keep only property (1) or (2), so that each is shown failing on its own.
