@@ -19,7 +19,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
 
 from .dialects import describe
-from .sql import SqlStore, StoreError, json_dumps
+from .jsoncolumns import json_dumps
+from .sql import SqlStore, StoreError
 
 __all__ = ["open_store", "SqlStore", "StoreError"]
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from statelang.language.jsontext import loads
 
-from .sql import json_dumps
+from .jsoncolumns import json_dumps
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

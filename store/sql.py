@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from statelang.language.jsontext import encoder, loads
 from statelang.runtime.storage import (
     Commit,
     ExecutionAlreadyExistsError,
@@ -36,12 +35,12 @@ from statelang.runtime.storage import (
     resolve_record_writes,
 )
 
+from .dialects import Dialect, for_engine
+from .jsoncolumns import tag, untagged
 from .schema import EVENTS_PER_EXECUTION, event_seq, executions
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
-
-    from .dialects import Dialect
 
 
 # A heartbeat no worker can have: with no `stale_before`, no lease counts as its owner's last.
@@ -81,66 +80,6 @@ _EVENT_KEYS = ("timestamp", "type", "id", "previousEventId")
 _TIMER_KINDS = ("wait", "retry", "task_timeout", "heartbeat")
 _TOKEN_KEYS = ("token", "execution_arn", "frame_id", "seq", "activity_arn", "input", "state")
 _ID_CACHE = 100_000   # execution ids remembered (an ARN's id never changes: rows are never deleted)
-
-
-# -- JSON ---------------------------------------------------------------------------------------
-# Records and execution extras carry datetimes (creationDate, redriveDate, ...): they are stored
-# tagged as {"$datetime": iso} so that what is read back compares equal to what was put, and a
-# dict of the caller's that would read as a tag is wrapped in {"$literal": ...}. Frames, message
-# payloads and event details hold the execution's own JSON and are stored as they are.
-
-_TAGS = ("$datetime", "$literal")
-
-
-def tag(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return {"$datetime": value.isoformat()}
-    if isinstance(value, dict):
-        out = {k: tag(v) for k, v in value.items()}
-        return {"$literal": out} if len(value) == 1 and next(iter(value)) in _TAGS else out
-    if isinstance(value, list | tuple):
-        return [tag(v) for v in value]
-    return value
-
-
-def untag(value: Any) -> Any:
-    if isinstance(value, dict):
-        if len(value) == 1:
-            ((k, v),) = value.items()
-            if k == "$datetime" and isinstance(v, str):
-                return datetime.fromisoformat(v)
-            if k == "$literal" and isinstance(v, dict):
-                return {kk: untag(vv) for kk, vv in v.items()}
-        return {k: untag(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [untag(v) for v in value]
-    return value
-
-
-def _default(value: Any) -> Any:
-    """A datetime that strays into a frame or payload is written as ISO text rather than failing
-    the commit (the in-memory store would have kept it as is)."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, set | frozenset):
-        return sorted(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-# The text of every JSON column (see statelang.jsontext: orjson where it writes what json would).
-json_dumps = encoder(default=_default, check_circular=True)
-
-
-def _untagged(raw: Any) -> Any:
-    """A tagged JSON column's value from its stored form (SQLite's text, or the value psycopg
-    decoded). On text the walk that undoes the tags is skipped when the text holds none (records
-    and execution extras seldom do, and the walk costs more than the parse)."""
-    if raw is None:
-        return None
-    if isinstance(raw, str):
-        value = loads(raw)
-        return untag(value) if '"$datetime"' in raw or '"$literal"' in raw else value
-    return untag(raw)
 
 
 # -- the statements -----------------------------------------------------------------------------
@@ -215,6 +154,11 @@ class _Statements:
         self.lease = q(f"UPDATE executions SET lease_owner = ?, lease_expires = ?, claims = claims + 1 "
                        f"WHERE execution_arn {inl}")
         self.claims = q("SELECT claims FROM executions WHERE execution_arn = ?")
+        # One named execution, if its lease is free, already ours, or its owner's heartbeat stale.
+        self.claim_one = q("UPDATE executions SET lease_owner = ?, lease_expires = ?, claims = claims + 1 "
+                           "WHERE execution_arn = ? AND (lease_owner = ? OR lease_expires IS NULL "
+                           "OR lease_expires <= ? OR lease_owner IN (SELECT worker_id FROM workers "
+                           "WHERE heartbeat <= ?))")
         # The fence of a commit and a renewal alike: the lease is extended only if still ours.
         self.renew = q("UPDATE executions SET lease_expires = ? WHERE execution_arn = ? AND lease_owner = ?")
         self.lease_of = q("SELECT lease_owner, lease_expires FROM executions WHERE execution_arn = ?")
@@ -250,7 +194,6 @@ class SqlStore:
     for Alembic and for tools; the store holds those connections itself and reuses them."""
 
     def __init__(self, engine: Engine, name: str, dialect: Dialect | None = None):
-        from .dialects import for_engine
         self.engine = engine
         self.name = name   # the URL without its password, for error messages
         self.dialect = dialect or for_engine(engine)
@@ -371,10 +314,10 @@ class SqlStore:
 
     def get_record(self, kind: str, arn: str) -> dict | None:
         r = self._read(self.s.record, (kind, arn), every=False)
-        return None if r is None else _untagged(r[0])
+        return None if r is None else untagged(r[0])
 
     def list_records(self, kind: str) -> list[dict]:
-        return [_untagged(b) for (b,) in self._read(self.s.records, (kind,))]
+        return [untagged(b) for (b,) in self._read(self.s.records, (kind,))]
 
     def delete_record(self, kind: str, arn: str) -> None:
         with self._write() as tx:
@@ -388,7 +331,7 @@ class SqlStore:
         with self._write() as tx:
             def read(kind: str, arn: str) -> dict | None:
                 found = tx.conn.execute(self.s.record_locked, (kind, arn)).fetchall()
-                return _untagged(found[0][0]) if found else None
+                return untagged(found[0][0]) if found else None
 
             final = resolve_record_writes(list(writes), read)
             if final is None:
@@ -432,7 +375,7 @@ class SqlStore:
     def _execution_row(self, r: tuple) -> dict:
         read_time = self.dialect.read_time
         out = {api: read_time(r[i]) if is_time else r[i] for api, i, is_time in _EXECUTION_FIELDS}
-        extra = _untagged(r[_EXTRA_AT])
+        extra = untagged(r[_EXTRA_AT])
         if extra:
             out.update(extra)
         return out
@@ -588,7 +531,7 @@ class SqlStore:
         xid = self._execution_id(tx, arn, "")
         if extra:
             old = tx.conn.execute(self.s.extra, (xid,)).fetchone()
-            before = _untagged(old[0]) if old is not None else None
+            before = untagged(old[0]) if old is not None else None
             values["extra"] = tag({**(before or {}), **extra})
         if not values:
             return
@@ -642,6 +585,15 @@ class SqlStore:
                 until = d.time(now + timedelta(seconds=lease_seconds))
                 tx.conn.execute(self.s.lease, (worker, until, d.in_values(arns)))
         return arns
+
+    def claim_one(self, arn: str, worker: str, now: datetime, lease_seconds: float,
+                  stale_before: datetime | None = None) -> bool:
+        d = self.dialect
+        stale = d.time(stale_before) if stale_before is not None else d.time(_NEVER)
+        with self._write() as tx:
+            done = tx.conn.execute(self.s.claim_one, (worker, d.time(now + timedelta(seconds=lease_seconds)),
+                                                      arn, worker, d.time(now), stale))
+        return done.rowcount == 1   # read once committed (PostgreSQL's pipeline)
 
     def release(self, arn: str, worker: str) -> None:
         with self._write() as tx:

@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statelang.language import jsontext
-from statelang.store.sql import _default
-from statelang.store.sql import json_dumps as store_dumps
+from statelang.store.jsoncolumns import json_default
+from statelang.store.jsoncolumns import json_dumps as store_dumps
 
 
 def store_encode(value):
     """What the store wrote before orjson: json with the store's default."""
-    return json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, default=json_default, separators=(",", ":"), ensure_ascii=False)
 
 _scalars = st.one_of(
     st.none(), st.booleans(),
