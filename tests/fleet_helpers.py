@@ -112,8 +112,10 @@ class Fleet:
     lease_seconds: float = 30.0
     concurrency: int = 8
     extra_env: dict = field(default_factory=dict)
+    extra_handlers: tuple[str, ...] = ()   # more handler modules (written into `folder` by the caller)
     procs: dict[int, subprocess.Popen] = field(default_factory=dict)   # pid -> live or dead process
     worker_ids: dict[int, str] = field(default_factory=dict)            # pid -> worker id
+    killed: set[int] = field(default_factory=set)                       # pids this fleet SIGKILLed
     _engine: statelang.Engine | None = None
 
     def __post_init__(self) -> None:
@@ -131,7 +133,8 @@ class Fleet:
         env.pop("STATELANG_FAULT", None)
         log = open(self.folder / f"worker-{n}.log", "w")  # noqa: SIM115 - the process owns it
         proc = subprocess.Popen(
-            [str(STATELANG), "worker", "--db", self.db, "--handlers", "fleet_handlers", "--poll", "0.2",
+            [str(STATELANG), "worker", "--db", self.db, "--handlers", "fleet_handlers",
+             *(a for h in self.extra_handlers for a in ("--handlers", h)), "--poll", "0.2",
              "--lease-seconds", str(self.lease_seconds), "--concurrency", str(self.concurrency),
              "--metrics-seconds", "1"],
             cwd=self.folder, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -157,12 +160,18 @@ class Fleet:
     def live(self) -> list[subprocess.Popen]:
         return [p for p in self.procs.values() if p.poll() is None]
 
+    def died(self) -> list[subprocess.Popen]:
+        """Processes that ended by themselves: neither killed by `kill` nor stopped by `stop`."""
+        return [p for p in self.procs.values() if p.poll() is not None and p.pid not in self.killed]
+
     def kill(self, proc: subprocess.Popen) -> None:
+        self.killed.add(proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
 
     def stop(self) -> None:
         for proc in self.live():
+            self.killed.add(proc.pid)
             proc.send_signal(signal.SIGINT)
         for proc in self.procs.values():
             try:
@@ -215,6 +224,15 @@ class Fleet:
             rows = conn.execute("SELECT key, retry, state, execution, pid, started, ended FROM calls "
                                 "ORDER BY id").fetchall()
         return [Call(*r) for r in rows]
+
+
+def import_handlers(folder: Path, name: str = "fleet_handlers"):
+    """The fleet's handlers module, imported into this process (for an uninterrupted baseline run)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"{name}_{abs(hash(str(folder)))}", folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def history_problems(history: list[dict]) -> list[str]:
