@@ -1,20 +1,24 @@
 """The bus inside the engine: the ``events:putEvents`` task integration, the "Step Functions
 Execution Status Change" events, and a loop that runs executions and bus timers on one clock.
 
-``install(engine)`` wires the first two; `run_until_idle` is the engine's own loop with the bus's
-timers (schedules, delivery retries) added to the timers it jumps between on a virtual clock, so
-an execution that waits until noon and a cron rule firing at ten happen in their true order.
+``install(engine)`` wires the first two; `attach(engine)` adds the bus's timers (schedules,
+delivery retries) to the engine's own loop (a worker, a server). `statelang.eventbus.bus.run_until_idle`
+is that loop for tests and scripts on a virtual clock, so an execution that waits until noon and a
+cron rule firing at ten happen in their true order.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from statelang.interpreter.commands import TaskOutcome
 
 from .bus import EventBus
+from .schedules import next_due, tick
 from .targets import EventBridgeError
 
 PREFIX = "arn:aws:states:::events:putEvents"
@@ -101,38 +105,22 @@ def publish_status_change(engine, row: dict | None) -> None:
     EventBus(engine).ingest(status_change_event(engine, row))
 
 
-def run_until_idle(engine, until: datetime | None = None, max_rounds: int | None = None) -> int:
-    """The engine's `run_until_idle` with the bus's timers: run what is runnable, fire what the
-    bus has due, and on a virtual clock jump to whichever timer comes first. Returns the number
-    of execution steps and bus firings.
+@dataclass(frozen=True)
+class Ticker:
+    """The bus's due work as one of the engine's ``tickers``: see `attach`."""
 
-    A recurring schedule always has a next fire time, so the virtual clock jumps to schedule
-    fire times only up to ``until`` (and then stops there); without it only executions' timers
-    and delivery retries are followed, and the loop ends when those run out."""
-    bus = EventBus(engine)
-    store, clock = engine.store, engine.clock
-    steps = 0
-    while max_rounds is None or steps < max_rounds:
-        now = clock.now()
-        arns = store.claim(engine.worker_id, now, engine.lease_seconds, 64)
-        if arns:
-            for arn in arns:
-                engine.process(arn)
-                steps += 1
-            continue
-        fired = bus.tick(now)
-        if fired:
-            steps += fired
-            continue
-        if clock.virtual:
-            dues = [d for d in (store.next_due(), bus.next_due(until is not None)) if d is not None]
-            if until is not None:
-                dues = [d for d in dues if d <= until]
-            if dues and min(dues) > now:
-                clock.set(min(dues))
-                continue
-            if until is not None and until > now:
-                clock.set(until)
-                continue
-        break
-    return steps
+    bus: Any
+
+    def __call__(self, now: datetime) -> int:
+        return tick(self.bus, now)
+
+
+def attach(engine) -> None:
+    """Make the engine's own loop (`Engine.run_until_idle`, `Engine.serve_forever`, so `statelang
+    worker`) fire the default bus's schedules and retry its deliveries, and wake for their next
+    due time. Any number of engines on one database may be attached: each due time still fires
+    once. Idempotent."""
+    if any(isinstance(t, Ticker) for t in engine.tickers):
+        return
+    engine.tickers.append(Ticker(EventBus(engine)))
+    engine.timer_sources.append(lambda: next_due(engine))

@@ -7,11 +7,12 @@ translated or filtered here. Nothing runs in a background thread: each rule and 
 stores its next fire time (``NextFire``), each pending retry its due time (``Due``), and `tick`
 fires whatever is due at the clock's ``now``. Workers sharing a database claim what they fire: a
 due time by a conditional write of the next one (`_claim_fires`), a delivery by a conditional
-write of its claim (`targets.claim_delivery`); `attach` puts this into an engine's own loop.
+write of its claim (`targets.claim_delivery`); `integration.attach` puts this into an engine's
+own loop.
 APScheduler's own SQLAlchemy job store does not fit here: its 3.x user guide says a job store
 must never be shared between schedulers (it has no cross-process claim), and the 4.x series that
 shares one is a pre-release. The records are the durable timers: a restarted
-process picks up from them, and on a virtual clock `eventbus.integration.run_until_idle` jumps
+process picks up from them, and on a virtual clock `eventbus.bus.run_until_idle` jumps
 to the earliest of these and the engine's own timers, so a nightly cron fires in milliseconds.
 """
 
@@ -314,28 +315,6 @@ def _scheduler_target(rec: dict, event: dict) -> dict:
     target["Input"] = text
     target.setdefault("Id", rec["Name"])
     return target
-
-
-@dataclass(frozen=True)
-class Ticker:
-    """The bus's due work as one of the engine's ``tickers``: see `attach`."""
-
-    bus: Any
-
-    def __call__(self, now: datetime) -> int:
-        return tick(self.bus, now)
-
-
-def attach(engine) -> None:
-    """Make the engine's own loop (`Engine.run_until_idle`, `Engine.serve_forever`, so `statelang
-    worker`) fire the default bus's schedules and retry its deliveries, and wake for their next
-    due time. Any number of engines on one database may be attached: each due time still fires
-    once. Idempotent."""
-    from .bus import EventBus
-    if any(isinstance(t, Ticker) for t in engine.tickers):
-        return
-    engine.tickers.append(Ticker(EventBus(engine)))
-    engine.timer_sources.append(lambda: next_due(engine))
 
 
 def next_due(engine, schedules: bool = True) -> datetime | None:

@@ -261,11 +261,10 @@ def deliver(bus, delivery: dict) -> None:
     if ":stateMachine:" in arn:
         _start_execution(bus, target, event, delivery)
     elif ":event-bus/" in arn:
-        from .bus import EventBus
         name = arn.split(":event-bus/", 1)[1]
         if not bus.bus_exists(name):
             raise DeliveryFailed("ResourceNotFoundException", f"Event bus {name} does not exist.", False)
-        EventBus(bus.engine, name).ingest(dict(event), depth=delivery.get("Depth", 0) + 1)
+        bus.forward(name, dict(event), depth=delivery.get("Depth", 0) + 1)
     else:
         fn = _handler_for(bus, arn)
         if fn is None:

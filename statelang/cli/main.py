@@ -251,7 +251,7 @@ def task_heartbeat(token, db):
               help="Print the worker's counters (claims, fenced, poisoned, renewals) this often; 0: never.")
 def worker(db, handlers, poll, once, lease_seconds, concurrency, metrics_seconds):
     """Run executions, fire due timers and event-bus schedules until stopped (Ctrl-C)."""
-    from statelang.eventbus.schedules import attach
+    from statelang.eventbus.integration import attach
     engine = open_engine(db, handlers)
     engine.lease_seconds = lease_seconds
     engine.max_workers = concurrency

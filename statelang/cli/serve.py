@@ -68,7 +68,7 @@ def serve(db, host, port, handlers, access_key, secret_key, token, data_dir, see
         engine = open_engine(db, handlers)
         from statelang import eventbus
         eventbus.install(engine)
-    from statelang.eventbus.schedules import attach
+    from statelang.eventbus.integration import attach
     attach(engine)   # the served EventBridge API's schedules fire (once per due time across servers)
     try:
         server = Server(engine, host, port, guard, data, poll_seconds=poll, limits=limits)
