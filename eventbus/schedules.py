@@ -33,7 +33,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from statelang.runtime.storage import RecordWrite
 
-from .targets import DELIVERY, attempt, claim_delivery, iso, new_delivery
+from .targets import DELIVERY, EventBridgeError, attempt, check_target, claim_delivery, iso, new_delivery
 
 RULE = "events.rule"
 SCHEDULE = "events.schedule"
@@ -338,7 +338,6 @@ def create_schedule(bus, name: str, schedule_expression: str, target: dict, *,
                     start_date: datetime | None = None, end_date: datetime | None = None,
                     group: str = "default") -> dict:
     """EventBridge Scheduler's CreateSchedule: a schedule with one target, not bound to a bus."""
-    from .targets import EventBridgeError, check_target
     engine = bus.engine
     arn = f"arn:aws:scheduler:{engine.region}:{engine.account_id}:schedule/{group}/{name}"
     if engine.store.get_record(SCHEDULE, arn) is not None:
