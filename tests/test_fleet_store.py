@@ -69,3 +69,28 @@ def test_renew_answers_whether_the_lease_is_still_held(any_store):
     assert engine.store.claim("worker-a", now, 30, 1) == [arn]
     assert engine.store.renew(arn, "worker-a", now + timedelta(seconds=60)) is True
     engine.close()
+
+
+def test_statelang_workers_shows_leases_of_engines_without_a_heartbeat(sqlite_url):
+    """A lease taken by an engine that never heartbeats (`worker --once`, a server's own engine)
+    is still listed, under its owner, with no heartbeat; a heartbeating worker with its age."""
+    from click.testing import CliRunner
+
+    from statelang.cli.main import main
+    from statelang.runtime.storage import WorkerInfo
+
+    engine = Engine(db=sqlite_url)
+    (arn, _) = _start(engine, 2)
+    now = engine.clock.now()
+    assert engine.store.claim("ghost", now, 30, 1) == [arn]
+    engine.store.heartbeat(WorkerInfo("worker-live", "here", 4242, now, now))
+    engine.close()
+    out = CliRunner().invoke(main, ["workers", "--db", sqlite_url, "--json"])
+    assert out.exit_code == 0, out.output
+    listed = {w["workerId"]: w for w in json.loads(out.output)["workers"]}
+    assert listed["ghost"]["state"] == "NO HEARTBEAT"
+    assert [x["executionArn"] for x in listed["ghost"]["leases"]] == [arn]
+    assert listed["worker-live"]["pid"] == 4242 and listed["worker-live"]["leases"] == []
+    assert listed["worker-live"]["state"] == "LIVE"
+    text = CliRunner().invoke(main, ["workers", "--db", sqlite_url]).output
+    assert "ghost" in text and "NO HEARTBEAT" in text and arn in text and "worker-live" in text
