@@ -45,36 +45,44 @@ def _task(fn: str, **extra) -> dict:
     return {"Type": "Task", "Resource": lam(fn), **extra}
 
 
+KEEP = {"items.$": "$.items"}   # every block hands $.items on, for a Map further down the chain
+
+
+def _keep(name: str, n: str, nxt: str) -> dict:
+    return {name: {"Type": "Pass", "Parameters": {"n.$": n, **KEEP}, "Next": nxt}}
+
+
 BLOCKS = {
-    # Each block: states from `name` to `nxt`, keeping {"n": int} at $.
-    "task": lambda name, nxt: {name: _task("Work", Parameters={"n.$": "$.n", "sleep": 1.0},
-                                           ResultSelector={"n.$": "$.n"}, Next=nxt)},
+    # Each block: states from `name` to `nxt`, taking and giving {"n": int, "items": [...]}.
+    "task": lambda name, nxt: {
+        name: _task("Work", Parameters={"n.$": "$.n", "sleep": 1.0}, ResultPath="$.out", Next=f"{name}Keep"),
+        **_keep(f"{name}Keep", "$.out.n", nxt)},
     "wait": lambda name, nxt: {name: {"Type": "Wait", "Seconds": 1, "Next": nxt}},
     "choice": lambda name, nxt: {
         name: {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericGreaterThan": 3, "Next": f"{name}Big"}],
                "Default": f"{name}Small"},
-        f"{name}Big": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 10)"}, "Next": nxt},
-        f"{name}Small": _task("Work", Parameters={"n.$": "$.n"}, ResultSelector={"n.$": "$.n"}, Next=nxt)},
-    "retry": lambda name, nxt: {name: _task(
-        "Flaky", ResultPath="$.flaky", Next=f"{name}Drop",
-        Retry=[{"ErrorEquals": ["FlakyError"], "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 1.0}]),
-        f"{name}Drop": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, $.flaky.attempts)"},
-                        "Next": nxt}},
-    "catch": lambda name, nxt: {name: _task(
-        "Boom", Next=nxt, Catch=[{"ErrorEquals": ["Declined"], "ResultPath": "$.caught", "Next": f"{name}Fix"}]),
-        f"{name}Fix": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 100)"}, "Next": nxt}},
-    "parallel": lambda name, nxt: {name: {
-        "Type": "Parallel", "Next": f"{name}Sum", "Branches": [
-            {"StartAt": f"{name}L", "States": {f"{name}L": _task("Work", Parameters={"n.$": "$.n", "sleep": 0.8},
-                                                                 End=True)}},
+        **_keep(f"{name}Big", "States.MathAdd($.n, 10)", nxt),
+        f"{name}Small": _task("Work", Parameters={"n.$": "$.n"}, ResultPath="$.out", Next=f"{name}Keep"),
+        **_keep(f"{name}Keep", "$.out.n", nxt)},
+    "retry": lambda name, nxt: {
+        name: _task("Flaky", ResultPath="$.flaky", Next=f"{name}Keep", Retry=[
+            {"ErrorEquals": ["FlakyError"], "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 1.0}]),
+        **_keep(f"{name}Keep", "States.MathAdd($.n, $.flaky.attempts)", nxt)},
+    "catch": lambda name, nxt: {
+        name: _task("Boom", Next=nxt, Catch=[{"ErrorEquals": ["Declined"], "ResultPath": "$.caught",
+                                              "Next": f"{name}Fix"}]),
+        **_keep(f"{name}Fix", "States.MathAdd($.n, 100)", nxt)},
+    "parallel": lambda name, nxt: {
+        name: {"Type": "Parallel", "ResultPath": "$.par", "Next": f"{name}Sum", "Branches": [
+            {"StartAt": f"{name}L", "States": {f"{name}L": _task(
+                "Work", Parameters={"n.$": "$.n", "sleep": 0.8}, End=True)}},
             {"StartAt": f"{name}R", "States": {f"{name}R": _task("Work", Parameters={"n.$": "$.n"}, End=True)}}]},
-        f"{name}Sum": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($[0].n, $[1].n)"}, "Next": nxt}},
-    "map": lambda name, nxt: {name: {
-        "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 2, "ResultPath": "$.mapped",
-        "ItemSelector": {"n.$": "$$.Map.Item.Value", "sleep": 0.5}, "Next": f"{name}Sum",
-        "ItemProcessor": {"StartAt": f"{name}Each", "States": {f"{name}Each": _task("Work", End=True)}}},
-        f"{name}Sum": {"Type": "Pass", "Parameters": {
-            "n.$": "States.MathAdd($.n, States.ArrayLength($.mapped))", "items.$": "$.items"}, "Next": nxt}},
+        **_keep(f"{name}Sum", "States.MathAdd($.par[0].n, $.par[1].n)", nxt)},
+    "map": lambda name, nxt: {
+        name: {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 2, "ResultPath": "$.mapped",
+               "ItemSelector": {"n.$": "$$.Map.Item.Value", "sleep": 0.5}, "Next": f"{name}Sum",
+               "ItemProcessor": {"StartAt": f"{name}Each", "States": {f"{name}Each": _task("Work", End=True)}}},
+        **_keep(f"{name}Sum", "States.MathAdd($.n, States.ArrayLength($.mapped))", nxt)},
 }
 
 
@@ -138,6 +146,7 @@ def test_chaos_kills_lose_nothing(urls, tmp_path, record_property):
             inp = {"n": rng.randint(0, 6), "items": list(range(rng.randint(1, 4)))}
             expected = statelang.run(definition, inp, clock="virtual",
                                      handlers={"Work": handlers.Work, "Flaky": handlers.Flaky, "Boom": handlers.Boom})
+            assert expected.status == "SUCCEEDED", (definition, expected.error, expected.cause)
             sm = fleet.machine(f"gen{i}", definition)
             waves[i % 3].append((sm, inp, (expected.status, expected.output), f"gen{i}"))
         for i in range(9):
