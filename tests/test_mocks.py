@@ -224,16 +224,19 @@ def test_the_definition_is_required():
 
 
 @pytest.mark.parametrize("config, where", [
-    ([], "the mock config: must be a JSON object"),
-    ({"StateMachines": {}, "Extra": 1}, "unknown top-level fields ['Extra']"),
-    ({"StateMachines": {"M": {"TestCase": {}}}}, "StateMachines.M: must hold exactly one field, TestCases"),
+    ([], "the mock config: Input should be a valid dictionary"),
+    ({"StateMachines": {}, "Extra": 1}, "Extra: Extra inputs are not permitted"),
+    ({"StateMachines": {"M": {"TestCase": {}}}}, "StateMachines.M.TestCases: Field required"),
     ({"StateMachines": {"M": {"TestCases": {"T": {"S": "Missing"}}}}, "MockedResponses": {}},
      "StateMachines.M.TestCases.T.S: the mocked response 'Missing' is not defined"),
-    ({"StateMachines": {"M": {"TestCases": {"T": {"S": 3}}}}}, "StateMachines.M.TestCases.T.S: must be the name"),
+    ({"StateMachines": {"M": {"TestCases": {"T": {"S": 3}}}}}, "StateMachines.M.TestCases.T.S: Input should be a valid string"),
     ({"MockedResponses": {"R": {"first": {"Return": 1}}}}, 'MockedResponses.R.first: a key must be'),
     ({"MockedResponses": {"R": {"2-1": {"Return": 1}}}}, 'MockedResponses.R."2-1": the range ends before'),
-    ({"MockedResponses": {"R": {"0": {"Return": 1, "Throw": {}}}}}, 'MockedResponses.R."0": must hold exactly one'),
-    ({"MockedResponses": {"R": {"0": {"Throw": {"Error": "E"}}}}}, 'MockedResponses.R."0".Throw: needs a string Cause'),
+    ({"MockedResponses": {"R": {"0": {"Return": 1, "Throw": {"Error": "E", "Cause": "c"}}}}},
+     'MockedResponses.R."0": must hold exactly one field, Return or Throw'),
+    ({"MockedResponses": {"R": {"0": {"Throw": {"Error": "E"}}}}}, 'MockedResponses.R."0".Throw.Cause: Field required'),
+    ({"MockedResponses": {"R": {"0": {"Throw": {"Error": "E", "Cause": 7}}}}},
+     'MockedResponses.R."0".Throw.Cause: Input should be a valid string'),
     ({"MockedResponses": {"R": {"0-2": {"Return": 1}, "2": {"Return": 2}}}}, "MockedResponses.R: the invocations 0-2 and 2-2 overlap"),
 ])
 def test_malformed_files_name_the_place(config, where):

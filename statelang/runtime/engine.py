@@ -310,22 +310,44 @@ class Engine:
         self._stopping.clear()
         started = self.clock.now()
         self._heartbeating = True
+        self._fatal: StoreFault | None = None
+        # The heartbeat has a thread of its own: a worker inside a long step is alive, and must
+        # not look dead to the others (who would take its executions over, again and again).
+        beating = threading.Thread(target=self._heartbeat_loop, args=(started,), daemon=True,
+                                   name=f"heartbeat-{self.worker_id}")
+        beating.start()
         try:
             self._serve(poll_seconds, started)
+            if self._fatal is not None:
+                log.error("worker %s stops: %s", self.worker_id, self._fatal)
+                raise self._fatal
         finally:
+            self._stopping.set()
+            beating.join()
             self._heartbeating = False
             try:
                 self.store.forget_worker(self.worker_id)
             except StoreFault:
                 pass
 
+    def _heartbeat_loop(self, started: datetime) -> None:
+        while True:
+            try:
+                self._beat(started)
+            except StoreFault as exc:
+                if not exc.transient:   # the database is gone: the worker loop stops on it
+                    self._fatal = exc
+                    self._stopping.set()
+                    self._wake.set()
+                    return
+                log.debug("worker %s: heartbeat not written: %s", self.worker_id, exc)
+            if self._stopping.wait(HEARTBEAT_SECONDS):
+                return
+
     def _serve(self, poll_seconds: float, started: datetime) -> None:
         backoff = 0.0
         while not self._stopping.is_set():
             try:
-                if self._last_beat is None or \
-                        (self.clock.now() - self._last_beat).total_seconds() >= HEARTBEAT_SECONDS:
-                    self._beat(started)
                 steps = self.run_until_idle()
             except StoreFault as exc:
                 if not exc.transient:
@@ -442,6 +464,13 @@ class Engine:
         (`StoreFault`) reaches the caller, whose loop backs off and retries."""
         with self._lock:
             claimed = self._claimed_at.pop(arn, None)
+            if claimed is None:
+                # Not from this engine's own claim (a stop request, a caller's loop): lease it
+                # now, or leave it to the live worker that holds it. Every step runs fenced.
+                claimed = self.clock.now()
+                stale = claimed - timedelta(seconds=self.takeover_seconds)
+                if not self.store.claim_one(arn, self.worker_id, claimed, self.lease_seconds, stale_before=stale):
+                    return
             try:
                 self._step(arn, claimed)
             except LeaseLost as lost:
@@ -453,7 +482,13 @@ class Engine:
                 raise
             except Exception as exc:  # noqa: BLE001 - contained: see the docstring
                 self.metrics["poisoned"] += 1
-                self._poisoned(arn, exc)
+                try:
+                    self._poisoned(arn, exc)
+                except LeaseLost as lost:
+                    self.metrics["fenced"] += 1
+                    log.warning("%s", lost)
+            finally:
+                self._claimed_at.pop(arn, None)
 
     def _step(self, arn: str, claimed: datetime | None = None) -> None:
         now = self.clock.now()
@@ -470,13 +505,11 @@ class Engine:
         msgs = self.store.due_messages(arn, now)
         if run is None or run.status != "RUNNING":
             if msgs:
-                self.store.apply(Commit(arn, consumed=[m.id for m in msgs],
-                                        fence=self.worker_id if claimed is not None else None))
+                self.store.apply(Commit(arn, consumed=[m.id for m in msgs], fence=self.worker_id))
             self.store.release(arn, self.worker_id)
             return
-        # Every commit of this step is fenced by the lease the claim took (`stop_execution` runs
-        # a step unclaimed: it holds no lease, and its commits are not fenced).
-        run.lease_holder = self.worker_id if claimed is not None else None
+        # Every commit of this step is fenced by the lease the claim took.
+        run.lease_holder = self.worker_id
         run.released = False
         if any(isinstance(c, Invoke) for c in run.commands):
             # Invocations recovered from a crashed worker run first, as they ran before
@@ -508,6 +541,7 @@ class Engine:
         self.metrics["quarantined"] += 1
         log.error("execution %s: claimed %d times without completing a step; quarantined", run.arn, claims)
         consumed = [m.id for m in self.store.due_messages(run.arn, self.clock.now())]
+        run.lease_holder = self.worker_id
         run.commands.clear()
         run.runnable.clear()
         self.interpreter.fail_execution(run, "States.Runtime", (
@@ -521,12 +555,19 @@ class Engine:
         messages are consumed with it, so the poison is not claimed again."""
         log.error("execution %s: unexpected error, the execution fails", arn, exc_info=exc)
         try:
+            now = self.clock.now()
+            # The failed step may have given its lease back on the way out: take it again (unless
+            # another live worker has the execution by now), so that the failure commits fenced.
+            if not self.store.claim_one(arn, self.worker_id, now, self.lease_seconds,
+                                        stale_before=now - timedelta(seconds=self.takeover_seconds)):
+                return
             run = self._load(arn)
             if run is None or run.status != "RUNNING":
                 self.store.release(arn, self.worker_id)
                 return
             now = self.clock.now()
             consumed = [m.id for m in self.store.due_messages(arn, now)]
+            run.lease_holder = self.worker_id   # fenced: if the lease was lost, so is this failure
             state = next((f.state for f in sorted(run.frames.values(), key=lambda f: -f.last_id)), None)
             where = f"while executing the state '{state}'" if state else "while running the execution"
             run.commands.clear()
@@ -534,7 +575,7 @@ class Engine:
             self.interpreter.fail_execution(run, "States.Runtime", f"An unexpected error occurred {where}: "
                                                                    f"{type(exc).__name__}: {exc}", now)
             self._flush(run, consumed)
-        except StoreFault:
+        except (StoreFault, LeaseLost):
             raise
         except Exception:  # noqa: BLE001 - the failure itself failed: give the lease back, log it
             log.exception("execution %s: could not record its failure", arn)

@@ -24,20 +24,19 @@
  * lease before `_step` reaches it); a message falls due "later"; a worker's heartbeat goes stale
  * only while it writes none.
  *
- * Heartbeats as implemented: `Engine._serve` writes one (`_beat`) between rounds of
- * `run_until_idle` only, so a worker inside `process` (handlers running, or a long batch) writes
- * none, and other workers count it dead after `takeover_seconds` even though its `LeaseKeeper`
- * renews the lease. The model says so (BEAT_GAP below). Define BEAT_IN_STEP to model heartbeats
- * that continue while a step runs (a worker is silent only when crashed or stalled).
+ * Heartbeats as implemented: `Engine.serve_forever` writes them from a thread of their own
+ * (`Engine._heartbeat_loop`), so a worker is silent only when it crashed or stalled, also while
+ * a step runs. Define BEAT_GAP_IN_STEP for the earlier design, heartbeats only between rounds of
+ * `run_until_idle`: then two live workers can take one execution from each other for ever.
  *
  * Variants (spin -D...), each one a way the checks must fail:
  *   NO_FENCE     `Store.apply` without its fence check: spin finds a step committed twice.
- *   STOP_WRITER  `Engine.stop_execution` as implemented: it runs `process(arn)` unclaimed, so
- *                its commit carries fence=None and lands beside the lease holder's.
- *   POISON       `Engine._poisoned` as implemented: it reloads the execution (lease_holder
- *                None) and commits States.Runtime unfenced, even after its lease was taken.
- *                (`Engine._quarantine` is called before `_step` sets run.lease_holder: its
- *                commit is unfenced in the same way.)
+ *   STOP_WRITER  a stop request committed without a claim (fence=None) beside the lease
+ *                holder's commit; `Engine.stop_execution` now goes through `Engine.process`,
+ *                which leases the execution first (`Store.claim_one`) and fences its commit.
+ *   POISON       a poisoned step's failure committed unfenced after its lease was taken;
+ *                `Engine._poisoned` (and `Engine._quarantine`) now claim the execution again
+ *                (`Store.claim_one`) and commit fenced, as any step does.
  *   NO_KICK      no `run.kick` with the invocations a commit leaves in flight: a worker that
  *                dies while they run strands the execution (the progress check fails).
  *   CHECK=1|2    keep only property (1) or (2), so that each is shown failing on its own.
@@ -92,11 +91,12 @@ bool crash[W + 1];       /* the process is killed (SIGKILL, OOM, power) */
 byte faults = 0;         /* crashes and stalls so far (at most FAULTS) */
 byte crashes = 0;        /* at most W - 1: one worker stays alive */
 
-#ifdef BEAT_IN_STEP
-#define BEAT_GAP(w) false
-#else
-/* Engine._serve beats only between run_until_idle rounds: silent while a batch runs */
+#ifdef BEAT_GAP_IN_STEP
+/* the earlier design: heartbeats only between run_until_idle rounds, silent while a batch runs */
 #define BEAT_GAP(w) (phase[w] == BATCH || phase[w] == STEP)
+#else
+/* Engine._heartbeat_loop, a thread of its own: silent only when crashed or stalled */
+#define BEAT_GAP(w) false
 #endif
 
 /* The properties (CHECK=1 or CHECK=2 keeps one of them, to show each alone can fail) */

@@ -71,41 +71,38 @@ def _where(*parts: str) -> str:
     return ".".join(p if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p) else json.dumps(p) for p in parts)
 
 
-def _object(value: Any, *where: str) -> dict:
-    if not isinstance(value, dict):
-        raise MockConfigError(f"{_where(*where) or 'the mock config'}: must be a JSON object, "
-                              f"not {type(value).__name__}")
-    return value
-
-
 def _check(config: Any) -> None:
-    _object(config)
-    unknown = sorted(set(config) - {"StateMachines", "MockedResponses"})
-    if unknown:
-        raise MockConfigError(f"the mock config has unknown top-level fields {unknown}: "
-                              f"only StateMachines and MockedResponses are allowed")
-    responses = _object(config.get("MockedResponses", {}), "MockedResponses")
-    for name, response in responses.items():
-        parse_response(response, "MockedResponses", name)
-    for sm, body in _object(config.get("StateMachines", {}), "StateMachines").items():
-        body = _object(body, "StateMachines", sm)
-        if set(body) != {"TestCases"}:
-            raise MockConfigError(f"{_where('StateMachines', sm)}: must hold exactly one field, "
-                                  f"TestCases (found {sorted(body)})")
-        for case, states in _object(body["TestCases"], "StateMachines", sm, "TestCases").items():
-            for state, ref in _object(states, "StateMachines", sm, "TestCases", case).items():
-                at = _where("StateMachines", sm, "TestCases", case, state)
-                if not isinstance(ref, str):
-                    raise MockConfigError(f"{at}: must be the name of a mocked response (a string)")
-                if ref not in responses:
-                    raise MockConfigError(f"{at}: the mocked response {ref!r} is not defined in "
-                                          f"MockedResponses")
+    """The file's shape, by the pydantic models of `statelang.runtime.mock_models`; then what
+    the shape cannot say: each test case names a defined response, and the invocation keys."""
+    from pydantic import ValidationError
+
+    from statelang.runtime.mock_models import MockConfigFile
+    try:
+        model = MockConfigFile.model_validate(config)
+    except ValidationError as exc:
+        raise MockConfigError("; ".join(_problem(e) for e in exc.errors())) from None
+    for name in model.MockedResponses:
+        parse_response(config["MockedResponses"][name], "MockedResponses", name)
+    for sm, body in model.StateMachines.items():
+        for case, states in body.TestCases.items():
+            for state, ref in states.items():
+                if ref not in model.MockedResponses:
+                    raise MockConfigError(f"{_where('StateMachines', sm, 'TestCases', case, state)}: the mocked "
+                                          f"response {ref!r} is not defined in MockedResponses")
 
 
-def parse_response(response: Any, *where: str) -> list[tuple[int, int, dict]]:
-    """One mocked response -> [(first, last, {"Return": v} | {"Throw": {...}})], sorted."""
+def _problem(error: dict) -> str:
+    """One of pydantic's errors as "Where.It.Is: what is wrong"."""
+    where = _where(*(str(part) for part in error["loc"])) or "the mock config"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}"
+
+
+def parse_response(response: dict, *where: str) -> list[tuple[int, int, dict]]:
+    """One mocked response (its shape already checked) -> [(first, last, {"Return": v} |
+    {"Throw": {...}})], sorted by invocation."""
     ranges = []
-    for key, answer in _object(response, *where).items():
+    for key, answer in response.items():
         at = _where(*where, key)
         m = _KEY.match(key)
         if not m:
@@ -114,15 +111,6 @@ def parse_response(response: Any, *where: str) -> list[tuple[int, int, dict]]:
         first, last = int(m.group(1)), int(m.group(2) or m.group(1))
         if last < first:
             raise MockConfigError(f"{at}: the range ends before it starts")
-        answer = _object(answer, *where, key)
-        if len(answer) != 1 or next(iter(answer)) not in ("Return", "Throw"):
-            raise MockConfigError(f"{at}: must hold exactly one field, Return or Throw "
-                                  f"(found {sorted(answer)})")
-        if "Throw" in answer:
-            throw = _object(answer["Throw"], *where, key, "Throw")
-            for field in ("Error", "Cause"):
-                if not isinstance(throw.get(field), str):
-                    raise MockConfigError(f"{_where(*where, key, 'Throw')}: needs a string {field}")
         ranges.append((first, last, answer))
     ranges.sort(key=lambda r: r[0])
     for (a0, a1, _), (b0, b1, _) in zip(ranges, ranges[1:], strict=False):

@@ -170,6 +170,8 @@ class Store(Protocol):
     def next_due(self) -> datetime | None: ...
     def claim(self, worker: str, now: datetime, lease_seconds: float, limit: int,
               stale_before: datetime | None = None) -> list[str]: ...
+    def claim_one(self, arn: str, worker: str, now: datetime, lease_seconds: float,
+                  stale_before: datetime | None = None) -> bool: ...   # that execution, if free or ours
     def renew(self, arn: str, worker: str, until: datetime) -> bool: ...   # False: the lease is lost
     def release(self, arn: str, worker: str) -> None: ...
 
@@ -373,6 +375,17 @@ class MemoryStore:
                 self.claims[arn] = self.claims.get(arn, 0) + 1
                 out.append(arn)
             return out
+
+    def claim_one(self, arn, worker, now, lease_seconds, stale_before=None):
+        with self.lock:
+            held = self.leases.get(arn)
+            dead = held is not None and stale_before is not None and held[0] in self.workers \
+                and self.workers[held[0]].heartbeat <= stale_before
+            if held is not None and held[0] != worker and held[1] > now and not dead:
+                return False
+            self.leases[arn] = (worker, now + timedelta(seconds=lease_seconds))
+            self.claims[arn] = self.claims.get(arn, 0) + 1
+            return True
 
     def renew(self, arn, worker, until):
         with self.lock:
