@@ -234,6 +234,26 @@ def test_task_success_failure_heartbeat(db):
     assert unknown.exit_code == 2 and "TaskDoesNotExist" in unknown.stderr
 
 
+def test_task_success_runs_the_next_steps_with_the_handlers_given(db):
+    """The answer moves the execution on in this process: the steps after the token's task need
+    their handlers (here `greet`), given as the worker takes them."""
+    tokens = []
+    engine = Engine(db=db)
+    engine.resources.register("sqs:sendMessage", lambda e, ctx: tokens.append(ctx.task_token))
+    then_greet = {"StartAt": "T", "States": {
+        "T": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+              "Parameters": {"t.$": "$$.Task.Token"}, "Next": "G"},
+        "G": {"Type": "Task", "Resource": "greet", "End": True}}}
+    arn = "arn:aws:states:us-east-1:123456789012:execution:sm:then-greet"
+    engine.start(then_greet, {}, arn=arn, name="then-greet", state_machine_arn=SM)
+    engine.run_until_idle()
+    engine.close()
+    r = cli("task", "success", tokens[0], "--output", '{"name": "Ada"}', "--db", db, "--handlers", HANDLERS)
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(cli("executions", "describe", arn, "--db", db, "--json").stdout)
+    assert d["status"] == "SUCCEEDED" and json.loads(d["output"]) == {"greeting": "Hello, Ada!"}
+
+
 def test_worker_once_runs_what_is_runnable(db):
     engine = Engine(db=db)
     arn = "arn:aws:states:us-east-1:123456789012:execution:sm:w"

@@ -206,12 +206,19 @@ def _token_answer(status: str, token: str) -> None:
         raise UserError(f"TaskTimedOut: the task of token {token} is already over")
 
 
+_ANSWER_HANDLERS = click.option(
+    "--handlers", multiple=True,
+    help="Python module (or module:NAME) with the handlers of the steps that follow the answer; they "
+         "run here, now (a running `statelang worker` with its own handlers can run them instead).")
+
+
 @task.command("success")
 @click.argument("token")
 @click.option("--output", default="{}", help="JSON text, @file.json or -.")
 @DB_OPTION
-def task_success(token, output, db):
-    engine = open_engine(db)
+@_ANSWER_HANDLERS
+def task_success(token, output, db, handlers):
+    engine = open_engine(db, handlers)
     _token_answer(engine.send_task_result(token, True, output=read_json_arg(output, "output")), token)
     engine.run_until_idle()
     click.echo("ok")
@@ -222,8 +229,9 @@ def task_success(token, output, db):
 @click.option("--error", default=None)
 @click.option("--cause", default=None)
 @DB_OPTION
-def task_failure(token, error, cause, db):
-    engine = open_engine(db)
+@_ANSWER_HANDLERS
+def task_failure(token, error, cause, db, handlers):
+    engine = open_engine(db, handlers)
     _token_answer(engine.send_task_result(token, False, error=error, cause=cause), token)
     engine.run_until_idle()
     click.echo("ok")
