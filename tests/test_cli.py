@@ -287,3 +287,28 @@ def test_the_installed_command_runs(tmp_path):
     bad = subprocess.run([str(exe), "run", str(d), "--input", "{nope"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "line 1, column 2" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_run_reports_a_distributed_maps_progress(tmp_path):
+    """`--progress` (on by default at a terminal): a line per distributed Map run on stderr, and
+    its final count, so that a long map shows it moves."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    definition = {"StartAt": "M", "States": {"M": {
+        "Type": "Map", "ItemsPath": "$.items", "End": True,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}}}
+    path = tmp_path / "map.asl.json"
+    path.write_text(json.dumps(definition))
+    (tmp_path / "in.json").write_text(json.dumps({"items": list(range(1500))}))
+    done = subprocess.run([str(Path(sys.executable).with_name("statelang")), "run", str(path), "--input",
+                           f"@{tmp_path / 'in.json'}", "--time", "virtual", "--progress"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == list(range(1500))
+    assert "map run map/M: 1,500/1,500 items done, 0 running, 0 failed (SUCCEEDED)" in done.stderr
+    quiet = subprocess.run([str(Path(sys.executable).with_name("statelang")), "run", str(path), "--input",
+                            f"@{tmp_path / 'in.json'}", "--time", "virtual"], capture_output=True, text=True,
+                           timeout=120)
+    assert "map run" not in quiet.stderr   # not a terminal, no --progress: no progress lines

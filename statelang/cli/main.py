@@ -89,13 +89,15 @@ def main() -> None:
                    "(so unquoted numbers work; $${ is a literal ${) (repeatable).")
 @click.option("--db", default=None, help="Run in this database (sqlite:///run.db) instead of in memory, so a run "
                                          "that waits for a task token can be answered later.")
+@click.option("--progress/--no-progress", default=None,
+              help="Report distributed Map runs' progress on stderr (default: when stderr is a terminal).")
 def run(definition, input_, handlers, time_, history, as_json, mock_config, test_case, state_machine_name,
-        state_machine, type_, parameter, sub, var, db):
+        state_machine, type_, parameter, sub, var, db, progress):
     """Run DEFINITION (.asl.json/.asl.yaml) or a machine of a SAM/CloudFormation/CDK TEMPLATE once, and
     print its output."""
     from statelang.cli.running import run_command
     run_command(definition, input_, handlers, time_, history, as_json, mock_config, test_case, state_machine_name,
-                state_machine, type_, parameter, sub, db, var)
+                state_machine, type_, parameter, sub, db, var, progress=progress)
 
 
 @main.command()

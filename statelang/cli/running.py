@@ -10,7 +10,9 @@ state, the token and the command that answers it.
 
 from __future__ import annotations
 
+import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +94,7 @@ def _print_diagnostics(diags, prefix: str) -> None:
 
 
 def run_command(definition, input_, handlers, time_, history, as_json, mock_config, test_case, state_machine_name,
-                state_machine, type_, parameter, sub, db, var=()):
+                state_machine, type_, parameter, sub, db, var=(), progress=None):
     import statelang
     from statelang.language.errors import DefinitionError
     from statelang.language.placeholders import placeholder_warnings, substitute_text, substitute_value
@@ -125,7 +127,6 @@ def run_command(definition, input_, handlers, time_, history, as_json, mock_conf
         warnings = placeholder_warnings(doc)
     _print_diagnostics(warnings, definition)
     if mock_config:
-        import json
 
         from statelang.runtime.mocks import MockConfigError, handlers_from_mock_config
         try:
@@ -139,7 +140,10 @@ def run_command(definition, input_, handlers, time_, history, as_json, mock_conf
         install(engine)   # events:putEvents goes to statelang's bus (loaded only when a machine uses it)
     try:
         kwargs = {"type": "EXPRESS"} if kind.upper() == "EXPRESS" else {}
-        ex = statelang.run(doc, value, engine=engine, state_machine_name=name, **kwargs)
+        if progress is None:
+            progress = sys.stderr.isatty()
+        with MapRunProgress(engine, enabled=progress and "DISTRIBUTED" in json.dumps(doc)):
+            ex = statelang.run(doc, value, engine=engine, state_machine_name=name, **kwargs)
     except DefinitionError as exc:
         _print_diagnostics(exc.diagnostics, definition)
         sys.exit(EXIT_INVALID)
@@ -161,6 +165,51 @@ def run_command(definition, input_, handlers, time_, history, as_json, mock_conf
         else:
             click.echo(f"{ex.status}: {ex.error or ''}" + (f": {ex.cause}" if ex.cause else ""), err=True)
     sys.exit(0 if ex.status == "SUCCEEDED" else EXIT_FAILED)
+
+
+class MapRunProgress:
+    """A line on stderr, once a second, per distributed Map run under way (items done of all, and
+    how many running), and each run's last count when the run ends: a 100,000-item map shows
+    that it moves. Read from the map runs' records, as DescribeMapRun reads them."""
+
+    def __init__(self, engine: Any, enabled: bool, every: float = 1.0):
+        self.engine = engine
+        self.enabled = enabled
+        self.every = every
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="map-run-progress")
+        self._last: dict[str, str] = {}
+
+    def __enter__(self) -> MapRunProgress:
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.enabled:
+            self._done.set()
+            self._thread.join()
+            self._report(final=True)
+
+    def _loop(self) -> None:
+        while not self._done.wait(self.every):
+            self._report(final=False)
+
+    def _report(self, final: bool) -> None:
+        from statelang.api.client import Client
+        from statelang.runtime.map_run import MAP_RUN
+        client = Client(self.engine)
+        for rec in self.engine.store.list_records(MAP_RUN):
+            if rec.get("status") != "RUNNING" and not final:
+                continue
+            d = client.describe_map_run(mapRunArn=rec["mapRunArn"])
+            items = d["itemCounts"]
+            finished = sum(items[k] for k in ("succeeded", "failed", "timedOut", "aborted"))
+            line = (f"map run {rec['mapRunArn'].rsplit(':', 2)[-2]}: {finished:,}/{items['total']:,} items done, "
+                    f"{items['running']:,} running, {items['failed']:,} failed ({d['status']})")
+            if self._last.get(rec["mapRunArn"]) != line:
+                self._last[rec["mapRunArn"]] = line
+                click.echo(line, err=True)
 
 
 def _engine(template, db, clock, handlers, children, doc=None):
@@ -191,12 +240,10 @@ def _engine(template, db, clock, handlers, children, doc=None):
 
 
 def _uses_services(doc: Any, children: dict) -> bool:
-    import json
     return "arn:aws:states:::" in json.dumps([doc, children])
 
 
 def _uses_event_bus(doc: Any, children: dict) -> bool:
-    import json
     return "arn:aws:states:::events:putEvents" in json.dumps([doc, children])
 
 
