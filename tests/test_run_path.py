@@ -151,3 +151,21 @@ def test_the_local_services_keep_their_state_in_the_engines_store():
     ex = statelang.run(DYNAMO, {}, engine=engine)
     assert ex.status == "SUCCEEDED"
     assert ex.output["Item"] == {"id": {"S": "1"}}
+
+
+@pytest.mark.parametrize("db", ["memory", "sqlite"])
+def test_a_frame_id_dropped_and_used_again_in_one_round_keeps_its_checkpoint(db, tmp_path):
+    """Two Parallel states in a row: the first one's branch frame ends and the second one's branch
+    takes the same id in the same round; the checkpoint must hold the new frame, or its Wait's
+    timer fires into nothing and the execution stays RUNNING (found by the replay property test)."""
+    definition = {"StartAt": "A", "States": {
+        "A": {"Type": "Parallel", "Next": "B", "Branches": [
+            {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}]},
+        "B": {"Type": "Parallel", "End": True, "Branches": [
+            {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": True}}}]}}}
+    engine = Engine(db="memory" if db == "memory" else f"sqlite:///{tmp_path}/f.db", clock=VirtualClock(T0))
+    arn = "arn:aws:states:us-east-1:123456789012:execution:m:f"
+    engine.start(definition, {}, arn=arn, name="f", state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:m")
+    engine.run_until_idle()
+    assert engine.store.get_execution(arn)["status"] == "SUCCEEDED"
+    engine.close()

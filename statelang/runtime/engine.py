@@ -796,12 +796,14 @@ class Engine:
                 commit.map_runs.append(c)
             elif isinstance(c, ExecutionEnded):
                 commit.close_all = True
+        # Removed first: a frame id can be dropped and used again in one round (the branch of one
+        # Parallel, then the branch of the next), and then the new frame is what the checkpoint keeps.
+        for fid in run.removed:
+            commit.frames[fid] = None
         for fid in run.dirty:
             f = run.frames.get(fid)
             if f is not None:
                 commit.frames[fid] = f
-        for fid in run.removed:
-            commit.frames[fid] = None
         run.dirty = set()
         run.removed = set()
         ex = {"next_event_id": run.next_id, "status": run.status}

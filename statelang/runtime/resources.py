@@ -169,8 +169,10 @@ class Resources:
             keys = self._names(kind, resource, args)
             entry = next((e for _, rx, e in self._patterns if any(rx.match(k) for k in keys)), None)
         if entry is None and self.services is None and self.services_factory is not None \
-                and kind not in ("lambda", "activity"):
-            self.services = self.services_factory()   # built on first need: most machines never ask
+                and self._catch_all is None and kind not in ("lambda", "activity"):
+            # The engine's default local services, built on first need (most machines never ask);
+            # a catch-all the caller registered comes before them.
+            self.services = self.services_factory()
         if entry is None and self.services is not None:
             fn = self.services.handler_for(kind, resource, args)
             if fn is not None:
