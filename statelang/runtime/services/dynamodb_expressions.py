@@ -4,8 +4,7 @@ UpdateExpression over typed attribute values ({"S": ..}, {"N": ..}, {"M": ..}, .
 Covered: comparisons, AND/OR/NOT, BETWEEN, IN, attribute_exists, attribute_not_exists,
 begins_with, contains, size; SET with ``+``/``-``, if_not_exists and list_append; REMOVE; ADD.
 Problems raise ``DynamoDB.ValidationException`` with DynamoDB's own wording, so a Catch written
-for AWS matches. (The seed systems' store in statelang.handlers.services.dynamodb holds an earlier
-copy of this evaluator; it can import these names instead.)
+for AWS matches. The seed systems' tables (statelang.handlers.services.dynamodb) use it too.
 """
 
 from __future__ import annotations
