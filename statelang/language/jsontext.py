@@ -136,8 +136,12 @@ def loads(text: str | bytes) -> Any:
 
 
 def canonical(value: Any) -> str:
-    """JSON text with sorted keys: equal values, equal text (the key of content-keyed caches)."""
+    """The JSON text of a definition, for content-keyed caches: equal values give equal text when
+    their keys come in the same order (and merely miss the cache otherwise). orjson without
+    options, the fastest way (a definition's keys are strings); `json` where orjson refuses or
+    may write a number otherwise."""
     try:
-        return orjson.dumps(value, option=_OPTIONS | orjson.OPT_SORT_KEYS).decode()
+        text = orjson.dumps(value).decode()
     except TypeError:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False) if maybe_differs(text) else text

@@ -9,12 +9,14 @@ whose result was not committed runs again with the same idempotency key (at leas
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import socket
 import threading
 import uuid
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -79,9 +81,9 @@ _COMPILED_LIMIT = 512
 
 
 def definition_text(definition: str | dict) -> str:
-    """The definition as JSON text: the text itself, or a dict written with sorted keys. Caches
-    are keyed by this text, never by the identity of a caller's object, so a dict edited between
-    two runs runs edited."""
+    """The definition as JSON text: the text itself, or a dict written out. Caches are keyed by
+    this text, never by the identity of a caller's object, so a dict edited between two runs runs
+    edited."""
     if isinstance(definition, str):
         return definition
     return jsontext.canonical(definition)
@@ -98,6 +100,12 @@ def compiled(definition: str | dict) -> CompiledMachine:
             _COMPILED.clear()
         m = _COMPILED[text] = CompiledMachine(load_definition(text))
     return m
+
+
+def _local_services(engine: Engine) -> Any:
+    """The engine's local AWS services (given a proxy of it: no cycle through its resources)."""
+    from statelang.runtime.services.local import LocalServices
+    return LocalServices(engine.store, engine.clock, region=engine.region, account_id=engine.account_id)
 
 
 class LeaseKeeper:
@@ -156,7 +164,7 @@ class Engine:
         self.resources.clock = self.clock
         # Local AWS services (DynamoDB, SNS, SQS, S3, ...) answer the tasks no handler answers,
         # their state in this engine's store; built only when a task first needs one.
-        self.resources.services_factory = self._local_services
+        self.resources.services_factory = functools.partial(_local_services, weakref.proxy(self))
         self.interpreter = Interpreter()
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
@@ -192,10 +200,6 @@ class Engine:
         from statelang.runtime.nested import install
         install(self)
         self.map_runs = MapRuns(self)   # the distributed Map runner
-
-    def _local_services(self) -> Any:
-        from statelang.runtime.services.local import LocalServices
-        return LocalServices(self.store, self.clock, region=self.region, account_id=self.account_id)
 
     # -- machines ---------------------------------------------------------------------------
     def compiled(self, definition: str | dict) -> CompiledMachine:
@@ -756,9 +760,6 @@ class Engine:
 
     # -- committing -------------------------------------------------------------------------
     def _commit_of(self, run: ExecutionState, consumed: list[int]) -> Commit:
-        if run.kick is not None:   # the safety net of the previous commit: its invocations are answered
-            consumed = [*consumed, run.kick.id]
-            run.kick = None
         commit = Commit(run.arn, run.events, consumed=consumed, fence=run.lease_holder)
         if run.keep_history is not None:
             run.keep_history.extend(run.events)
@@ -823,9 +824,14 @@ class Engine:
         if in_flight or commit.map_runs:
             # Handlers are about to run on this commit's word. If the process dies before their
             # results are committed, this message (due when our lease would expire) lets another
-            # worker claim the execution and re-invoke them; the next commit consumes it.
-            run.kick = Message(run.arn, "run", self.clock.now() + timedelta(seconds=self._kick_seconds()))
-            commit.add_messages.append(run.kick)
+            # worker claim the execution and re-invoke them. One such safety net serves every
+            # round that leaves invocations in flight; the first commit with none consumes it.
+            if run.kick is None:
+                run.kick = Message(run.arn, "run", self.clock.now() + timedelta(seconds=self._kick_seconds()))
+                commit.add_messages.append(run.kick)
+        elif run.kick is not None:
+            commit.consumed.append(run.kick.id)
+            run.kick = None
         if not commit.invokes and not commit.map_runs and not run.runnable and not run.hold_lease:
             commit.release = self.worker_id   # the last commit of this pass gives the lease back
             run.released = True

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import uuid
+import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,9 @@ class MapRuns:
     """The engine's distributed Map runner (``engine.map_runs``)."""
 
     def __init__(self, engine):
-        self.engine = engine
+        # A proxy, not a reference: the engine owns its map runner, and a cycle between them would
+        # leave every finished in-memory engine (its whole store) to the cyclic garbage collector.
+        self.engine = weakref.proxy(engine)
         self.live: dict[str, _MapRun] = {}
         self._has_map: dict[int, bool] = {}
         if _on_end not in engine.end_hooks:

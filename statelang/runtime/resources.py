@@ -17,6 +17,7 @@ import json
 import re
 import traceback
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -260,7 +261,25 @@ class Resources:
         return TaskOutcome.succeeded(result)
 
 
+_ARITY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _arity(fn: Callable) -> int:
+    """How many positional arguments the handler takes, read once per function: every engine
+    (a `statelang.run` is one) registers its handlers, and inspect.signature is slow."""
+    try:
+        return _ARITY[fn]
+    except (KeyError, TypeError):   # TypeError: not weakly referable (a bound method, a partial)
+        pass
+    n = _count_positional(fn)
+    try:
+        _ARITY[fn] = n
+    except TypeError:
+        pass
+    return n
+
+
+def _count_positional(fn: Callable) -> int:
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
