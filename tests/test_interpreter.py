@@ -28,7 +28,7 @@ from statelang.interpreter.commands import (
 )
 from statelang.interpreter.frames import ExecutionState, Frame
 from statelang.interpreter.step import RETRY, TASK, Interpreter
-from statelang.runtime.engine import compiled
+from statelang.runtime.machines import compiled
 
 T0 = datetime(2024, 5, 1, 9, 0, 0, tzinfo=UTC)
 SM = "arn:aws:states:us-east-1:123456789012:stateMachine:sm"

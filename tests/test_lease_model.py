@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from statelang.runtime.engine import Engine, LeaseKeeper
+from statelang.runtime.engine import Engine
+from statelang.runtime.leases import LeaseKeeper
 from statelang.runtime.storage import MemoryStore, Store
 from statelang.store.sql import SqlStore
 

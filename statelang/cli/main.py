@@ -283,11 +283,10 @@ def _report_metrics(engine, every: float) -> None:
     """A line on stderr every `every` seconds with the worker's counters (claims, fenced commits,
     poisoned executions, lease renewals), so that a fleet's logs show how it fares."""
     import threading
-    import time
+    stopped = threading.Event()   # never set: the daemon thread ends with the worker process
 
-    def report() -> None:   # a daemon thread: it ends with the worker process
-        while True:
-            time.sleep(every)
+    def report() -> None:
+        while not stopped.wait(every):
             counts = " ".join(f"{k}={v}" for k, v in sorted(engine.metrics.items()))
             click.echo(f"worker {engine.worker_id} metrics: {counts}", err=True)
 
@@ -301,9 +300,8 @@ def workers(db, as_json):
     """Workers that heartbeat into the database, the executions each holds a lease on, and how
     long ago each was last heard from. A worker silent longer than the takeover time is shown
     STALE: its leases are free to any live worker."""
-    from datetime import UTC
     engine = open_engine(db)
-    now = datetime.now(UTC)
+    now = engine.clock.now()
     takeover = engine.takeover_seconds
     leases: dict[str, list] = {}
     for lease in engine.store.list_leases():

@@ -34,7 +34,6 @@ from statelang.interpreter.commands import (
     TimerKind,
 )
 from statelang.interpreter.step import (
-    MAX_EXECUTION_SECONDS,
     RESUME,
     TASK,
     ExecutionState,
@@ -44,6 +43,9 @@ from statelang.interpreter.step import (
 from statelang.language import jsontext
 from statelang.language.compiler import CompiledMachine
 from statelang.runtime.clock import Clock, make_clock
+from statelang.runtime.faults import fault
+from statelang.runtime.leases import LeaseKeeper
+from statelang.runtime.machines import MAX_EXECUTION_TIME, compiled, definition_text
 from statelang.runtime.map_run import MapRuns
 from statelang.runtime.resources import Resources, TaskContext
 from statelang.runtime.storage import Commit, LeaseLost, Message, Store, StoreFault, WorkerInfo, open_store
@@ -53,90 +55,12 @@ MAX_BACKOFF = 5.0   # seconds a worker waits at most before trying a failing dat
 HEARTBEAT_SECONDS = 2.0   # how often a serving worker says it is alive
 
 
-def _fault(point: str) -> None:
-    """Named crash points for the crash tests: STATELANG_FAULT=point[:n] exits at the n-th pass.
-    The variable is read once, when the process starts (a crash test sets it for the process)."""
-    if _FAULT is None or _FAULT[0] != point:
-        return
-    counter = _fault_counts.get(point, 0) + 1
-    _fault_counts[point] = counter
-    if counter >= _FAULT[1]:
-        os._exit(137)
-
-
-def _fault_spec(spec: str | None) -> tuple[str, int] | None:
-    if not spec:
-        return None
-    name, _, n = spec.partition(":")
-    return name, int(n or 1)
-
-
-_FAULT = _fault_spec(os.environ.get("STATELANG_FAULT"))
-_fault_counts: dict[str, int] = {}
-
-
-MAX_EXECUTION_TIME = timedelta(seconds=MAX_EXECUTION_SECONDS)
-_COMPILED: dict[str, CompiledMachine] = {}
-_COMPILED_LIMIT = 512
-
-
-def definition_text(definition: str | dict) -> str:
-    """The definition as JSON text: the text itself, or a dict written out. Caches are keyed by
-    this text, never by the identity of a caller's object, so a dict edited between two runs runs
-    edited."""
-    if isinstance(definition, str):
-        return definition
-    return jsontext.canonical(definition)
-
-
-def compiled(definition: str | dict) -> CompiledMachine:
-    """Compile once per distinct definition text, shared by every engine of the process: the
-    compiled machine is immutable, so sharing it is safe."""
-    text = definition_text(definition)
-    m = _COMPILED.get(text)
-    if m is None:
-        from statelang.language.definition import load_definition
-        if len(_COMPILED) >= _COMPILED_LIMIT:
-            _COMPILED.clear()
-        m = _COMPILED[text] = CompiledMachine(load_definition(text))
-    return m
 
 
 def _local_services(engine: Engine) -> Any:
     """The engine's local AWS services (given a proxy of it: no cycle through its resources)."""
     from statelang.runtime.services.local import LocalServices
     return LocalServices(engine.store, engine.clock, region=engine.region, account_id=engine.account_id)
-
-
-class LeaseKeeper:
-    """Renews an execution's lease while its handlers run (every third of the lease), so that a
-    long handler keeps the execution its own. A renewal that finds the lease taken stops: the
-    step's commit will be refused by its fence."""
-
-    def __init__(self, engine: Engine, arn: str):
-        self.engine = engine
-        self.arn = arn
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{arn[-12:]}", daemon=True)
-
-    def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        eng = self.engine
-        while not self._done.wait(eng.lease_seconds / 3):
-            try:
-                kept = eng.store.renew(self.arn, eng.worker_id, eng.clock.now() + timedelta(seconds=eng.lease_seconds))
-            except StoreFault:
-                continue   # the database is away: try again; the fence decides at the commit
-            eng.metrics["renewals"] += 1
-            if not kept:
-                return
 
 
 class TaskSource(Protocol):
@@ -705,7 +629,7 @@ class Engine:
                 it.task_result(run, fid, seq, True, outcome.value, None, now)
             else:
                 it.task_result(run, fid, seq, False, outcome.error, outcome.cause, now)
-        _fault("after_handler")
+        fault("after_handler")
 
     def _invoke_all(self, run: ExecutionState, invokes: list[Invoke]) -> list:
         if run.lease_holder is None or self.clock.virtual:
@@ -744,7 +668,7 @@ class Engine:
         ctx = TaskContext(run.arn, run.name, run.state_machine_arn, spec["state"], spec["retry_count"],
                           spec["idempotency_key"], spec.get("token"), spec.get("index"), resource,
                           clock=self.clock)
-        _fault("in_handler")
+        fault("in_handler")
         # A synchronous task's TimeoutSeconds counts on the execution's clock, as every other
         # timeout does: on a virtual clock a handler spends time by moving it (ctx.clock.advance).
         started = self.clock.now()
@@ -835,9 +759,9 @@ class Engine:
         if not commit.invokes and not commit.map_runs and not run.runnable and not run.hold_lease:
             commit.release = self.worker_id   # the last commit of this pass gives the lease back
             run.released = True
-        _fault("before_commit")
+        fault("before_commit")
         self.store.apply(commit)
-        _fault("after_commit")
+        fault("after_commit")
         if run.status != "RUNNING" and commit.close_all:
             self._notify(run)
         self._start_map_runs(run, commit)

@@ -10,7 +10,8 @@ from statelang.language import jsontext
 from statelang.language.errors import DefinitionError
 from statelang.language.validation import validate
 from statelang.runtime.clock import Clock
-from statelang.runtime.engine import Engine, definition_text
+from statelang.runtime.engine import Engine
+from statelang.runtime.machines import definition_text
 
 _VALID: dict[str, str] = {}
 _VALID_LIMIT = 512
