@@ -144,7 +144,7 @@ class _Statements:
         # once (a window over every message did not scale); the id of the earliest message is
         # looked up per candidate on the (execution_arn, due) index.
         self.claim = q(
-            "SELECT e.execution_arn FROM executions AS e JOIN ("
+            "SELECT e.execution_arn, e.lease_owner FROM executions AS e JOIN ("
             "  SELECT execution_arn AS arn, min(due) AS due FROM messages WHERE due <= ? GROUP BY execution_arn"
             ") AS f ON f.arn = e.execution_arn "
             "WHERE (e.lease_expires IS NULL OR e.lease_expires <= ? "
@@ -569,7 +569,7 @@ class SqlStore:
         return None if r is None or r[0] is None else self.dialect.read_time(r[0])
 
     def claim(self, worker: str, now: datetime, lease_seconds: float, limit: int,
-              stale_before: datetime | None = None) -> list[str]:
+              stale_before: datetime | None = None, taken_over: list[str] | None = None) -> list[str]:
         """Lease up to `limit` executions with a due message, in the order of each one's earliest
         (due, id) message, as `MemoryStore` lists them. The select and the lease update share one
         transaction; on PostgreSQL rows another claimer has locked are skipped, and a row leased
@@ -580,7 +580,10 @@ class SqlStore:
             return []   # nothing due: no write transaction (and no write lock) at all
         with self._write() as tx:
             stale = d.time(stale_before) if stale_before is not None else d.time(_NEVER)
-            arns = [r[0] for r in tx.conn.execute(self.s.claim, (at, at, stale, limit)).fetchall()]
+            rows = tx.conn.execute(self.s.claim, (at, at, stale, limit)).fetchall()
+            arns = [r[0] for r in rows]
+            if taken_over is not None:   # leases of another worker, expired or of a dead one
+                taken_over.extend(arn for arn, owner in rows if owner is not None and owner != worker)
             if arns:
                 until = d.time(now + timedelta(seconds=lease_seconds))
                 tx.conn.execute(self.s.lease, (worker, until, d.in_values(arns)))

@@ -166,3 +166,24 @@ def test_the_worker_command_says_so_and_exits(tmp_path):
     assert proc.wait(timeout=30) == 2   # the command line's exit status for an error it names
     reader.join(5)
     assert any("deleted or replaced" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_a_takeover_is_counted(backend, tmp_path):
+    """A worker that claimed an execution and vanished (its lease runs out): the worker that
+    claims it next counts a takeover in its metrics, beside its claims."""
+    import json
+    db = "memory" if backend == "memory" else f"sqlite:///{tmp_path}/t.db"
+    clock = VirtualClock()
+    first = Engine(db=db, clock=clock, lease_seconds=10)
+    client = first.client()
+    sm = client.create_state_machine(name="w", definition=json.dumps({"StartAt": "P", "States": {
+        "P": {"Type": "Pass", "End": True}}}), roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+    arn = client.start_execution(stateMachineArn=sm, name="w1")["executionArn"]
+    assert first.store.claim("gone-worker", clock.now(), 10, 16) == [arn]   # then it vanishes
+    second = Engine(db=first.store, clock=clock, lease_seconds=10)
+    assert second.run_until_idle() == 0 or second.metrics["takeovers"] == 0   # its lease still holds
+    clock.advance(11)
+    second.run_until_idle()
+    assert client.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    assert second.metrics["takeovers"] == 1 and second.metrics["claims"] == 1

@@ -106,7 +106,8 @@ class Engine:
         self.claim_batch = 16             # executions leased by one claim
         # A worker silent for this long (no heartbeat) is dead: its leases are free at once.
         self.takeover_seconds = 3 * HEARTBEAT_SECONDS
-        self.metrics = {"claims": 0, "fenced": 0, "poisoned": 0, "quarantined": 0, "renewals": 0}
+        self.metrics = {"claims": 0, "takeovers": 0, "fenced": 0, "poisoned": 0, "quarantined": 0,
+                        "renewals": 0}
         self.max_claims = 5   # claims of one step that never completes before it is quarantined
         self._claimed_at: dict[str, datetime] = {}
         self._last_beat: datetime | None = None
@@ -201,7 +202,8 @@ class Engine:
             if any([tick(now) for tick in self.tickers]):
                 continue   # a schedule or a delivery retry fired and may have started executions
             if virtual:
-                if due is not None:
+                # Due now and not claimed: another live worker holds it; nothing to jump to here.
+                if due is not None and due > now:
                     # Other timer sources (schedules) fire interleaved with the engine's timers but
                     # do not keep a virtual run going on their own: a cron rule never ends.
                     others = [d for d in (src() for src in self.timer_sources) if d is not None and d < due]
@@ -218,7 +220,12 @@ class Engine:
         """Lease a batch of executions with due messages. A lease held by a worker whose heartbeat
         is older than `takeover_seconds` is free at once: its worker is dead."""
         stale = now - timedelta(seconds=self.takeover_seconds)
-        arns = self.store.claim(self.worker_id, now, self.lease_seconds, self.claim_batch, stale_before=stale)
+        taken: list[str] = []
+        arns = self.store.claim(self.worker_id, now, self.lease_seconds, self.claim_batch, stale_before=stale,
+                                taken_over=taken)
+        if taken:
+            self.metrics["takeovers"] += len(taken)
+            log.info("worker %s takes over %d execution(s) of dead or stalled workers", self.worker_id, len(taken))
         if arns:
             self.metrics["claims"] += len(arns)
             self._claimed_at.update(dict.fromkeys(arns, now))

@@ -169,7 +169,8 @@ class Store(Protocol):
     def due_messages(self, arn: str, now: datetime) -> list[Message]: ...
     def next_due(self) -> datetime | None: ...
     def claim(self, worker: str, now: datetime, lease_seconds: float, limit: int,
-              stale_before: datetime | None = None) -> list[str]: ...
+              stale_before: datetime | None = None,
+              taken_over: list[str] | None = None) -> list[str]: ...   # taken_over: gets the takeovers
     def claim_one(self, arn: str, worker: str, now: datetime, lease_seconds: float,
                   stale_before: datetime | None = None) -> bool: ...   # that execution, if free or ours
     def renew(self, arn: str, worker: str, until: datetime) -> bool: ...   # False: the lease is lost
@@ -349,7 +350,7 @@ class MemoryStore:
             self._prune()
             return self._heap[0][0] if self._heap else None
 
-    def claim(self, worker, now, lease_seconds, limit, stale_before=None):
+    def claim(self, worker, now, lease_seconds, limit, stale_before=None, taken_over=None):
         with self.lock:
             self._prune()
             out: list[str] = []
@@ -371,6 +372,8 @@ class MemoryStore:
                 held = self.leases.get(arn)
                 if held is not None and held[1] > now and held[0] not in dead:
                     continue
+                if held is not None and held[0] != worker and taken_over is not None:
+                    taken_over.append(arn)
                 self.leases[arn] = (worker, until)
                 self.claims[arn] = self.claims.get(arn, 0) + 1
                 out.append(arn)
