@@ -49,15 +49,8 @@ def close_console(system: System, virtual: bool = True) -> None:
 
 def settle(system: System) -> int:
     """Run what is runnable at this instant (executions, due event deliveries); never move the clock."""
-    engine, steps = system.engine, 0
-    while True:
-        ticked = sum(tick(engine.clock.now()) for tick in engine.tickers)
-        arns = engine.store.claim(engine.worker_id, engine.clock.now(), engine.lease_seconds, 64)
-        for arn in arns:
-            engine.process(arn)
-        steps += len(arns)
-        if not arns and not ticked:
-            return steps
+    engine = system.engine
+    return engine.run_until_idle(until=engine.clock.now())
 
 
 def advance(system: System, seconds: float) -> int:

@@ -32,9 +32,7 @@ def _story(title: str, summary: str, ok: bool, engine, arns: list[str]) -> dict:
 
 def _settle(engine) -> None:
     """Run what is runnable now without moving the virtual clock (people have not answered yet)."""
-    while arns := engine.store.claim(engine.worker_id, engine.clock.now(), engine.lease_seconds, 64):
-        for arn in arns:
-            engine.process(arn)
+    engine.run_until_idle(until=engine.clock.now())
 
 
 def _db_paths(db: str | None) -> tuple[str, str, str]:

@@ -72,14 +72,7 @@ class HourBankSandbox:
 
     def drain(self) -> int:
         """Run what is runnable at the current instant; never move the clock."""
-        steps = 0
-        while True:
-            arns = self.engine.store.claim(self.engine.worker_id, self.engine.clock.now(), 60, 256)
-            if not arns:
-                return steps
-            for arn in arns:
-                self.engine.process(arn)
-                steps += 1
+        return self.engine.run_until_idle(until=self.engine.clock.now())
 
     def serve(self, request_id: str, requester: str, provider: str, hours_working: float = 0) -> None:
         """The happy path after a request: accepted, started and confirmed, done and confirmed."""
