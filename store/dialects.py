@@ -17,6 +17,7 @@ PostgreSQL keeps timestamptz and JSONB, decoded by psycopg.
 from __future__ import annotations
 
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 
-class Dialect:
+class Dialect(ABC):
     """The interface `SqlStore` writes against; the two subclasses below fill it in.
 
     SQL is written with ``?`` placeholders; `sql` turns a statement into the driver's text."""
@@ -49,53 +50,58 @@ class Dialect:
         return text
 
     # -- values --------------------------------------------------------------------------------
+    @abstractmethod
     def in_values(self, values: Sequence) -> Any:
-        raise NotImplementedError
+        """A list of values in the form the `in_list` fragment takes."""
 
+    @abstractmethod
     def json(self, value: Any) -> Any:
-        raise NotImplementedError
+        """A value as the dialect's JSON column stores it."""
 
+    @abstractmethod
     def read_json(self, raw: Any) -> Any:
-        raise NotImplementedError
+        """A JSON column's value, read back."""
 
+    @abstractmethod
     def time(self, value: datetime | None) -> Any:
-        raise NotImplementedError
+        """A datetime as the driver stores it (None stays None)."""
 
+    @abstractmethod
     def read_time(self, raw: Any) -> datetime | None:
-        raise NotImplementedError
+        """A stored time, read back as an aware UTC datetime."""
 
     # -- connections and transactions ----------------------------------------------------------
-    def setup(self, conn: Any) -> None:
+    def setup(self, conn: Any) -> None:  # noqa: B027 - optional: a dialect that needs none keeps this
         """Make a freshly opened driver connection ready for the store."""
 
+    @abstractmethod
     @contextmanager
     def transaction(self, conn: Any) -> Iterator[None]:
-        raise NotImplementedError
-        yield
+        """One transaction on `conn`: committed when the block ends, rolled back if it raises."""
 
     def executemany(self, conn: Any, sql: str, rows: list) -> None:
         conn.cursor().executemany(sql, rows)
 
+    @abstractmethod
     def insert_ids(self, conn: Any, sql: str, rows: list) -> Callable[[], list[int]]:
         """Insert `rows` with ``sql`` (an INSERT ... RETURNING id); the returned function hands
         back their ids, in order, once the transaction has committed."""
-        raise NotImplementedError
 
+    @abstractmethod
     def insert_id(self, conn: Any, sql: str, params: list) -> tuple[int | None, Callable[[], int]]:
         """Insert one row with ``sql`` (an INSERT ... RETURNING id): its id now if the driver
         knows it without waiting for the server (else None), and a function that hands it back
         once the transaction has committed."""
-        raise NotImplementedError
 
     def duplicate_execution(self, e: BaseException | None) -> bool:
         """Whether a driver error is the executions table's unique ARN refusing a second row."""
         return False
 
+    @abstractmethod
     def require(self, conn: Any, sql: str, params: tuple, error: BaseException) -> None:
         """Fail the transaction with `error` unless ``sql`` (a SELECT, ``?`` placeholders) finds a
         row; where the check only answers with the rest of the transaction (PostgreSQL's pipeline),
         the failure reaches the store as a driver error that `guard_failed` recognises."""
-        raise NotImplementedError
 
     def guard_failed(self, e: BaseException) -> bool:
         return False

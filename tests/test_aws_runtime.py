@@ -172,7 +172,7 @@ def test_a_caught_evaluation_error_goes_to_the_catcher():
 def test_bracketed_field_names_with_escape_sequences():
     """LocalStack's AWS-validated scenario escape_sequences_jsonpath.json5 reads
     ``"value.$": "$['Test\\\\\\"\\"Name\\"']"`` (the path ``$['Test\\""Name"']``) and succeeds on AWS;
-    Jayway (AWS's JSONPath) reads \\', \\", \\\\, \\/ and \\uXXXX inside brackets as escapes."""
+    Jayway (AWS's JSONPath) reads \\', \\", \\\\, \\/ and \\u with four hex digits inside brackets as escapes."""
     d = json.loads(r'''{"StartAt": "JsonPathEscapeTest", "States": {"JsonPathEscapeTest": {"Type": "Pass",
         "Parameters": {"value.$": "$['Test\\\"\"Name\"']"}, "End": true}}}''')
     assert run(d, {'Test""Name"': "Value"}).output == {"value": "Value"}

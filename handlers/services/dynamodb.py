@@ -28,6 +28,7 @@ from statelang.runtime.services.dynamodb_expressions import (
     DynamoDBError,
     apply_update,
     evaluate_condition,
+    update_response,
 )
 from statelang.runtime.services.dynamodb_expressions import canonical as _canonical
 from statelang.runtime.services.dynamodb_expressions import plain as _plain
@@ -154,16 +155,7 @@ class DynamoDB:
         changed = apply_update(params.get("UpdateExpression") or "", new, params.get("ExpressionAttributeNames"),
                                params.get("ExpressionAttributeValues"))
         self._write(conn, params["TableName"], key, old, new)
-        mode = params.get("ReturnValues") or "NONE"
-        if mode == "ALL_NEW":
-            return {"Attributes": new}
-        if mode == "UPDATED_NEW":
-            return {"Attributes": {k: new[k] for k in changed if k in new}}
-        if mode == "ALL_OLD" and old:
-            return {"Attributes": old}
-        if mode == "UPDATED_OLD" and old:
-            return {"Attributes": {k: old[k] for k in changed if k in old}}
-        return {}
+        return update_response(params.get("ReturnValues"), old, new, changed)
 
     def delete_item(self, params: dict, request_token: str | None = None) -> dict:
         with transaction(self.engine) as conn:

@@ -46,6 +46,9 @@ class CompiledMachine:
         self.timeout_seconds = definition.get("TimeoutSeconds")
         self.query_language = definition.get("QueryLanguage", "JSONPath")
         self._compile_table("", definition, self.query_language)
+        # Whether any Map runs distributed: an ending execution then closes its map runs.
+        self.has_distributed_map = any(getattr(st, "distributed", False)
+                                       for table in self.tables.values() for st in table.values())
 
     def state(self, table: str, name: str) -> CState:
         return self.tables[table][name]

@@ -71,7 +71,7 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
 
 def _unescape(text: str) -> str:
     """A bracketed field name as Jayway reads it: \\', \\", \\\\, \\/ stand for themselves, \\n and the
-    other JSON escapes for their characters, \\uXXXX for that code point."""
+    other JSON escapes for their characters, \\u and four hex digits for that code point."""
     def one(m: re.Match) -> str:
         c = m.group(1)
         if len(c) == 5:

@@ -99,7 +99,6 @@ class MapRuns:
         # leave every finished in-memory engine (its whole store) to the cyclic garbage collector.
         self.engine = weakref.proxy(engine)
         self.live: dict[str, _MapRun] = {}
-        self._has_map: dict[int, bool] = {}
         if _on_end not in engine.end_hooks:
             engine.end_hooks.append(_on_end)
 
@@ -438,14 +437,6 @@ class MapRuns:
             _close_record(self.engine, mr.arn, "SUCCEEDED" if ok else "FAILED")
         self.engine.interpreter.map_run_finished(run, frame_id, seq, ok, value, cause, self.engine.clock.now())
 
-    def has_distributed_map(self, machine) -> bool:
-        key = id(machine)
-        found = self._has_map.get(key)
-        if found is None:
-            found = self._has_map[key] = any(getattr(st, "distributed", False)
-                                             for table in machine.tables.values() for st in table.values())
-        return found
-
 
 def _output(status: str, p: dict) -> Any:
     if status == "SUCCEEDED":
@@ -480,7 +471,7 @@ def _on_end(engine, run, commit) -> None:
                                            link["seq"], payload))
     runner = getattr(engine, "map_runs", None)
     if run.status in ("ABORTED", "FAILED", "TIMED_OUT") and runner is not None \
-            and runner.has_distributed_map(run.machine):
+            and run.machine.has_distributed_map:
         now = engine.clock.now()
         for rec in engine.store.list_records(MAP_RUN):
             if rec.get("executionArn") == run.arn:

@@ -19,6 +19,7 @@ from statelang.runtime.services.dynamodb_expressions import (
     canonical,
     evaluate_condition,
     plain,
+    update_response,
 )
 from statelang.runtime.services.errors import ServiceError, sdk_error
 
@@ -126,16 +127,7 @@ class LocalDynamoDB:
             changed = apply_update(params.get("UpdateExpression") or "", new, params.get("ExpressionAttributeNames"),
                                    params.get("ExpressionAttributeValues"))
             self._write(table, key, new)
-        mode = params.get("ReturnValues") or "NONE"
-        if mode == "ALL_NEW":
-            return {"Attributes": new}
-        if mode == "UPDATED_NEW":
-            return {"Attributes": {k: new[k] for k in changed if k in new}}
-        if mode == "ALL_OLD" and old:
-            return {"Attributes": old}
-        if mode == "UPDATED_OLD" and old:
-            return {"Attributes": {k: old[k] for k in changed if k in old}}
-        return {}
+        return update_response(params.get("ReturnValues"), old, new, changed)
 
     def delete_item(self, params: dict) -> dict:
         table = params.get("TableName")

@@ -306,3 +306,17 @@ def apply_update(text: str, item: dict, names: dict | None = None, values: dict 
                 break
             e.i += 1
     return changed
+
+
+def update_response(mode: str | None, old: dict | None, new: dict, changed: set[str]) -> dict:
+    """UpdateItem's answer for its ``ReturnValues`` (NONE, ALL_NEW, UPDATED_NEW, ALL_OLD,
+    UPDATED_OLD): the item after or before the update, whole or only the attributes it changed."""
+    if mode == "ALL_NEW":
+        return {"Attributes": new}
+    if mode == "UPDATED_NEW":
+        return {"Attributes": {k: new[k] for k in changed if k in new}}
+    if mode == "ALL_OLD" and old:
+        return {"Attributes": old}
+    if mode == "UPDATED_OLD" and old:
+        return {"Attributes": {k: old[k] for k in changed if k in old}}
+    return {}
