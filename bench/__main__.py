@@ -12,6 +12,9 @@ Method, per runner and shape:
     the figure is the median of the samples.
   * b6 also reports executions/s (same samples, one closed-loop client) and the start-to-finish
     latency p50/p99 over every timed execution.
+  * durable executions (``bench_durable``): b6 and a 5-Task machine (a commit per step) through
+    ``Engine(db=...).client()`` beside DBOS's 5-step workflow, on SQLite and on PostgreSQL with
+    synchronous_commit on, 1 and 4 client threads; "DBOS not installed" without it.
   * peak RSS: ``ru_maxrss`` only ever grows, so it is read after each runner's phase, runners run
     lightest first, and moto (with boto3) is imported only in its own phase. The statelang figure
     is thus its own peak; the SQLite and moto figures are peaks of the process so far.
@@ -288,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
 
     report["event_patterns"] = bench_patterns.run(rounds=options.peer_repeat, with_moto=not options.no_peer)
     print(bench_patterns.summary(report["event_patterns"]))
+    from . import bench_durable  # DBOS side by side when it is installed, a note when it is not
+
+    report["durable"] = bench_durable.run(rounds=3 if options.quick else 5,
+                                          per_thread=20 if options.quick else 60,
+                                          log=lambda text: print(text, file=sys.stderr, flush=True))
+    print(bench_durable.summary(report["durable"]))
     if options.json:
         with open(options.json, "w") as handle:
             json.dump(report, handle, indent=1, default=str)
