@@ -44,7 +44,7 @@ from statelang.language import jsontext
 from statelang.language.compiler import CompiledMachine
 from statelang.runtime.clock import Clock, make_clock
 from statelang.runtime.faults import fault
-from statelang.runtime.leases import LeaseKeeper
+from statelang.runtime.leases import ExecutionLocks, LeaseKeeper
 from statelang.runtime.machines import MAX_EXECUTION_TIME, compiled, definition_text
 from statelang.runtime.map_run import MapRuns
 from statelang.runtime.resources import Resources, TaskContext
@@ -113,7 +113,11 @@ class Engine:
         self._last_beat: datetime | None = None
         self._heartbeating = False
         self._machines: dict[str, CompiledMachine] = {}
-        self._lock = threading.RLock()
+        # Executions are stepped under a lock each, not one engine-wide lock: client threads
+        # sharing an engine overlap their handlers and their commits.
+        self._locks = ExecutionLocks()
+        self._count_lock = threading.Lock()
+        self._pool_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self.state_machines = dict(state_machines or {})
@@ -145,7 +149,7 @@ class Engine:
         if eager and not self.listeners:
             # Run as far as it goes without telling anyone outside (plain handlers only), so that
             # creating the execution and its first steps are one transaction.
-            with self._lock:
+            with self._locks.hold(arn):
                 self._advance_in_memory(run)
         commit = self._commit_of(run, [])
         # Eager: this thread runs the execution right after creating it. Its "run" message is then
@@ -164,7 +168,7 @@ class Engine:
         if self.listeners:
             self._notify(run)   # AWS publishes a RUNNING status change too
         if eager and run.status == "RUNNING":
-            with self._lock:
+            with self._locks.hold(arn):
                 run.released = True
                 recorded = self._in_flight(commit.invokes)
                 if recorded:   # invocations the creating commit recorded (a token, a child execution)
@@ -224,12 +228,17 @@ class Engine:
         arns = self.store.claim(self.worker_id, now, self.lease_seconds, self.claim_batch, stale_before=stale,
                                 taken_over=taken)
         if taken:
-            self.metrics["takeovers"] += len(taken)
+            self.count("takeovers", len(taken))
             log.info("worker %s takes over %d execution(s) of dead or stalled workers", self.worker_id, len(taken))
         if arns:
-            self.metrics["claims"] += len(arns)
+            self.count("claims", len(arns))
             self._claimed_at.update(dict.fromkeys(arns, now))
         return arns
+
+    def count(self, metric: str, n: int = 1) -> None:
+        """Add to one of the fleet metrics (threads of one engine count into the same dict)."""
+        with self._count_lock:
+            self.metrics[metric] += n
 
     def _beat(self, started: datetime) -> None:
         """Write this worker's heartbeat (every HEARTBEAT_SECONDS of the serve loop)."""
@@ -397,7 +406,7 @@ class Engine:
         fails it (States.Runtime, see `_poisoned`), so a worker never dies of one execution and
         never leaves the rest of its batch leased. Only a fault of the database itself
         (`StoreFault`) reaches the caller, whose loop backs off and retries."""
-        with self._lock:
+        with self._locks.hold(arn):
             claimed = self._claimed_at.pop(arn, None)
             if claimed is None:
                 # Not from this engine's own claim (a stop request, a caller's loop): lease it
@@ -411,16 +420,16 @@ class Engine:
             except LeaseLost as lost:
                 # Another worker took the execution over while this step ran: its commit was
                 # refused whole, so the step is discarded; the new owner redoes it.
-                self.metrics["fenced"] += 1
+                self.count("fenced")
                 log.warning("%s", lost)
             except StoreFault:
                 raise
             except Exception as exc:  # noqa: BLE001 - contained: see the docstring
-                self.metrics["poisoned"] += 1
+                self.count("poisoned")
                 try:
                     self._poisoned(arn, exc)
                 except LeaseLost as lost:
-                    self.metrics["fenced"] += 1
+                    self.count("fenced")
                     log.warning("%s", lost)
             finally:
                 self._claimed_at.pop(arn, None)
@@ -473,7 +482,7 @@ class Engine:
         """A step claimed again and again without ever completing kills its worker process (a
         handler that exits, a crash in native code): the execution fails, visibly, instead of
         taking down worker after worker."""
-        self.metrics["quarantined"] += 1
+        self.count("quarantined")
         log.error("execution %s: claimed %d times without completing a step; quarantined", run.arn, claims)
         consumed = [m.id for m in self.store.due_messages(run.arn, self.clock.now())]
         run.lease_holder = self.worker_id
@@ -648,8 +657,9 @@ class Engine:
         calls = [(c.frame_id, c.seq, c.spec) for c in invokes]
         if len(calls) == 1 or self.max_workers <= 1:
             return [self._invoke(run, *c) for c in calls]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="statelang-task")
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="statelang-task")
         return list(self._pool.map(lambda c: self._invoke(run, *c), calls))
 
     def _invoke(self, run: ExecutionState, fid: str, seq: int, spec: dict):

@@ -1,8 +1,11 @@
-"""Keeping a claimed execution's lease while its handlers run."""
+"""Owning an execution while it is stepped: the lease kept while its handlers run, and the lock
+that keeps one engine's threads from stepping one execution twice at once."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -35,6 +38,37 @@ class LeaseKeeper:
                 kept = eng.store.renew(self.arn, eng.worker_id, eng.clock.now() + timedelta(seconds=eng.lease_seconds))
             except StoreFault:
                 continue   # the database is away: try again; the fence decides at the commit
-            eng.metrics["renewals"] += 1
+            eng.count("renewals")
             if not kept:
                 return
+
+
+class ExecutionLocks:
+    """One re-entrant lock per execution, held while an engine's thread steps it. Steps of
+    different executions run side by side, so their handlers and their commits' waits overlap;
+    two steps of one execution never do. A lock lives only while some thread holds or awaits it.
+
+    Lock order: a step may start (and so lock) another execution — a child, a Map run's items —
+    but never one that started it: children tell their parents through messages only."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._held: dict[str, list] = {}   # arn -> [its RLock, threads holding or awaiting it]
+
+    @contextmanager
+    def hold(self, arn: str) -> Iterator[None]:
+        with self._guard:
+            entry = self._held.get(arn)
+            if entry is None:
+                entry = self._held[arn] = [threading.RLock(), 0]
+            entry[1] += 1
+        lock = entry[0]
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._held[arn]
