@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -25,27 +27,111 @@ def history() -> None:
     """Show, export and import execution histories."""
 
 
+PAGE = 1000   # events per store read: memory and each read stay one page, however long the history
+
+
+def pages(store, arn: str, after: int, limit: int | None):
+    """The events after event id `after`, at most `limit` in all, one keyset read per page."""
+    left = limit
+    while left is None or left > 0:
+        n = PAGE if left is None else min(PAGE, left)
+        page = store.history(arn, after=after, limit=n)
+        if page:
+            yield page
+            after = page[-1]["id"]
+        if len(page) < n:
+            return
+        if left is not None:
+            left -= len(page)
+
+
+def _wire(event: dict) -> dict:
+    ts = event["timestamp"]
+    return {**event, "timestamp": ts.isoformat()} if isinstance(ts, datetime) else event
+
+
+def echo_json_pages(chunks) -> int | None:
+    """Print the pages' events as one JSON array, as `echo_json` prints a list, a page at a time;
+    returns the id of the last event printed."""
+    last = None
+    sep = "["
+    for page in chunks:
+        for event in page:
+            text = json.dumps(_wire(event), indent=2, ensure_ascii=False)
+            click.echo(sep + "\n" + textwrap.indent(text, "  "), nl=False)
+            sep, last = ",", event["id"]
+    click.echo("[]" if last is None else "\n]")
+    return last
+
+
+def echo_timeline_pages(first: dict, chunks, color: bool) -> int | None:
+    """Print the pages as one timeline whose elapsed times count from `first` (the execution's
+    start): each page is rendered behind that event, whose line is then left out."""
+    from statelang.history.timeline import render_timeline
+    last = None
+    for page in chunks:
+        header, _, *lines = render_timeline([first, *page], color=color).split("\n")
+        if last is None:
+            click.echo(header)
+        click.echo("\n".join(lines))
+        last = page[-1]["id"]
+    return last
+
+
 @history.command("show")
 @click.argument("execution_arn")
 @DB_OPTION
 @click.option("--at", "at", type=int, default=None, help="Reconstruct the execution's state at this event.")
+@click.option("--after", "after", type=int, default=None, metavar="EVENT_ID",
+              help="Only the events after this event id (the next page of an earlier --limit).")
+@click.option("--limit", "limit", type=int, default=None, metavar="N",
+              help="At most N events; when more follow, a last line names the --after that shows them "
+                   "(on stderr with --json).")
 @click.option("--json", "as_json", is_flag=True)
-def history_show(execution_arn, db, at, as_json):
-    """A readable timeline; with --at N, the state, its input and the data at event N."""
-    from statelang.history.timeline import render_timeline, state_at
+def history_show(execution_arn, db, at, after, limit, as_json):
+    """A readable timeline; with --at N, the state, its input and the data at event N.
+
+    The history is read a page at a time by event id, so a long one prints as it is read and
+    --after/--limit show any stretch of it at the cost of that stretch alone."""
+    if after is not None and after < 0:
+        raise UserError(f"--after takes an event id (0 or more), not {after}")
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit takes a number of events (1 or more), not {limit}")
     engine = open_engine(db)
     execution_or_fail(engine, execution_arn)
-    events = engine.store.history(execution_arn)
-    if at is None:
-        if as_json:
-            echo_json(events)
-        else:
-            click.echo(render_timeline(events, color=sys.stdout.isatty()))
+    store = engine.store
+    newest = store.history(execution_arn, limit=1, reverse=True)
+    last_id = newest[0]["id"] if newest else 0
+    if at is not None:
+        if after is not None or limit is not None:
+            raise UserError("--at shows the state at one event: it does not take --after or --limit")
+        show_at(store, execution_arn, at, last_id, as_json)
         return
+    if after is not None and after > last_id:
+        raise UserError(f"execution {execution_arn} has no event {after} (its last event is {last_id})")
+    chunks = pages(store, execution_arn, after or 0, limit)
+    if as_json:
+        shown = echo_json_pages(chunks)
+    else:
+        first = store.history(execution_arn, limit=1)
+        shown = echo_timeline_pages(first[0], chunks, sys.stdout.isatty()) if first else None
+        if shown is None:
+            click.echo(f"(no events after {after})" if after else "(no events)")
+    if limit is not None and shown is not None and store.history(execution_arn, after=shown, limit=1):
+        click.echo(f"more events follow: --after {shown}", err=as_json)
+
+
+def show_at(store, arn: str, at: int, last_id: int, as_json: bool) -> None:
+    """The state, its input and the data at event `at`: its thread's events lie among the first
+    `at` (ids count from 1), so nothing after it is read."""
+    from statelang.history.timeline import state_at
+    if not 1 <= at <= last_id:
+        raise UserError(f"execution {arn} has no event {at} (it has {last_id})")
+    events = [e for page in pages(store, arn, 0, at) for e in page]
     try:
         snapshot = state_at(events, at)
     except KeyError:
-        raise UserError(f"execution {execution_arn} has no event {at} (it has {len(events)})") from None
+        raise UserError(f"execution {arn} has no event {at} (it has {last_id})") from None
     if as_json:
         echo_json(snapshot)
         return
