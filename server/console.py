@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -28,6 +30,11 @@ from .security import Denied, inside
 STATIC = Path(__file__).parent / "static"
 CONSOLE_HEADER = "HTTP_X_STATELANG_CONSOLE"
 MAX_LIST = 500
+HISTORY_PAGE = 100        # events per history page, as GetExecutionHistory's default
+MAX_HISTORY_PAGE = 1000   # and at most, as its maxResults
+FOLD_READ = 1000          # events per read while a path fold catches up
+MAX_FOLDS = 256           # executions whose path folds are kept between requests
+MAX_EVENT_ID = 2**31 - 1
 
 
 def _json(status: int, payload) -> tuple:
@@ -47,45 +54,78 @@ def member(params: dict, key: str) -> str:
     return value
 
 
-def path_of(events: list[dict], status: str) -> tuple[dict[str, str], set[tuple[str, str]]]:
-    """From a history: {state: visited|running|failed} and the (from, to) transitions taken.
+class PathFold:
+    """The execution's path folded from its history: {state: visited|running|failed} and the
+    (from, to) transitions taken. A history only grows, so the fold of its events up to id N never
+    changes: `feed` takes the events after `last_id`, and a console poll reads only what is new.
 
     A state entered more often than exited (a Map's states run once per item) is still open: it
     runs while the execution runs, and is where it broke once the execution has failed."""
-    entered: dict[str, int] = {}
-    exited: dict[str, int] = {}
-    fail_states: set[str] = set()
-    taken: set[tuple[str, str]] = set()
-    last_exit: str | None = None
-    last_enter: str | None = None
-    exit_after_enter = False
-    for ev in events:
-        kind = ev["type"]
-        if kind.endswith("StateEntered"):
-            name = (ev.get("stateEnteredEventDetails") or {}).get("name")
-            if name is None:
-                continue
-            source = last_exit if exit_after_enter else last_enter   # a caught error leaves unexited
-            if source and source != name:
-                taken.add((source, name))
-            entered[name] = entered.get(name, 0) + 1
-            if kind == "FailStateEntered":
-                fail_states.add(name)
-            last_enter, exit_after_enter = name, False
-        elif kind.endswith("StateExited"):
-            name = (ev.get("stateExitedEventDetails") or {}).get("name")
-            if name is not None:
-                exited[name] = exited.get(name, 0) + 1
-                last_exit, exit_after_enter = name, True
-    marks = {}
-    for name, n in entered.items():
-        if name in fail_states:
-            marks[name] = "failed"
-        elif n > exited.get(name, 0):
-            marks[name] = "running" if status == "RUNNING" else ("visited" if status == "SUCCEEDED" else "failed")
-        else:
-            marks[name] = "visited"
-    return marks, taken
+
+    def __init__(self, start=None):
+        self.start = start            # the execution's start date: a new execution under the ARN folds anew
+        self.last_id = 0
+        self.lock = threading.Lock()  # one request extends a fold at a time
+        self._entered: dict[str, int] = {}
+        self._exited: dict[str, int] = {}
+        self._fail_states: set[str] = set()
+        self._taken: set[tuple[str, str]] = set()
+        self._last_exit: str | None = None
+        self._last_enter: str | None = None
+        self._exit_after_enter = False
+
+    def feed(self, events: list[dict]) -> None:
+        for ev in events:
+            self.last_id = max(self.last_id, ev["id"])
+            kind = ev["type"]
+            if kind.endswith("StateEntered"):
+                name = (ev.get("stateEnteredEventDetails") or {}).get("name")
+                if name is None:
+                    continue
+                source = self._last_exit if self._exit_after_enter else self._last_enter   # a caught error leaves unexited
+                if source and source != name:
+                    self._taken.add((source, name))
+                self._entered[name] = self._entered.get(name, 0) + 1
+                if kind == "FailStateEntered":
+                    self._fail_states.add(name)
+                self._last_enter, self._exit_after_enter = name, False
+            elif kind.endswith("StateExited"):
+                name = (ev.get("stateExitedEventDetails") or {}).get("name")
+                if name is not None:
+                    self._exited[name] = self._exited.get(name, 0) + 1
+                    self._last_exit, self._exit_after_enter = name, True
+
+    def marks(self, status: str) -> tuple[dict[str, str], set[tuple[str, str]]]:
+        marks = {}
+        for name, n in self._entered.items():
+            if name in self._fail_states:
+                marks[name] = "failed"
+            elif n > self._exited.get(name, 0):
+                marks[name] = "running" if status == "RUNNING" else ("visited" if status == "SUCCEEDED" else "failed")
+            else:
+                marks[name] = "visited"
+        return marks, set(self._taken)
+
+
+def path_of(events: list[dict], status: str) -> tuple[dict[str, str], set[tuple[str, str]]]:
+    """From a whole history: {state: visited|running|failed} and the (from, to) transitions taken."""
+    fold = PathFold()
+    fold.feed(events)
+    return fold.marks(status)
+
+
+def int_param(query: dict, key: str, default: int, low: int, high: int) -> int:
+    """An optional integer query parameter within [low, high], or a 400 naming it."""
+    raw = query.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise Denied(400, "ValidationException", f"'{key}' must be an integer from {low} to {high}, not {raw!r}")
+    return value
 
 
 class Console:
@@ -93,6 +133,8 @@ class Console:
         self.app = app
         self.engine = app.engine
         self.client = app.client
+        self._folds: OrderedDict[str, PathFold] = OrderedDict()   # by execution ARN, least recent first
+        self._folds_lock = threading.Lock()
 
     # -- pages and assets -----------------------------------------------------------------------
     def page(self):
@@ -119,7 +161,7 @@ class Console:
         try:
             if method == "GET":
                 handler = {"machines": self.machines, "executions": self.executions,
-                           "execution": self.execution, "graph": self.graph}.get(route)
+                           "execution": self.execution, "history": self.history, "graph": self.graph}.get(route)
                 if handler is None:
                     return _json(404, {"message": f"no console route {route}"})
                 return _json(200, handler(query))
@@ -190,19 +232,56 @@ class Console:
         return out
 
     def execution(self, query: dict) -> dict:
+        """The execution, its graph with the path taken, and the first page of its history
+        (``next`` is the event id the page after it starts after, None at the end)."""
         arn = member(query, "arn")
         desc = self.client.describe_execution(executionArn=arn)
         desc.pop("ResponseMetadata", None)
-        events = list(self.engine.store.history(arn))
         row = self.engine.store.get_execution(arn)
-        marks, taken = path_of(events, desc["status"])
+        marks, taken, last_id = self.path(arn, row["startDate"], desc["status"])
         try:
             svg = graph.to_svg(row["definition"], marks, taken)
         except ValueError as exc:
             svg = f"<p>cannot draw this definition: {exc}</p>"
-        return {"execution": desc, "events": events, "svg": svg, "marks": marks,
+        page = self.history_page(arn, 0, HISTORY_PAGE)
+        return {"execution": desc, **page, "lastEventId": last_id, "svg": svg, "marks": marks,
                 "tokens": self.open_tokens(arn) if desc["status"] == "RUNNING" else [],
                 "lease": self.lease(arn) if desc["status"] == "RUNNING" else None}
+
+    def history(self, query: dict) -> dict:
+        """One page of the history: the events after event id ``after`` (0: from the start), at
+        most ``limit``, read by their key range, so a page costs the same at event 19,000 as at 1."""
+        arn = member(query, "arn")
+        after = int_param(query, "after", 0, 0, MAX_EVENT_ID)
+        limit = int_param(query, "limit", HISTORY_PAGE, 1, MAX_HISTORY_PAGE)
+        self.client.describe_execution(executionArn=arn, includedData="METADATA_ONLY")   # InvalidArn / ExecutionDoesNotExist
+        return self.history_page(arn, after, limit)
+
+    def history_page(self, arn: str, after: int, limit: int) -> dict:
+        events = self.engine.store.history(arn, after=after, limit=limit + 1)   # one more: does a page follow?
+        more = len(events) > limit
+        events = events[:limit]
+        return {"events": events, "next": events[-1]["id"] if more else None}
+
+    def path(self, arn: str, start, status: str) -> tuple[dict[str, str], set[tuple[str, str]], int]:
+        """The marks and transitions of the execution's path, and the last event id folded.
+        The fold is kept between requests and extended by the events appended since, read by
+        key range: a poll of a long execution reads its new events, not its whole history."""
+        with self._folds_lock:
+            fold = self._folds.get(arn)
+            if fold is None or fold.start != start:
+                fold = self._folds[arn] = PathFold(start)
+            self._folds.move_to_end(arn)
+            while len(self._folds) > MAX_FOLDS:
+                self._folds.popitem(last=False)
+        with fold.lock:
+            while True:
+                events = self.engine.store.history(arn, after=fold.last_id, limit=FOLD_READ)
+                fold.feed(events)
+                if len(events) < FOLD_READ:
+                    break
+            marks, taken = fold.marks(status)
+            return marks, taken, fold.last_id
 
     def lease(self, arn: str) -> dict | None:
         """The worker running the execution now (its lease), None when no worker holds it."""

@@ -1,6 +1,7 @@
 """The web console in a real headless Chromium: find an execution waiting on a task token, see
 its graph with the running state, press the answer button and watch it succeed; see a failed
-execution's failed state; replay from the page. Screenshots go to tests/artifacts/."""
+execution's failed state; replay from the page; page through a 20,000-event history with "Load
+more". Screenshots go to tests/artifacts/."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 import statelang
 from statelang.server import Server
+from tests.test_history_paging_cli import EVENTS, LOOP
 
 REQUIRED = os.environ.get("STATELANG_REQUIRE_BROWSER") == "1"   # CI: a missing browser is a failure
 CHROMIUM = os.environ.get("STATELANG_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -60,7 +62,7 @@ def env(tmp_path_factory):
     server = Server(engine, "127.0.0.1", 0, data_dir=tmp, poll_seconds=0.1).start()
     sfn = engine.client()
     arns = {}
-    for name, definition in (("approvals", TOKEN_MACHINE), ("checkout", FAILING_MACHINE)):
+    for name, definition in (("approvals", TOKEN_MACHINE), ("checkout", FAILING_MACHINE), ("loop", LOOP)):
         arns[name] = sfn.create_state_machine(name=name, definition=json.dumps(definition),
                                               roleArn=ROLE)["stateMachineArn"]
     ARTIFACTS.mkdir(exist_ok=True)
@@ -160,3 +162,24 @@ def test_stop_from_the_console(env):
     page.click("#stop")
     page.wait_for_selector('h1 .badge[data-status="ABORTED"]')
     assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+
+
+def test_load_more_pages_through_a_long_history(env):
+    sfn, page, url = env["sfn"], env["page"], env["server"].url
+    arn = sfn.start_execution(stateMachineArn=env["arns"]["loop"], name="long", input="{}")["executionArn"]
+    wait_for(lambda: sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED", 120)
+    page.goto(url + "/console/#/execution/" + arn)
+    page.wait_for_selector('#graph g.state.visited[data-state="Done"]')
+    items = page.locator("#history li")
+    assert items.count() == 100 and page.inner_text("#event-count") == f"{EVENTS} events"
+    assert page.locator("#history li").last.inner_text().startswith("100 ")
+    page.click("#more")
+    wait_for(lambda: items.count() == 200)
+    assert page.locator("#history li").nth(100).inner_text().startswith("101 ")
+    for _ in range(3):
+        page.click("#more")
+    wait_for(lambda: items.count() == 500)
+    ids = [int(t.split()[0]) for t in page.locator("#history li b:first-child").all_inner_texts()]
+    assert ids == list(range(1, 501))
+    assert page.inner_text("#more") == "Load more (after event 500)"
+    page.screenshot(path=str(ARTIFACTS / "console-history-pages.png"))

@@ -1,11 +1,14 @@
 // The statelang console: lists state machines and executions, shows one execution's graph and
 // history, and answers its task tokens. Plain JavaScript, no build step, no network beyond the
-// server it came from. It polls while an execution runs.
+// server it came from. It polls while an execution runs. The history comes in pages by event id:
+// the first with the execution, the next ones when "Load more" is pressed.
 "use strict";
 
 const view = document.getElementById("view");
 let timer = null;
 let shown = "";   // what the execution page shows; a poll that finds the same keeps the page (and typed text)
+let hist = { arn: null, events: [], next: null };   // the history pages the execution page has loaded
+const PAGE = 100;
 
 const esc = (s) => String(s == null ? "" : s).replace(/[&<>"']/g,
   (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -92,12 +95,54 @@ function timeline(events) {
   }).join("");
 }
 
+async function historyPage(arn, after) {
+  return get("history?" + new URLSearchParams({ arn, after: String(after), limit: String(PAGE) }).toString());
+}
+
+const lastShown = () => (hist.events.length ? hist.events[hist.events.length - 1].id : 0);
+
+// Add a page to the loaded history; what two overlapping requests both fetched is kept once.
+function append(page) {
+  const last = lastShown();
+  const fresh = page.events.filter((e) => e.id > last);
+  hist.events = hist.events.concat(fresh);
+  hist.next = page.next;
+  return fresh;
+}
+
+function moreButton() {
+  return hist.next === null ? "" : `<button id="more">Load more (after event ${hist.next})</button>`;
+}
+
+// Append the next page to the list in place: the page (its scroll, typed text) stays as it is.
+async function loadMore(arn) {
+  const page = await historyPage(arn, hist.next);
+  if (hist.arn !== arn) return;
+  const fresh = append(page);
+  document.getElementById("history").insertAdjacentHTML("beforeend", timeline(fresh));
+  document.getElementById("more-slot").innerHTML = moreButton();
+  wireMore(arn);
+  shown = shown.replace(/\|[^|]*$/, "|" + hist.events.length);
+}
+
+function wireMore(arn) {
+  const more = document.getElementById("more");
+  if (more) more.addEventListener("click", () => loadMore(arn).catch((e) => {
+    document.getElementById("conn").textContent = "error: " + e.message;
+  }));
+}
+
 async function executionPage(arn) {
   const data = await get("execution?arn=" + encodeURIComponent(arn));
   const x = data.execution;
   const running = x.status === "RUNNING";
-  const key = [arn, x.status, data.events.length, data.tokens.map((t) => t.token).join(),
-    data.lease ? data.lease.owner : ""].join("|");
+  if (hist.arn !== arn) hist = { arn, events: data.events, next: data.next };
+  if (hist.next === null && data.lastEventId > lastShown()) {   // the list was at its end: follow it
+    const page = await historyPage(arn, lastShown());
+    if (hist.arn === arn) append(page);
+  }
+  const key = [arn, x.status, data.lastEventId, data.tokens.map((t) => t.token).join(),
+    data.lease ? data.lease.owner : "", hist.events.length].join("|");
   if (key === shown) { if (running) timer = setTimeout(route, 1000); return; }
   shown = key;
   const tokens = data.tokens.map((t, i) => `<div class="token" data-token="${esc(t.token)}">
@@ -119,7 +164,9 @@ async function executionPage(arn) {
       <button id="replay">Replay</button><span id="message"></span></div>
     ${tokens}
     <div class="cols"><div class="panel graph" id="graph">${data.svg}</div>
-      <div class="panel"><h2>History</h2><ol class="timeline" id="history">${timeline(data.events)}</ol></div></div>`;
+      <div class="panel"><h2>History <span class="muted" id="event-count">${data.lastEventId} events</span></h2>
+        <ol class="timeline" id="history">${timeline(hist.events)}</ol><div id="more-slot">${moreButton()}</div></div></div>`;
+  wireMore(arn);
   const say = (text) => { document.getElementById("message").innerHTML = `<span class="msg">${esc(text)}</span>`; };
   const run = async (fn) => { try { say(await fn()); shown = ""; setTimeout(route, 300); } catch (e) { say(e.message); } };
   view.querySelectorAll("button.answer").forEach((b) => b.addEventListener("click", () => run(async () => {
@@ -149,7 +196,7 @@ async function route() {
   if (m) { localStorage.setItem("statelangToken", decodeURIComponent(m[1])); location.hash = "#/"; return; }
   try {
     if (hash.startsWith("#/execution/")) await executionPage(decodeURIComponent(hash.slice("#/execution/".length)));
-    else { shown = ""; await listPage(new URLSearchParams(hash.split("?")[1] || "")); }
+    else { shown = ""; hist = { arn: null, events: [], next: null }; await listPage(new URLSearchParams(hash.split("?")[1] || "")); }
     document.getElementById("conn").textContent = "";
   } catch (e) {
     document.getElementById("conn").textContent = "error: " + e.message;
