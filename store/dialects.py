@@ -116,6 +116,12 @@ class Dialect(ABC):
         return describe(e, name, self.operational)
 
 
+# What a driver says when a connection it had dies under it (a server restart or crash, a
+# terminated session, a cut network), as against a connection it cannot open.
+_CONNECTION_LOST = ("server closed the connection", "connection is lost", "terminating connection",
+                    "connection is closed", "connection reset", "broken pipe", "eof detected")
+
+
 def describe(e: BaseException, name: str, operational: tuple[type[BaseException], ...] = ()) -> str:
     """One line that says which database failed and why, without a driver traceback. `operational`:
     the classes of a failure to reach the server (SQLAlchemy wraps the driver's error at open_store:
@@ -129,7 +135,10 @@ def describe(e: BaseException, name: str, operational: tuple[type[BaseException]
         return f"{name}: the file is not a usable SQLite database ({text})"
     if "unable to open" in low:
         return f"{name}: cannot open the database file ({text})"
-    if "connect" in low and (isinstance(e, operational) or isinstance(orig, operational)):
+    reaching = isinstance(e, operational) or isinstance(orig, operational)
+    if reaching and any(m in low for m in _CONNECTION_LOST):
+        return f"{name}: the connection to the database was lost ({text})"
+    if "connect" in low and reaching:
         return f"{name}: cannot connect to the database ({text})"
     return f"{name}: {text}"
 

@@ -16,6 +16,7 @@ locking (``FOR UPDATE SKIP LOCKED``) instead of queueing behind it.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -42,6 +43,8 @@ from .schema import EVENTS_PER_EXECUTION, event_seq, executions
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+
+log = logging.getLogger("statelang.store")
 
 # A heartbeat no worker can have: with no `stale_before`, no lease counts as its owner's last.
 _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
@@ -201,6 +204,7 @@ class SqlStore:
         self._idle: list[Any] = []     # list.pop/append are atomic: no lock needed
         self._opened: list[Any] = []   # detached from SQLAlchemy's pool; closed by close()
         self._shared_lock = threading.RLock()   # only for a dialect with one shared connection
+        self._lost = False   # a connection died or would not open: the next one opened says so
         self._ids: dict[str, int] = {}
         self._update_sql: dict[tuple[str, ...], str] = {}
         database = engine.url.database
@@ -229,13 +233,18 @@ class SqlStore:
             self.dialect.setup(conn)
         except self.dialect.errors as e:
             self._checkin(None)
+            self._lost = True
             raise StoreError(self.dialect.describe(e, self.name)) from e
         except Exception as e:
             self._checkin(None)
             orig = getattr(e, "orig", None)   # SQLAlchemy's wrapping of the driver's error
             if isinstance(orig, self.dialect.errors):
+                self._lost = True
                 raise StoreError(self.dialect.describe(e, self.name)) from e
             raise
+        if self._lost:   # the log that told of the loss tells of the way back too
+            self._lost = False
+            log.warning("%s: reconnected to the database", self.name)
         self._opened.append(conn)
         return conn
 
@@ -244,6 +253,7 @@ class SqlStore:
             self._shared_lock.release()
         elif conn is not None:
             if failed and self.dialect.is_broken(conn):
+                self._lost = True
                 self._opened.remove(conn)
                 conn.close()
             else:

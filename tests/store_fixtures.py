@@ -66,10 +66,18 @@ class PostgresServer:
     def start(self) -> None:
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", PG_USER, "--auth=trust",
                   "-E", "UTF8", "--no-sync")
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on its data directory and port: at first, and again after `halt`."""
         opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories='{self.root}' "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"),
                   "-o", opts, "-w", "-t", "60", "start")
+
+    def halt(self, mode: str = "immediate") -> None:
+        """Stop the server (pg_ctl's `mode`: immediate, fast, smart) and keep its data for `resume`."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def stop(self) -> None:
         try:
@@ -102,8 +110,7 @@ def _unavailable(reason: str):
     pytest.skip(f"no PostgreSQL server for the tests: {reason}")
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
+def _started_server() -> PostgresServer:
     bindir = _pg_bindir()
     if bindir is None or not (bindir / "initdb").exists():
         _unavailable("initdb was not found (install PostgreSQL or set STATELANG_PG_BIN)")
@@ -113,6 +120,21 @@ def pg_server() -> Iterator[PostgresServer]:
     except (RuntimeError, OSError, KeyError, subprocess.TimeoutExpired) as e:
         server.stop()
         _unavailable(f"the server did not start: {e}")
+    return server
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    server = _started_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_pg_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of one test's own (data directory, port), which it may stop and
+    start again (`halt`, `resume`) without disturbing the session's server."""
+    server = _started_server()
     yield server
     server.stop()
 

@@ -291,8 +291,10 @@ class Engine:
     def _serve(self, poll_seconds: float, started: datetime) -> None:
         backoff = 0.0
         while not self._stopping.is_set():
-            try:
+            try:   # every query of the loop: a restart can fall between any two of them
                 steps = self.run_until_idle()
+                self._wake.clear()
+                dues = [d for d in [self.store.next_due(), *(src() for src in self.timer_sources)] if d is not None]
             except StoreFault as exc:
                 if not exc.transient:
                     log.error("worker %s stops: %s", self.worker_id, exc)
@@ -305,8 +307,6 @@ class Engine:
                 self._wake.clear()
                 continue
             backoff = 0.0
-            self._wake.clear()
-            dues = [d for d in [self.store.next_due(), *(src() for src in self.timer_sources)] if d is not None]
             due = min(dues, default=None)
             delay = min(poll_seconds, HEARTBEAT_SECONDS)
             if due is not None:
