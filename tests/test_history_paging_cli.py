@@ -159,3 +159,30 @@ def test_bad_paging_options_exit_2_naming_the_problem(sqlite_url, args, words):
     assert r.exit_code == 2 and words in r.output and "Traceback" not in r.output
     r = show(arn + "-gone", "--db", sqlite_url, "--limit", "5")
     assert r.exit_code == 2 and "no execution" in r.output
+
+
+def test_executions_history_reads_in_pages_and_prints_the_whole_history(sqlite_url, monkeypatch):
+    """`statelang executions history` prints every event of a history, read page by page (the
+    page made small here so that a short history spans many), the same as `history show`."""
+    import statelang.cli.history as cli_history
+    from statelang.store.sql import SqlStore
+    arn = run_to_end(sqlite_url, WAITS, "waits")
+    engine = statelang.Engine(db=sqlite_url)
+    whole = engine.store.history(arn)
+    engine.close()
+    monkeypatch.setattr(cli_history, "PAGE", 3)
+    limits = []
+    original = SqlStore.history
+
+    def counting(self, *args, **kwargs):
+        limits.append(kwargs.get("limit"))
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(SqlStore, "history", counting)
+    r = CliRunner().invoke(main, ["executions", "history", arn, "--db", sqlite_url, "--json"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert [e["id"] for e in json.loads(r.stdout)] == [e["id"] for e in whole]
+    assert len(limits) > len(whole) // 3 and None not in limits and max(limits) <= 3   # pages, no whole read
+    text = CliRunner().invoke(main, ["executions", "history", arn, "--db", sqlite_url]).stdout
+    assert text == show(arn, "--db", sqlite_url).stdout
+    assert text.rstrip("\n").split("\n")[1:] == render_timeline(whole).split("\n")[1:]

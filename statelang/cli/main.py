@@ -186,14 +186,17 @@ def executions_history(execution_arn, db, as_json):
 
 
 def _print_history(execution_arn, db, as_json):
-    from statelang.history.timeline import render_timeline
+    """The whole history, read and printed a page at a time by event id (as `history show`)."""
+    from statelang.cli.history import echo_json_pages, echo_timeline_pages, pages
     engine = open_engine(db)
     execution_or_fail(engine, execution_arn)
-    events = engine.store.history(execution_arn)
+    chunks = pages(engine.store, execution_arn, 0, None)
     if as_json:
-        echo_json(events)
-    else:
-        click.echo(render_timeline(events, color=sys.stdout.isatty()))
+        echo_json_pages(chunks)
+        return
+    first = engine.store.history(execution_arn, limit=1)
+    if not first or echo_timeline_pages(first[0], chunks, sys.stdout.isatty()) is None:
+        click.echo("(no events)")
 
 
 @main.group()

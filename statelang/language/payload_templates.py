@@ -47,14 +47,15 @@ def _binding(key: str, value: Any, field: str) -> Callable[[Any, Env], Any]:
         getter, root = compile_path(value), path_root(value)
     except StaticError:
         raise StaticError(TEMPLATE_VALUE_INVALID.format(key) + f" (in {field})") from None
+    of_input, of_context = root is PathRoot.INPUT, root is PathRoot.CONTEXT   # decided once, not per call
 
     def bound(data: Any, env: Env) -> Any:
-        if root is PathRoot.INPUT and data is None:
+        if of_input and data is None:
             raise PathError(NULL_INPUT)
         try:
             return getter(data, env)
         except PathError:
-            shown = env.context if root is PathRoot.CONTEXT else data
+            shown = env.context if of_context else data
             raise PathError(f"The JSONPath '{value}' specified for the field '{key}' could not be found "
                             f"in the input '{compact_json(shown)}'") from None
 
