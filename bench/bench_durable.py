@@ -12,9 +12,10 @@ The workload is bench/README.md's ("Other peers"): five steps, each adding ``{"i
   ``describe_execution``.
 * **statelang 5 Tasks** (a commit per step, DBOS's model): the same through five
   ``lambda:invoke`` Tasks of the ``echo`` handler; each task's outcome is committed before the
-  next task is called (6 transactions an execution), so a crash repeats only the step in flight.
+  next task is called (6 WAL flushes an execution on PostgreSQL, pg_stat_wal), so a crash
+  repeats only the step in flight.
 * **DBOS** (``bench/peer_dbos.py``): ``@DBOS.workflow`` calling five ``@DBOS.step``s, then
-  ``DBOS.get_workflow_status`` (DBOS commits per step; ~7 transactions a workflow).
+  ``DBOS.get_workflow_status`` (DBOS commits per step: 7 WAL flushes a workflow).
 
 Every runner checks each workflow's final status (SUCCEEDED; DBOS's SUCCESS) and the outputs of
 all three are compared once. With N client threads, statelang's threads share one Engine (and its
