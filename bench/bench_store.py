@@ -37,7 +37,7 @@ def _long_execution(engine, n: int) -> str:
     arn = f"arn:aws:states:us-east-1:123456789012:execution:long:{uuid.uuid4().hex}"
     row = {"executionArn": arn, "stateMachineArn": SM, "name": arn.rsplit(":", 1)[1], "status": "RUNNING",
            "startDate": T0, "input": "{}", "definition": '{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}',
-           "roleArn": "arn:role", "redriveCount": 0, "next_event_id": n + 1}
+           "roleArn": "arn:role", "redriveCount": 0}
     engine.store.create_execution(row, Commit(arn, [{"timestamp": T0, "type": "ExecutionStarted", "id": 1,
                                                       "previousEventId": 0,
                                                       "executionStartedEventDetails": {"input": "{}"}}]))

@@ -112,7 +112,6 @@ executions = Table(
     Column("redrive_count", Integer, nullable=False, server_default=text("0")),
     Column("role_arn", Text),
     Column("definition", Text),
-    Column("next_event_id", Integer, nullable=False, server_default=text("1")),
     Column("extra", Json),
     Column("lease_owner", String(256)),
     Column("lease_expires", UTCDateTime),

@@ -76,7 +76,7 @@ COLUMNS = {
     "executionArn": "execution_arn", "stateMachineArn": "state_machine_arn", "name": "name",
     "status": "status", "startDate": "start_date", "stopDate": "stop_date", "input": "input",
     "output": "output", "error": "error", "cause": "cause", "redriveCount": "redrive_count",
-    "roleArn": "role_arn", "definition": "definition", "next_event_id": "next_event_id",
+    "roleArn": "role_arn", "definition": "definition",
 }
 _TIME_COLUMNS = frozenset({"start_date", "stop_date"})
 _EVENT_KEYS = ("timestamp", "type", "id", "previousEventId")
@@ -695,7 +695,6 @@ def creation_values(row: dict, commit: Commit) -> dict:
     """The columns of a new execution's row: the row's fields, with the first commit's execution
     changes folded in (one insert instead of an insert and an update), extras tagged as JSON."""
     values, extra = _split(row)
-    values.setdefault("next_event_id", 1)
     values.setdefault("redrive_count", 0)
     if commit.execution:
         more, more_extra = _split(commit.execution)

@@ -43,7 +43,7 @@ def arn_of(name: str) -> str:
 def row_of(name: str, **extra) -> dict:
     return {"executionArn": arn_of(name), "stateMachineArn": SM, "name": name, "status": "RUNNING",
             "startDate": T0, "input": '{"a": 1}', "definition": '{"StartAt": "A"}', "roleArn": "arn:role",
-            "redriveCount": 0, "next_event_id": 2, **extra}
+            "redriveCount": 0, "progress": 2, **extra}
 
 
 def started(name: str) -> Commit:
@@ -124,7 +124,7 @@ def test_apply_appends_history_and_updates_only_given_columns(any_store):
     evs = [{"timestamp": at(i).astimezone(paris), "type": "PassStateEntered", "id": 2 + i, "previousEventId": 1 + i,
             "stateEnteredEventDetails": {"name": f"S{i}", "input": json.dumps({"i": i, "é": "ü"})}}
            for i in range(100)]
-    s.apply(Commit(arn_of("e1"), events=evs, execution={"next_event_id": 102, "status": "SUCCEEDED",
+    s.apply(Commit(arn_of("e1"), events=evs, execution={"progress": 102, "status": "SUCCEEDED",
                                                          "stopDate": at(200), "output": "{}", "note": "x"}))
     s.apply(Commit(arn_of("e1"), execution={"error": None, "note2": at(1)}))
     got = s.history(arn_of("e1"))
@@ -133,7 +133,7 @@ def test_apply_appends_history_and_updates_only_given_columns(any_store):
         assert all(e["timestamp"].tzinfo is UTC for e in got)
     assert [e["id"] for e in got] == list(range(1, 102))
     row = s.get_execution(arn_of("e1"))
-    assert present(row) == present(row_of("e1", next_event_id=102, status="SUCCEEDED", stopDate=at(200),
+    assert present(row) == present(row_of("e1", progress=102, status="SUCCEEDED", stopDate=at(200),
                                           output="{}", note="x", note2=at(1)))
     assert present(s.get_execution(arn_of("e2"))) == present(row_of("e2"))
     assert [r["executionArn"] for r in s.list_executions()] == [arn_of("e1"), arn_of("e2")]
@@ -277,7 +277,7 @@ def _random_ops(rng: random.Random, n: int):
                              "seq": rng.randint(0, 3), "activity_arn": rng.choice([None, "arn:act"]),
                              "input": "{}", "state": "T"})
             spec = dict(arn=arn, events=events,
-                            execution=rng.choice([{}, {"next_event_id": next_ids[name]},
+                            execution=rng.choice([{}, {"progress": next_ids[name]},
                                                   {"status": "SUCCEEDED", "output": "1", "extraKey": rng.randint(0, 9)}]),
                             frames={f: rng.choice([None, ("frame", f, rng.randint(0, 5))])
                                     for f in rng.sample(fids, rng.randint(0, 2))},
@@ -553,14 +553,14 @@ url, arn = sys.argv[1], sys.argv[2]
 s = open_store(url)
 t0 = datetime(2024, 1, 1, tzinfo=UTC)
 s.create_execution({"executionArn": arn, "stateMachineArn": "sm", "name": "n", "status": "RUNNING",
-                    "startDate": t0, "definition": "{}", "next_event_id": 1}, Commit(arn))
+                    "startDate": t0, "definition": "{}", "progress": 1}, Commit(arn))
 eid = 1
 print("ready", flush=True)
 while True:
     evs = [{"timestamp": t0 + timedelta(seconds=eid + i), "type": "PassStateEntered", "id": eid + i,
             "previousEventId": eid + i - 1, "stateEnteredEventDetails": {"name": "S"}} for i in range(10)]
     eid += 10
-    s.apply(Commit(arn, events=evs, execution={"next_event_id": eid},
+    s.apply(Commit(arn, events=evs, execution={"progress": eid},
                    add_messages=[Message(arn, "wait", t0, "f", eid)]))
 """
 
@@ -585,7 +585,7 @@ def test_a_process_killed_while_committing_leaves_whole_commits(sql_url, tmp_pat
         s.close()
     assert len(history) >= 10 and len(history) % 10 == 0, "only whole commits survive"
     assert [e["id"] for e in history] == list(range(1, len(history) + 1))
-    assert row["next_event_id"] == len(history) + 1
+    assert row["progress"] == len(history) + 1
     assert len(msgs) == len(history) // 10
 
 
@@ -664,6 +664,6 @@ def test_a_commit_fenced_by_a_lease_it_no_longer_holds_is_refused_whole(sql_stor
     assert [e["id"] for e in s.history(arn_of("e1"))] == [1]
     assert s.get_execution(arn_of("e1"))["status"] == "RUNNING"
     assert len(s.due_messages(arn_of("e1"), at(100))) == 1
-    s.apply(Commit(arn_of("e1"), events=[step], execution={"next_event_id": 3}, fence="w1"))
+    s.apply(Commit(arn_of("e1"), events=[step], execution={"progress": 3}, fence="w1"))
     assert [e["id"] for e in s.history(arn_of("e1"))] == [1, 2]
     s.apply(Commit(arn_of("e1"), events=[dict(step, id=3, previousEventId=2)], fence="w1"))   # the connection is fine

@@ -33,7 +33,7 @@ def long_execution(db: str, n: int) -> statelang.Engine:
     engine = statelang.Engine(db=db, clock="virtual")
     row = {"executionArn": ARN, "stateMachineArn": SM, "name": "run-1", "status": "RUNNING", "startDate": T0,
            "input": "{}", "definition": '{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}',
-           "roleArn": "arn:role", "redriveCount": 0, "next_event_id": n + 1}
+           "roleArn": "arn:role", "redriveCount": 0}
     started = [{"timestamp": T0, "type": "ExecutionStarted", "id": 1, "previousEventId": 0,
                 "executionStartedEventDetails": {"input": "{}", "roleArn": "arn:role"}}]
     engine.store.create_execution(row, Commit(ARN, started))

@@ -122,7 +122,7 @@ class StoreComparison(RuleBasedStateMachine):
         arn = arn_of(name)
         row = {"executionArn": arn, "stateMachineArn": SM, "name": name, "status": "RUNNING", "startDate": start,
                "input": '{"a": 1}', "definition": '{"StartAt": "A"}', "roleArn": "arn:role", "redriveCount": 0,
-               "next_event_id": 2, **(extra or {})}
+               "progress": 2, **(extra or {})}
         first = [{"timestamp": start, "type": "ExecutionStarted", "id": 1, "previousEventId": 0,
                   "executionStartedEventDetails": {"input": '{"a": 1}', "roleArn": "arn:role"}}]
         outcome = self.same(lambda s: s.create_execution(dict(row), Commit(arn, [dict(e) for e in first])))
@@ -142,8 +142,8 @@ class StoreComparison(RuleBasedStateMachine):
                       if data.draw(st.booleans()) else {})} for i in range(n)]
         self.next_id[arn] += n
         execution = data.draw(st.sampled_from([
-            {}, {"next_event_id": self.next_id[arn]},
-            {"status": "SUCCEEDED", "output": "1", "stopDate": at, "next_event_id": self.next_id[arn]},
+            {}, {"progress": self.next_id[arn]},
+            {"status": "SUCCEEDED", "output": "1", "stopDate": at, "progress": self.next_id[arn]},
             {"redriveDate": at, "extraKey": 3}, {"status": "RUNNING", "error": None, "note": None}]))
         frames = data.draw(st.dictionaries(st.sampled_from(FIDS), st.none() | st.integers(0, 5), max_size=2))
         live = [m.id for m in self.ref.due_messages(arn, T0 + timedelta(days=9))]

@@ -53,6 +53,6 @@ class Engine(runtime.Engine):
                "input": json.dumps(doc.get("input")), "output": ex.get("output"), "error": ex.get("error"),
                "cause": ex.get("cause"), "redriveCount": ex.get("redriveCount") or 0,
                "definition": definition if isinstance(definition, str) else json.dumps(definition),
-               "roleArn": "", "next_event_id": events[-1]["id"] + 1, "imported": True}
+               "roleArn": "", "imported": True}
         self.store.create_execution(row, Commit(arn, events))
         return arn

@@ -84,7 +84,7 @@ def redrive(engine: Engine, arn: str) -> dict:
     redriven = {"timestamp": now, "type": "ExecutionRedriven", "id": last + 1, "previousEventId": last,
                 "executionRedrivenEventDetails": {"redriveCount": count}}
     commit = Commit(arn, [redriven])
-    next_id = _reschedule(run, tasks.left_pending, events, commit, last + 2, now)
+    _reschedule(run, tasks.left_pending, events, commit, last + 2, now)
     pending_timers = [m for m in fwd.store.pending_messages(arn)
                       if m.kind in ("wait", "retry", "task_timeout", "heartbeat")]
     for frame in run.frames.values():
@@ -106,7 +106,7 @@ def redrive(engine: Engine, arn: str) -> dict:
     if timeout:
         commit.add_messages.append(Message(arn, "execution_timeout", now + timedelta(seconds=timeout), "0", 0))
     commit.execution = {"status": "RUNNING", "redriveCount": count, "redriveDate": now, "stopDate": None,
-                        "error": None, "cause": None, "output": None, "next_event_id": next_id}
+                        "error": None, "cause": None, "output": None}
     engine.store.apply(commit)
     engine.wake()
     return engine.store.get_execution(arn)
@@ -116,11 +116,11 @@ _RESCHEDULED = ("Scheduled", "Started")
 
 
 def _reschedule(run: ExecutionState, pending: list[str], events: list[dict], commit: Commit, next_id: int,
-                now: datetime) -> int:
+                now: datetime) -> None:
     """A task that runs again after a redrive is scheduled (and started) again: AWS records new
     Scheduled/Started events for it after ExecutionRedriven, and its outcome follows them. The
     events repeat the recorded ones of its last attempt (an activity's Started comes again when a
-    worker takes it). Returns the next free event id."""
+    worker takes it)."""
     by_id = {e["id"]: e for e in events}
     for fid in pending:
         frame = run.frames.get(fid)
@@ -141,7 +141,6 @@ def _reschedule(run: ExecutionState, pending: list[str], events: list[dict], com
             next_id += 1
         if chain:
             frame.last_id = previous
-    return next_id
 
 
 def top_level_state_at(events: list[dict], definition: dict, event_id: int) -> tuple[str, Any]:

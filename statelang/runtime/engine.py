@@ -160,7 +160,7 @@ class Engine:
         row = {"executionArn": arn, "stateMachineArn": state_machine_arn, "name": name,
                "status": "RUNNING", "startDate": now,
                "definition": definition_text(definition),
-               "roleArn": role_arn, "redriveCount": 0, "next_event_id": run.next_id, **(extra or {})}
+               "roleArn": role_arn, "redriveCount": 0, **(extra or {})}
         if "input" not in row:   # the API passes the caller's own text in extra
             row["input"] = json.dumps(input)
         self.store.create_execution(row, commit)
@@ -537,7 +537,10 @@ class Engine:
         run = ExecutionState(machine, arn, row["name"], row["stateMachineArn"], json.loads(row["input"]),
                   row["startDate"], row.get("roleArn") or "", self.region, self.account_id,
                   row.get("redriveCount") or 0)
-        run.next_id = row["next_event_id"]
+        # The next event id follows the last one stored: the history is its only record, so a
+        # step's commit writes its events and checkpoint, not the execution's row.
+        tail = self.store.history(arn, limit=1, reverse=True)
+        run.next_id = tail[0]["id"] + 1 if tail else 1
         run.status = row["status"]
         run.parent = row.get("parent")
         for fid, fd in self.store.load_frames(arn).items():
@@ -748,11 +751,10 @@ class Engine:
                 commit.frames[fid] = f
         run.dirty = set()
         run.removed = set()
-        ex = {"next_event_id": run.next_id, "status": run.status}
-        if run.status != "RUNNING":
-            ex.update(stopDate=run.stop_time, output=None if run.output is None and run.status != "SUCCEEDED"
-                      else jsontext.dumps(run.output), error=run.error, cause=run.cause)
-        commit.execution = ex
+        if run.status != "RUNNING":   # the row changes only when the execution ends
+            commit.execution = {
+                "status": run.status, "stopDate": run.stop_time, "error": run.error, "cause": run.cause,
+                "output": None if run.output is None and run.status != "SUCCEEDED" else jsontext.dumps(run.output)}
         if commit.close_all:
             for hook in self.end_hooks:
                 hook(self, run, commit)

@@ -144,7 +144,8 @@ class StoreUnavailableError(StatelangError, ValueError):
 class Store(Protocol):
     """What the engine needs from persistence. Rows are plain dicts with AWS's field names
     (executionArn, stateMachineArn, name, status, startDate, stopDate, input, output, error, cause,
-    redriveCount, ...) plus ``definition`` (the text the execution runs) and ``next_event_id``."""
+    redriveCount, ...) plus ``definition`` (the text the execution runs). The next event id is not
+    kept on the row: it follows the last event of the history."""
 
     # state machines, versions, aliases, activities, tags: plain records keyed by ARN
     def put_record(self, kind: str, arn: str, record: dict) -> None: ...
