@@ -89,6 +89,11 @@ def test_the_cases_orjson_alone_would_get_wrong():
     assert jsontext.dumps(1.5e-7) == "1.5e-07"
     assert jsontext.dumps(2 ** 70) == str(2 ** 70)
     assert jsontext.dumps({2: "a", None: "b", True: "c"}) == '{"2":"a","null":"b","true":"c"}'
+    # a null of the data beside a NaN or an infinity (which orjson would also write as null)
+    assert jsontext.dumps({"a": None, "b": float("nan")}) == '{"a":null,"b":NaN}'
+    assert jsontext.dumps([None, [-math.inf]]) == "[null,[-Infinity]]"
+    assert jsontext.dumps({"a": None, "t": (1, None)}) == '{"a":null,"t":[1,null]}'
+    assert jsontext.canonical({"Result": None, "x": math.inf}) == '{"Result":null,"x":Infinity}'
 
 
 def test_the_store_writes_datetimes_and_sets_through_its_default_as_json_did():

@@ -54,22 +54,35 @@ class encoder:  # noqa: N801 - used as a function factory: json_dumps = encoder(
 
     def __call__(self, value: Any) -> str:
         try:
-            text = orjson.dumps(value, default=self.default, option=self.options).decode()
+            raw = orjson.dumps(value, default=self.default, option=self.options)
         except TypeError:   # orjson.JSONEncodeError is a TypeError
             return self.exact(value)
-        return self.exact(value) if maybe_differs(text) else text
+        text = raw.decode()
+        return self.exact(value) if maybe_differs(text, raw, value) else text
 
 
 dumps = encoder()   # json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def maybe_differs(text: str) -> bool:
-    """Whether orjson's text may hold a number json writes otherwise: orjson writes NaN and the
-    infinities as null (json: NaN, Infinity), a one-digit negative exponent as e-7 (json: e-07)
-    and magnitudes below 1e-4 in full (0.000099999; json: 9.9999e-05). Other floats, integers
-    and strings come out the same (checked on every exponent and millions of random doubles).
-    A match inside a string only costs a second, exact, writing."""
-    return "null" in text or "e-" in text or "0.0000" in text
+def maybe_differs(text: str, raw: bytes, value: Any) -> bool:
+    """Whether orjson's text of `value` may hold a number json writes otherwise: orjson writes
+    NaN and the infinities as null (json: NaN, Infinity), a one-digit negative exponent as e-7
+    (json: e-07) and magnitudes below 1e-4 in full (0.000099999; json: 9.9999e-05). Other
+    floats, integers and strings come out the same (checked on every exponent and millions of
+    random doubles). A match inside a string only costs a second, exact, writing.
+
+    A null is common (a None in the data) and a NaN rare, so a text with a null is read back and
+    compared, at C speed, before it is written again: NaN and the infinities read back as None,
+    which equals neither (and a value orjson wrote through `default`, or a tuple, reads back
+    unequal too, and goes to json as before)."""
+    if "e-" in text or "0.0000" in text:
+        return True
+    if "null" not in text:
+        return False
+    try:
+        return orjson.loads(raw) != value
+    except orjson.JSONDecodeError:
+        return True
 
 
 MAX_DEPTH = 512   # arrays and objects inside one another; the engine walks values recursively
@@ -141,7 +154,8 @@ def canonical(value: Any) -> str:
     options, the fastest way (a definition's keys are strings); `json` where orjson refuses or
     may write a number otherwise."""
     try:
-        text = orjson.dumps(value).decode()
+        raw = orjson.dumps(value)
     except TypeError:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False) if maybe_differs(text) else text
+    text = raw.decode()
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False) if maybe_differs(text, raw, value) else text
