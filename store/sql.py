@@ -30,9 +30,11 @@ from statelang.runtime.storage import (
     Lease,
     LeaseLost,
     Message,
+    MessageKind,
     RecordWrite,
     StoreFault,
     WorkerInfo,
+    message_kind,
     resolve_record_writes,
 )
 
@@ -571,7 +573,7 @@ class SqlStore:
     def due_messages(self, arn: str, now: datetime) -> list[Message]:
         d = self.dialect
         read_time, read_json = d.read_time, d.read_json
-        return [Message(a, kind, read_time(due), fid, seq, read_json(p), mid)
+        return [Message(a, message_kind(kind), read_time(due), fid, seq, read_json(p), mid)
                 for mid, a, kind, due, fid, seq, p in self._read(self.s.due, (arn, d.time(now)))]
 
     def next_due(self) -> datetime | None:
@@ -673,7 +675,7 @@ class SqlStore:
                 return None
             row = _token_row(r)
             tx.conn.execute(self.s.dequeue, (r[0],))
-            self._add_messages(tx, [Message(row["execution_arn"], "activity_started", now, row["frame_id"],
+            self._add_messages(tx, [Message(row["execution_arn"], MessageKind.ACTIVITY_STARTED, now, row["frame_id"],
                                             row["seq"], {"workerName": worker_name})])
             return row
 

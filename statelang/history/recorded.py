@@ -20,7 +20,7 @@ from statelang.interpreter.commands import TIMED_OUT, TaskOutcome
 from statelang.interpreter.step import ExecutionState
 from statelang.runtime.clock import Clock
 from statelang.runtime.engine import Engine
-from statelang.runtime.storage import Message
+from statelang.runtime.storage import Message, MessageKind
 
 __all__ = ["Divergence", "RecordedTasks", "ReplayClock", "compare", "normalize_events", "replay_engine"]
 
@@ -147,16 +147,16 @@ class RecordedTasks:
             started = next((e for e in self.after.get(frame.last_id, ()) if e["type"] == "ActivityStarted"), None)
             if started is not None:
                 worker = started.get("activityStartedEventDetails", {}).get("workerName", "")
-                engine.store.add_message(Message(run.arn, "activity_started", started["timestamp"], fid, seq,
+                engine.store.add_message(Message(run.arn, MessageKind.ACTIVITY_STARTED, started["timestamp"], fid, seq,
                                                  {"workerName": worker}))
             if outcome is not None:
-                engine.store.add_message(Message(run.arn, "token", outcome["timestamp"], fid, seq,
+                engine.store.add_message(Message(run.arn, MessageKind.TOKEN, outcome["timestamp"], fid, seq,
                                                  _token_payload(outcome)))
             return None
         if spec.get("wait_for_token") or spec.get("sync") or submitted is not None:
             # the task was submitted (callback, .sync child, ...): its outcome arrives later
             if outcome is not None and not outcome["type"].endswith("TimedOut"):
-                engine.store.add_message(Message(run.arn, "token", outcome["timestamp"], fid, seq,
+                engine.store.add_message(Message(run.arn, MessageKind.TOKEN, outcome["timestamp"], fid, seq,
                                                  _token_payload(outcome)))
             if submitted is not None:
                 d = submitted.get("taskSubmittedEventDetails", {})

@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from statelang.history.recorded import RecordedTasks, ReplayClock, compare, normalize_events, replay_engine
+from statelang.interpreter.commands import TimerKind
 from statelang.interpreter.step import TASK, ExecutionState
 from statelang.runtime.engine import Engine
-from statelang.runtime.storage import Commit, Message
+from statelang.runtime.storage import Commit, Message, MessageKind
 
 REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
 REDRIVE_WINDOW = timedelta(days=14)
@@ -90,21 +91,21 @@ def redrive(engine: Engine, arn: str) -> dict:
     for frame in run.frames.values():
         if frame.id in tasks.left_pending and frame.retries:
             frame.retries = [0] * len(frame.retries)   # a redriven state starts its retries afresh
-            if frame.data.get("invoke"):
-                frame.data["invoke"] = dict(frame.data["invoke"], retry_count=0)
+            if frame.invoke_spec:
+                frame.invoke_spec = dict(frame.invoke_spec, retry_count=0)
         commit.frames[frame.id] = frame
-        token = (frame.data.get("invoke") or {}).get("token") if frame.phase == TASK else None
+        token = (frame.invoke_spec or {}).get("token") if frame.phase == TASK else None
         if token:
-            spec = frame.data["invoke"]
+            spec = frame.invoke_spec
             commit.add_tokens.append({"token": token, "execution_arn": arn, "frame_id": frame.id,
                                       "seq": frame.seq, "activity_arn": spec["resource"] if spec["kind"] == "activity"
                                       else None, "input": json.dumps(spec["input"]), "state": spec["state"]})
     for m in pending_timers:
         commit.add_messages.append(Message(arn, m.kind, max(m.due, now), m.frame_id, m.seq, m.payload))
-    commit.add_messages.append(Message(arn, "run", now))
+    commit.add_messages.append(Message(arn, MessageKind.RUN, now))
     timeout = run.machine.timeout_seconds
     if timeout:
-        commit.add_messages.append(Message(arn, "execution_timeout", now + timedelta(seconds=timeout), "0", 0))
+        commit.add_messages.append(Message(arn, TimerKind.EXECUTION_TIMEOUT, now + timedelta(seconds=timeout), "0", 0))
     commit.execution = {"status": "RUNNING", "redriveCount": count, "redriveDate": now, "stopDate": None,
                         "error": None, "cause": None, "output": None}
     engine.store.apply(commit)

@@ -22,7 +22,7 @@ from statelang.history.redrive import redrive
 from statelang.interpreter.step import ExecutionState
 from statelang.language import jsontext
 from statelang.runtime.engine import Engine
-from statelang.runtime.storage import Message
+from statelang.runtime.storage import Message, MessageKind
 
 FORMAT = "statelang.history"
 VERSION = 1
@@ -165,5 +165,5 @@ def _schedule_external(engine: Engine, events: list[dict], arn: str) -> None:
     for e in events:
         if e["type"] == "ExecutionAborted":
             d = e.get("executionAbortedEventDetails") or {}
-            engine.store.add_message(Message(arn, "stop", e["timestamp"], payload={
+            engine.store.add_message(Message(arn, MessageKind.STOP, e["timestamp"], payload={
                 "error": d.get("error"), "cause": d.get("cause")}))

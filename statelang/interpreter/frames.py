@@ -49,6 +49,46 @@ class Frame:
         self.pending: tuple | None = None
         self.seq = 0  # bumped whenever the frame starts waiting: stale results/timers are ignored
 
+    # What the runtime reads and writes of a frame's data, named once here rather than as string
+    # keys spread over the engine, the map runner and redrive. The rest of `data` is the
+    # interpreter's own scratch for the state the frame is in.
+    @property
+    def invoke_spec(self) -> dict | None:
+        """The task invocation the frame has out: a recovery calls it again."""
+        return self.data.get("invoke")
+
+    @invoke_spec.setter
+    def invoke_spec(self, spec: dict | None) -> None:
+        if spec is None:
+            self.data.pop("invoke", None)
+        else:
+            self.data["invoke"] = spec
+
+    @property
+    def map_run_arn(self) -> str | None:
+        """The distributed Map run the frame waits on."""
+        return self.data.get("map_run")
+
+    @property
+    def map_run_spec(self) -> dict | None:
+        """What that map run was started with (its items' source, its processor, ...)."""
+        return self.data.get("spec")
+
+    @property
+    def heartbeat_seconds(self) -> float | None:
+        """The task's HeartbeatSeconds, when it has one."""
+        return self.data.get("heartbeat")
+
+    @property
+    def last_beat(self) -> datetime | None:
+        """When the task last sent a heartbeat."""
+        beat = self.data.get("last_beat")
+        return datetime.fromisoformat(beat) if beat else None
+
+    @last_beat.setter
+    def last_beat(self, at: datetime) -> None:
+        self.data["last_beat"] = at.isoformat()
+
     def to_dict(self) -> dict:
         d = {s: getattr(self, s) for s in self.__slots__}
         d["entered_time"] = self.entered_time.isoformat() if self.entered_time else None

@@ -48,11 +48,21 @@ from statelang.runtime.leases import ExecutionLocks, LeaseKeeper
 from statelang.runtime.machines import MAX_EXECUTION_TIME, compiled, definition_text
 from statelang.runtime.map_run import MapRuns
 from statelang.runtime.resources import Resources, TaskContext
-from statelang.runtime.storage import Commit, LeaseLost, Message, Store, StoreFault, WorkerInfo, open_store
+from statelang.runtime.storage import (
+    Commit,
+    LeaseLost,
+    Message,
+    MessageKind,
+    Store,
+    StoreFault,
+    WorkerInfo,
+    open_store,
+)
 
 log = logging.getLogger("statelang.engine")
 MAX_BACKOFF = 5.0   # seconds a worker waits at most before trying a failing database again
 HEARTBEAT_SECONDS = 2.0   # how often a serving worker says it is alive
+_TIMER_KINDS = frozenset(TimerKind)
 
 
 
@@ -154,7 +164,7 @@ class Engine:
         commit = self._commit_of(run, [])
         # Eager: this thread runs the execution right after creating it. Its "run" message is then
         # a safety net due only when a lease would have expired, consumed by the first step's commit.
-        kick = Message(arn, "run", now + timedelta(seconds=self.lease_seconds) if eager else now)
+        kick = Message(arn, MessageKind.RUN, now + timedelta(seconds=self.lease_seconds) if eager else now)
         if run.status == "RUNNING":
             commit.add_messages.append(kick)
         row = {"executionArn": arn, "stateMachineArn": state_machine_arn, "name": name,
@@ -370,7 +380,7 @@ class Engine:
     # -- inputs from outside ----------------------------------------------------------------
     def stop_execution(self, arn: str, error: str | None = None, cause: str | None = None) -> dict | None:
         """Abort a RUNNING execution now (ExecutionAborted); returns its row."""
-        self.store.add_message(Message(arn, "stop", self.clock.now(), payload={"error": error, "cause": cause}))
+        self.store.add_message(Message(arn, MessageKind.STOP, self.clock.now(), payload={"error": error, "cause": cause}))
         self.process(arn)
         return self.store.get_execution(arn)
 
@@ -380,13 +390,13 @@ class Engine:
         over: answered, timed out, or its execution ended). The execution moves on at the next
         `run_until_idle` or worker pass."""
         payload = {"ok": True, "output": output} if ok else {"ok": False, "error": error, "cause": cause}
-        status = self.store.resolve_token(token, Message("", "token", self.clock.now(), payload=payload))
+        status = self.store.resolve_token(token, Message("", MessageKind.TOKEN, self.clock.now(), payload=payload))
         if status == "ok":
             self._wake.set()
         return status
 
     def send_task_heartbeat(self, token: str) -> str:
-        status = self.store.resolve_token(token, Message("", "beat", self.clock.now()))
+        status = self.store.resolve_token(token, Message("", MessageKind.BEAT, self.clock.now()))
         if status == "ok":
             self._wake.set()
         return status
@@ -554,49 +564,48 @@ class Engine:
         for frame in sorted(run.frames.values(), key=lambda f: f.last_id):
             if frame.phase in ("enter", RESUME):
                 run.runnable.append(frame.id)
-            elif frame.phase == TASK and frame.data.get("invoke"):
-                run.commands.append(Invoke(frame.id, frame.seq, dict(frame.data["invoke"])))
-            elif frame.data.get("map_run"):
+            elif frame.phase == TASK and frame.invoke_spec:
+                run.commands.append(Invoke(frame.id, frame.seq, dict(frame.invoke_spec)))
+            elif frame.map_run_arn:
                 self.map_runs.recover(run, frame)
 
     def _apply_message(self, run: ExecutionState, m: Message, now: datetime) -> None:
         it = self.interpreter
         k = m.kind
-        if k == "run" or k in self.skip_messages:
+        if k == MessageKind.RUN or k in self.skip_messages:
             return
-        if k in ("wait", "retry", "task_timeout", "heartbeat", "execution_timeout"):
-            if k == "heartbeat":
+        if k in _TIMER_KINDS:
+            if k == TimerKind.HEARTBEAT:
                 frame = run.frames.get(m.frame_id)
                 if frame is not None and frame.phase == TASK and frame.seq == m.seq:
-                    beat = frame.data.get("last_beat")
-                    hb = frame.data.get("heartbeat")
+                    beat, hb = frame.last_beat, frame.heartbeat_seconds
                     if beat and hb:
-                        due = datetime.fromisoformat(beat).timestamp() + hb
+                        due = beat.timestamp() + hb
                         if due > now.timestamp():
                             run.commands.append(StartTimer(frame.id, datetime.fromtimestamp(due, UTC),
                                                            TimerKind.HEARTBEAT, frame.seq))
                             return
             it.timer_fired(run, m.frame_id, k, m.seq, now)
-        elif k == "token":
+        elif k == MessageKind.TOKEN:
             p = m.payload
             if p.get("ok"):
                 it.task_result(run, m.frame_id, m.seq, True, p.get("output"), None, now)
             else:
                 it.task_result(run, m.frame_id, m.seq, False, p.get("error") or "", p.get("cause"), now)
-        elif k == "beat":
+        elif k == MessageKind.BEAT:
             frame = run.frames.get(m.frame_id)
             if frame is not None and frame.phase == TASK and frame.seq == m.seq:
-                frame.data["last_beat"] = now.isoformat()
+                frame.last_beat = now
                 run.touch(frame)
-        elif k == "activity_started":
+        elif k == MessageKind.ACTIVITY_STARTED:
             frame = run.frames.get(m.frame_id)
             it.activity_started(run, m.frame_id, m.seq, (m.payload or {}).get("workerName", ""), now)
-        elif k == "stop":
+        elif k == MessageKind.STOP:
             p = m.payload or {}
             it.stop(run, p.get("error"), p.get("cause"), now)
-        elif k == "map_child_done":
+        elif k == MessageKind.MAP_CHILD_DONE:
             self.map_runs.child_done(run, m, now)
-        elif k == "child_done":
+        elif k == MessageKind.CHILD_DONE:
             p = m.payload
             it.task_result(run, m.frame_id, m.seq, p["ok"], p.get("output") if p["ok"] else p.get("error"),
                            p.get("cause"), now)
@@ -630,12 +639,12 @@ class Engine:
             if outcome is None:
                 # No answer yet (it comes later as a message, or the task stays pending): the
                 # checkpoint must still say the call is out, even when group commit took it.
-                if frame is not None and frame.seq == seq and frame.phase == TASK and "invoke" not in frame.data:
-                    frame.data["invoke"] = _jsonable_spec(spec)
+                if frame is not None and frame.seq == seq and frame.phase == TASK and frame.invoke_spec is None:
+                    frame.invoke_spec = _jsonable_spec(spec)
                     run.touch(frame)
                 continue
             if frame is not None and frame.seq == seq:
-                frame.data.pop("invoke", None)
+                frame.invoke_spec = None
                 run.touch(frame)
             if outcome.kind == OutcomeKind.TIMED_OUT:
                 it.timer_fired(run, fid, TimerKind.TASK_TIMEOUT, seq, now)
@@ -723,7 +732,7 @@ class Engine:
                 fid, seq, spec = c.frame_id, c.seq, c.spec
                 frame = run.frames.get(fid)
                 if frame is not None and spec.get("kind") != "activity":
-                    frame.data["invoke"] = _jsonable_spec(spec)
+                    frame.invoke_spec = _jsonable_spec(spec)
                     run.touch(frame)
                 if spec.get("token"):
                     commit.add_tokens.append({
@@ -770,7 +779,7 @@ class Engine:
             # worker claim the execution and re-invoke them. One such safety net serves every
             # round that leaves invocations in flight; the first commit with none consumes it.
             if run.kick is None:
-                run.kick = Message(run.arn, "run", self.clock.now() + timedelta(seconds=self._kick_seconds()))
+                run.kick = Message(run.arn, MessageKind.RUN, self.clock.now() + timedelta(seconds=self._kick_seconds()))
                 commit.add_messages.append(run.kick)
         elif run.kick is not None:
             commit.consumed.append(run.kick.id)

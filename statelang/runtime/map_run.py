@@ -34,7 +34,7 @@ from typing import Any
 from statelang.language import errors as E
 from statelang.language.errors import StatesError
 from statelang.runtime import item_reader as itemio
-from statelang.runtime.storage import ExecutionAlreadyExistsError, Message
+from statelang.runtime.storage import ExecutionAlreadyExistsError, Message, MessageKind
 
 DEFAULT_MAX_CONCURRENCY = 10_000   # AWS runs up to 10,000 children at once when MaxConcurrency is 0
 CHUNK_ENTRIES = 1000               # results kept in memory before they go to a chunk file
@@ -121,7 +121,7 @@ class MapRuns:
         p = m.payload or {}
         frame = run.frames.get(m.frame_id)
         if frame is None or frame.seq != m.seq or frame.phase != "children" \
-                or frame.data.get("map_run") != p.get("mapRunArn"):
+                or frame.map_run_arn != p.get("mapRunArn"):
             return   # the map run is over (failed, aborted): late children are ignored
         mr = self.live.get(p["mapRunArn"]) or self._rebuild(run, frame)
         if mr is None:
@@ -142,7 +142,7 @@ class MapRuns:
 
     def recover(self, run, frame) -> None:
         """Called whenever the parent is loaded with a map run in flight; rebuilds what is missing."""
-        arn = frame.data.get("map_run")
+        arn = frame.map_run_arn
         if arn in self.live:
             return
         mr = self._rebuild(run, frame)
@@ -221,7 +221,7 @@ class MapRuns:
     def _rebuild(self, run, frame) -> _MapRun | None:
         """After a crash or on another engine: the items re-read, the children and the pending
         messages listed, results that never reached a chunk file taken back from the children."""
-        spec = frame.data.get("spec")
+        spec = frame.map_run_spec
         if not spec:
             return None
         try:
@@ -365,7 +365,7 @@ class MapRuns:
         now = self.engine.clock.now()
         for i in range(mr.started):
             if not mr.flags[i]:
-                self.engine.store.add_message(Message(mr.child_arn(i)[0], "stop", now, payload={
+                self.engine.store.add_message(Message(mr.child_arn(i)[0], MessageKind.STOP, now, payload={
                     "error": "States.Aborted", "cause": f"The Map Run {mr.arn} failed."}))
 
     # -- ending -----------------------------------------------------------------------------------
@@ -467,7 +467,7 @@ def _on_end(engine, run, commit) -> None:
                    "output": None if run.status != "SUCCEEDED" else json.dumps(run.output, separators=(",", ":")),
                    "error": run.error, "cause": run.cause, "start": _iso_ms(run.start),
                    "stop": _iso_ms(run.stop_time)}
-        commit.add_messages.append(Message(link["executionArn"], "map_child_done", run.stop_time, link["frame"],
+        commit.add_messages.append(Message(link["executionArn"], MessageKind.MAP_CHILD_DONE, run.stop_time, link["frame"],
                                            link["seq"], payload))
     runner = getattr(engine, "map_runs", None)
     if run.status in ("ABORTED", "FAILED", "TIMED_OUT") and runner is not None \
@@ -479,5 +479,5 @@ def _on_end(engine, run, commit) -> None:
         for row in engine.store.list_executions(None, "RUNNING"):
             p = row.get("parent") or {}
             if p.get("executionArn") == run.arn and p.get("mode") == "map":
-                engine.store.add_message(Message(row["executionArn"], "stop", now, payload={
+                engine.store.add_message(Message(row["executionArn"], MessageKind.STOP, now, payload={
                     "error": "States.Aborted", "cause": f"The parent execution {run.arn} stopped."}))

@@ -16,7 +16,7 @@ from datetime import UTC
 from typing import Any
 
 from statelang.interpreter.commands import TaskOutcome
-from statelang.runtime.storage import Message
+from statelang.runtime.storage import Message, MessageKind
 
 PREFIX = "arn:aws:states:::states:startExecution"
 
@@ -138,11 +138,11 @@ def _on_end(engine, run, commit) -> None:
             payload = {"ok": True, "output": desc}
         else:
             payload = {"ok": False, "error": "States.TaskFailed", "cause": json.dumps(desc, separators=(",", ":"))}
-        commit.add_messages.append(Message(parent["executionArn"], "child_done", run.stop_time,
+        commit.add_messages.append(Message(parent["executionArn"], MessageKind.CHILD_DONE, run.stop_time,
                                            parent["frame"], parent["seq"], payload))
     if run.status in ("ABORTED", "FAILED", "TIMED_OUT"):
         for child in engine.store.list_executions(None, "RUNNING"):
             p = child.get("parent") or {}
             if p.get("executionArn") == run.arn and p.get("mode") in ("sync", "sync2"):
-                engine.store.add_message(Message(child["executionArn"], "stop", run.stop_time, payload={
+                engine.store.add_message(Message(child["executionArn"], MessageKind.STOP, run.stop_time, payload={
                     "error": "States.Aborted", "cause": f"The parent execution {run.arn} stopped."}))

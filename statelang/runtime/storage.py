@@ -18,15 +18,39 @@ import itertools
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
+from statelang.interpreter.commands import TimerKind
 from statelang.language.errors import StatelangError
+
+
+class MessageKind(StrEnum):
+    """What a message tells its execution, beside the timers (`TimerKind`). Stored as its text."""
+    RUN = "run"                             # step it: a start, a crash's safety net, a redrive
+    STOP = "stop"                           # StopExecution, or a parent that ended
+    TOKEN = "token"                         # a task token answered (success or failure)
+    BEAT = "beat"                           # SendTaskHeartbeat
+    ACTIVITY_STARTED = "activity_started"   # a worker took an activity task
+    CHILD_DONE = "child_done"               # a .sync child execution ended
+    MAP_CHILD_DONE = "map_child_done"       # a distributed Map's child execution ended
+
+
+_KINDS: dict[str, MessageKind | TimerKind] = {k.value: k for k in (*MessageKind, *TimerKind)}
+
+
+def message_kind(text: str) -> MessageKind | TimerKind:
+    """A stored kind's text as its member; an unknown one is refused, naming it."""
+    try:
+        return _KINDS[text]
+    except KeyError:
+        raise ValueError(f"unknown message kind {text!r}") from None
 
 
 @dataclass
 class Message:
     execution_arn: str
-    kind: str       # wait | retry | task_timeout | heartbeat | execution_timeout | token | beat | stop | run | activity_started
+    kind: MessageKind | TimerKind
     due: datetime
     frame_id: str = ""
     seq: int = 0
@@ -454,7 +478,7 @@ class MemoryStore:
                 token = queue.pop(0)
                 row = self.tokens.get(token)
                 if row and not row["closed"]:
-                    self.add_message(Message(row["execution_arn"], "activity_started", now, row["frame_id"],
+                    self.add_message(Message(row["execution_arn"], MessageKind.ACTIVITY_STARTED, now, row["frame_id"],
                                              row["seq"], {"workerName": worker_name}))
                     return row
             return None
