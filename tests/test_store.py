@@ -667,3 +667,22 @@ def test_a_commit_fenced_by_a_lease_it_no_longer_holds_is_refused_whole(sql_stor
     s.apply(Commit(arn_of("e1"), events=[step], execution={"progress": 3}, fence="w1"))
     assert [e["id"] for e in s.history(arn_of("e1"))] == [1, 2]
     s.apply(Commit(arn_of("e1"), events=[dict(step, id=3, previousEventId=2)], fence="w1"))   # the connection is fine
+
+
+def test_message_kinds_come_back_as_members_and_an_unknown_kind_is_named(sql_url):
+    """A message's kind is stored as its text and read back as its enum member; a kind no
+    engine knows (a row written by hand, or by a newer version) is refused, naming it."""
+    from statelang.interpreter.commands import TimerKind
+    from statelang.runtime.storage import MessageKind, message_kind
+    s = open_store(sql_url)
+    try:
+        s.create_execution(row_of("mk"), started("mk"))
+        s.apply(Commit(arn_of("mk"), add_messages=[Message(arn_of("mk"), MessageKind.STOP, at(1)),
+                                                   Message(arn_of("mk"), TimerKind.WAIT, at(2), "f", 1)]))
+        kinds = [m.kind for m in s.due_messages(arn_of("mk"), at(10))]
+    finally:
+        s.close()
+    assert kinds == [MessageKind.STOP, TimerKind.WAIT]
+    assert all(type(k) in (MessageKind, TimerKind) for k in kinds)
+    with pytest.raises(ValueError, match="unknown message kind 'bogus'"):
+        message_kind("bogus")
