@@ -38,6 +38,8 @@ class Dialect(ABC):
 
     name = ""
     errors: tuple[type[BaseException], ...] = ()
+    #: the errors of a write the database refused for its own constraints (a duplicate key)
+    integrity: tuple[type[BaseException], ...] = ()
     #: SQL fragments: a list parameter (`in_values`) tested by ``column <in_list>``; the row lock of
     #: a read-then-write; a claim that passes over rows another worker has locked.
     in_list = ""
@@ -155,6 +157,7 @@ class SqliteDialect(Dialect):
     name = "sqlite"
     errors = (sqlite3.Error,)
     operational = (sqlite3.OperationalError,)
+    integrity = (sqlite3.IntegrityError,)
     # A JSON array parameter: one statement text whatever the list's length (so sqlite3's
     # statement cache keeps it prepared) and no bound on the number of host parameters.
     in_list = "IN (SELECT value FROM json_each(?))"
@@ -241,6 +244,7 @@ class PostgresDialect(Dialect):
         self._jsonb = Jsonb
         self.errors = (psycopg.Error,)
         self.operational = (psycopg.OperationalError,)
+        self.integrity = (psycopg.errors.IntegrityError,)
         self._texts: dict[str, str] = {}
         self._many: dict[tuple[str, int], str] = {}
 

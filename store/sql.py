@@ -32,6 +32,7 @@ from statelang.runtime.storage import (
     Message,
     MessageKind,
     RecordWrite,
+    StoreConflict,
     StoreFault,
     WorkerInfo,
     message_kind,
@@ -302,6 +303,8 @@ class SqlStore:
         except self.dialect.errors as e:
             if tx.guard is not None and self.dialect.guard_failed(e):
                 raise tx.guard from e
+            if isinstance(e, self.dialect.integrity):
+                raise StoreConflict(self.dialect.describe(e, self.name)) from e
             raise StoreError(self.dialect.describe(e, self.name)) from e
         finally:
             self._checkin(conn, failed)
@@ -371,7 +374,7 @@ class SqlStore:
             with self._write() as tx:
                 known, new_id = self.dialect.insert_id(tx.conn, sql, encoded)
                 self._apply(tx, commit, fresh=True, execution_id=known)
-        except StoreError as e:
+        except (StoreError, StoreConflict) as e:
             if self.dialect.duplicate_execution(e.__cause__):   # the name is taken, or a concurrent start won
                 raise ExecutionAlreadyExistsError(arn) from e
             raise

@@ -97,3 +97,38 @@ def test_one_execution_is_never_stepped_by_two_threads_at_once(tmp_path):
     finally:
         go_on.set()
         engine.close()
+
+
+def test_the_worker_loop_steps_its_claimed_executions_side_by_side(tmp_path):
+    """`statelang worker --concurrency N` (the engine's max_workers): the executions one claim
+    leases are stepped on N threads, so their handlers run at once. The four handlers meet at a
+    barrier: stepped in turn, the first would wait there alone and the barrier break."""
+    barrier = threading.Barrier(THREADS)
+    url = f"sqlite:///{tmp_path / 'worker.db'}"
+    worker = _engine(url, barrier)
+    worker.eager = False
+    worker.max_workers = THREADS
+    client = worker.client()
+    arn = client.create_state_machine(name="meet", definition=json.dumps(TASKS),
+                                      roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+    started = [client.start_execution(stateMachineArn=arn, name=f"w{n}", input=json.dumps({"n": n}))["executionArn"]
+               for n in range(THREADS)]
+    ended, all_ended = set(), threading.Event()
+
+    def on_change(row):   # the engine tells its listeners of every status change
+        if row["status"] != "RUNNING":
+            ended.add(row["executionArn"])
+            if len(ended) == THREADS:
+                all_ended.set()
+    worker.listeners.append(on_change)
+    loop = threading.Thread(target=worker.serve_forever, kwargs={"poll_seconds": 0.05}, daemon=True)
+    loop.start()
+    try:
+        assert all_ended.wait(timeout=60)
+        rows = [worker.store.get_execution(a) for a in started]
+    finally:
+        worker.shutdown()
+        loop.join(timeout=30)
+        worker.close()
+    assert [r["status"] for r in rows] == ["SUCCEEDED"] * THREADS, [r.get("cause") for r in rows]
+    assert not barrier.broken

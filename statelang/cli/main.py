@@ -259,7 +259,7 @@ def task_heartbeat(token, db):
 @click.option("--lease-seconds", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="How long a claimed execution stays this worker's without a renewal.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Task handlers run at once (threads).")
+              help="Executions stepped at once, and task calls of one step run at once (threads).")
 @click.option("--metrics-seconds", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="Print the worker's counters (claims, fenced, poisoned, renewals) this often; 0: never.")
 def worker(db, handlers, poll, once, lease_seconds, concurrency, metrics_seconds):

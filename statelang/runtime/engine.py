@@ -12,12 +12,11 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
-import socket
 import threading
 import uuid
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -55,13 +54,11 @@ from statelang.runtime.storage import (
     MessageKind,
     Store,
     StoreFault,
-    WorkerInfo,
     open_store,
 )
+from statelang.runtime.worker import HEARTBEAT_SECONDS, serve_forever
 
 log = logging.getLogger("statelang.engine")
-MAX_BACKOFF = 5.0   # seconds a worker waits at most before trying a failing database again
-HEARTBEAT_SECONDS = 2.0   # how often a serving worker says it is alive
 _TIMER_KINDS = frozenset(TimerKind)
 
 
@@ -112,7 +109,8 @@ class Engine:
         # own timeout and stop request, so that it stops where the execution broke).
         self.skip_messages = skip_messages
         self.max_workers = max_workers
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: ThreadPoolExecutor | None = None    # a round's task invocations
+        self._steps: tuple[ThreadPoolExecutor, int] | None = None   # the worker loop's steps, side by side
         self.claim_batch = 16             # executions leased by one claim
         # A worker silent for this long (no heartbeat) is dead: its leases are free at once.
         self.takeover_seconds = 3 * HEARTBEAT_SECONDS
@@ -196,9 +194,14 @@ class Engine:
         self.interpreter.advance(run, self.clock.now())
 
     # -- the loop ---------------------------------------------------------------------------
-    def run_until_idle(self, max_rounds: int | None = None, until: datetime | None = None) -> int:
+    def run_until_idle(self, max_rounds: int | None = None, until: datetime | None = None,
+                       concurrency: int = 1) -> int:
         """Run everything runnable now; on a virtual clock also jump to each next timer, but not
-        past `until` when it is given. Returns the number of executions steps taken."""
+        past `until` when it is given. Returns the number of executions steps taken.
+
+        With `concurrency` above 1 (the worker loop passes `max_workers`), up to that many claimed
+        executions are stepped side by side on threads, so that their handlers run at once; on a
+        virtual clock they are stepped in turn, as time moves only between steps there."""
         steps = 0
         virtual = self.clock.virtual
         while max_rounds is None or steps < max_rounds:
@@ -209,9 +212,12 @@ class Engine:
             else:
                 arns = self._claim(now)
             if arns:
-                for arn in arns:
-                    self.process(arn)
-                    steps += 1
+                if concurrency > 1 and len(arns) > 1 and not virtual:
+                    self._process_side_by_side(arns, concurrency)
+                else:
+                    for arn in arns:
+                        self.process(arn)
+                steps += len(arns)
                 continue
             if any([tick(now) for tick in self.tickers]):
                 continue   # a schedule or a delivery retry fired and may have started executions
@@ -229,6 +235,20 @@ class Engine:
                     continue
             break
         return steps
+
+    def _process_side_by_side(self, arns: list[str], concurrency: int) -> None:
+        """Step the claimed executions on up to `concurrency` threads (each under its own lock);
+        a database fault in any of them reaches the caller once all are done."""
+        with self._pool_lock:
+            if self._steps is None or self._steps[1] != concurrency:
+                if self._steps is not None:
+                    self._steps[0].shutdown(wait=False)
+                self._steps = (ThreadPoolExecutor(concurrency, thread_name_prefix="statelang-step"), concurrency)
+            pool = self._steps[0]
+        futures = [pool.submit(self.process, arn) for arn in arns]
+        wait_all(futures)
+        for f in futures:
+            f.result()
 
     def _claim(self, now: datetime) -> list[str]:
         """Lease a batch of executions with due messages. A lease held by a worker whose heartbeat
@@ -250,83 +270,10 @@ class Engine:
         with self._count_lock:
             self.metrics[metric] += n
 
-    def _beat(self, started: datetime) -> None:
-        """Write this worker's heartbeat (every HEARTBEAT_SECONDS of the serve loop)."""
-        now = self.clock.now()
-        self.store.heartbeat(WorkerInfo(self.worker_id, socket.gethostname(), os.getpid(), started, now))
-        self._last_beat = now
-
     def serve_forever(self, poll_seconds: float = 1.0) -> None:
-        """The worker loop: run what is due, sleep until the next timer or a wake-up.
-
-        The worker announces itself with a heartbeat every HEARTBEAT_SECONDS; if it dies, others
-        take its executions over after `takeover_seconds` instead of waiting out its leases."""
-        self._stopping.clear()
-        started = self.clock.now()
-        self._heartbeating = True
-        self._fatal: StoreFault | None = None
-        # The heartbeat has a thread of its own: a worker inside a long step is alive, and must
-        # not look dead to the others (who would take its executions over, again and again).
-        beating = threading.Thread(target=self._heartbeat_loop, args=(started,), daemon=True,
-                                   name=f"heartbeat-{self.worker_id}")
-        beating.start()
-        try:
-            self._serve(poll_seconds, started)
-            if self._fatal is not None:
-                log.error("worker %s stops: %s", self.worker_id, self._fatal)
-                raise self._fatal
-        finally:
-            self._stopping.set()
-            beating.join()
-            self._heartbeating = False
-            try:
-                self.store.forget_worker(self.worker_id)
-            except StoreFault:
-                pass
-
-    def _heartbeat_loop(self, started: datetime) -> None:
-        while True:
-            try:
-                self._beat(started)
-            except StoreFault as exc:
-                if not exc.transient:   # the database is gone: the worker loop stops on it
-                    self._fatal = exc
-                    self._stopping.set()
-                    self._wake.set()
-                    return
-                log.debug("worker %s: heartbeat not written: %s", self.worker_id, exc)
-            if self._stopping.wait(HEARTBEAT_SECONDS):
-                return
-
-    def _serve(self, poll_seconds: float, started: datetime) -> None:
-        backoff = 0.0
-        while not self._stopping.is_set():
-            try:   # every query of the loop: a restart can fall between any two of them
-                steps = self.run_until_idle()
-                self._wake.clear()
-                dues = [d for d in [self.store.next_due(), *(src() for src in self.timer_sources)] if d is not None]
-            except StoreFault as exc:
-                if not exc.transient:
-                    log.error("worker %s stops: %s", self.worker_id, exc)
-                    raise
-                # The database failed (restarting, locked, full): nothing of any execution is
-                # lost, so wait and try again, longer each time up to MAX_BACKOFF seconds.
-                backoff = min(MAX_BACKOFF, backoff * 2 or 0.1)
-                log.warning("worker %s: database fault, retrying in %.1f s: %s", self.worker_id, backoff, exc)
-                self._wake.wait(backoff)
-                self._wake.clear()
-                continue
-            backoff = 0.0
-            due = min(dues, default=None)
-            delay = min(poll_seconds, HEARTBEAT_SECONDS)
-            if due is not None:
-                delay = max(0.0, min(delay, (due - self.clock.now()).total_seconds()))
-                if delay == 0.0 and steps == 0:
-                    # Due but not ours to claim (another live worker holds it): poll, do not spin.
-                    delay = min(poll_seconds, HEARTBEAT_SECONDS)
-            if self.clock.virtual and due is not None:
-                continue
-            self._wake.wait(delay)
+        """The worker loop (`statelang worker`): run what is due, sleep until the next timer or a
+        wake-up, heartbeat, back off on database faults. See `statelang.runtime.worker`."""
+        serve_forever(self, poll_seconds)
 
     def close(self) -> None:
         """Stop the worker loop and release the store's connections."""
@@ -342,8 +289,9 @@ class Engine:
     def shutdown(self) -> None:
         self._stopping.set()
         self._wake.set()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
+        for pool in (self._pool, self._steps and self._steps[0]):
+            if pool is not None:
+                pool.shutdown(wait=False)
 
     def wait(self, arn: str, timeout: float | None = None) -> dict:
         """Run the execution until it is no longer RUNNING, or `timeout` seconds of the engine's

@@ -129,6 +129,13 @@ class StoreFault(StatelangError):
     transient = True
 
 
+class StoreConflict(StatelangError):
+    """The database refused one write for its own constraints (a duplicate key): a fault of the
+    execution being written, not of the database, so not a `StoreFault`. The engine contains it
+    as it contains any fault of one execution (it fails that execution, visibly), instead of
+    backing off and retrying the same write forever."""
+
+
 class LeaseLost(StatelangError):
     """A commit fenced by a worker's lease found the lease held by another worker (or by none):
     nothing of the commit was applied. The step that made it is discarded; its new owner redoes
