@@ -47,6 +47,9 @@ class Dialect(ABC):
     skip_locked = ""
     no_limit: Any = None
     shared = False   # one connection for the whole store (SQLite's in-memory database)
+    #: one writer at a time in the database: the store's threads take turns in the process rather
+    #: than in the database's busy handler (SQLite's sleeps 1 ms to 100 ms between tries)
+    single_writer = False
 
     def sql(self, text: str) -> str:
         return text
@@ -162,6 +165,8 @@ class SqliteDialect(Dialect):
     # statement cache keeps it prepared) and no bound on the number of host parameters.
     in_list = "IN (SELECT value FROM json_each(?))"
     no_limit = -1
+
+    single_writer = True
 
     def __init__(self, memory: bool = False):
         self.shared = memory

@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -207,6 +207,8 @@ class SqlStore:
         self._idle: list[Any] = []     # list.pop/append are atomic: no lock needed
         self._opened: list[Any] = []   # detached from SQLAlchemy's pool; closed by close()
         self._shared_lock = threading.RLock()   # only for a dialect with one shared connection
+        # A single-writer database (SQLite): this process's writers queue here, not in its busy handler.
+        self._write_lock = threading.RLock() if self.dialect.single_writer else nullcontext()
         self._lost = False   # a connection died or would not open: the next one opened says so
         self._ids: dict[str, int] = {}
         self._update_sql: dict[tuple[str, ...], str] = {}
@@ -297,7 +299,7 @@ class SqlStore:
         tx = _Tx(conn)
         failed = True
         try:
-            with self.dialect.transaction(conn):
+            with self._write_lock, self.dialect.transaction(conn):
                 yield tx
             failed = False
         except self.dialect.errors as e:

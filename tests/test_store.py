@@ -25,7 +25,7 @@ import pytest
 
 import statelang
 from statelang.interpreter.step import Frame
-from statelang.runtime.storage import Commit, ExecutionAlreadyExistsError, MemoryStore, Message
+from statelang.runtime.storage import Commit, ExecutionAlreadyExistsError, MemoryStore, Message, StoreConflict
 from statelang.store import SqlStore, StoreError, open_store
 
 T0 = datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -429,7 +429,7 @@ def test_a_failing_commit_leaves_nothing_behind(sql_store):
     bad = Commit(arn_of("e1"), events=[dict(duplicate, id=2), duplicate], execution={"status": "FAILED"},
                  frames={"f1": None, "f2": frame("f2")}, consumed=[before[3][0].id],
                  add_messages=[Message(arn_of("e1"), "run", at(1))], close_all=True)
-    with pytest.raises(StoreError, match="statelang"):
+    with pytest.raises(StoreConflict, match="statelang"):   # a refused write: one execution's fault
         s.apply(bad)
     after = (s.get_execution(arn_of("e1")), s.history(arn_of("e1")), s.load_frames(arn_of("e1")),
              s.due_messages(arn_of("e1"), at(100)))
