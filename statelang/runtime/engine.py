@@ -15,8 +15,7 @@ import logging
 import threading
 import uuid
 import weakref
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import wait as wait_all
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -237,18 +236,24 @@ class Engine:
         return steps
 
     def _process_side_by_side(self, arns: list[str], concurrency: int) -> None:
-        """Step the claimed executions on up to `concurrency` threads (each under its own lock);
-        a database fault in any of them reaches the caller once all are done."""
+        """Step the claimed executions on up to `concurrency` threads (each under its own lock).
+        Once all are done, the first database fault (`process` lets no other error out) reaches
+        the caller; the others are logged."""
         with self._pool_lock:
             if self._steps is None or self._steps[1] != concurrency:
                 if self._steps is not None:
                     self._steps[0].shutdown(wait=False)
                 self._steps = (ThreadPoolExecutor(concurrency, thread_name_prefix="statelang-step"), concurrency)
             pool = self._steps[0]
-        futures = [pool.submit(self.process, arn) for arn in arns]
-        wait_all(futures)
-        for f in futures:
-            f.result()
+        faults = []
+        for f in as_completed([pool.submit(self.process, arn) for arn in arns]):
+            if f.exception() is not None:
+                faults.append(f.exception())
+        for other in dict.fromkeys(str(f) for f in faults[1:]):   # the first is the caller's to log
+            if other != str(faults[0]):
+                log.warning("worker %s: database fault in a step: %s", self.worker_id, other)
+        if faults:
+            raise faults[0]
 
     def _claim(self, now: datetime) -> list[str]:
         """Lease a batch of executions with due messages. A lease held by a worker whose heartbeat

@@ -25,7 +25,7 @@
  * only while it writes none.
  *
  * Heartbeats as implemented: `Engine.serve_forever` writes them from a thread of their own
- * (`Engine._heartbeat_loop`), so a worker is silent only when it crashed or stalled, also while
+ * (`worker._heartbeat_loop`), so a worker is silent only when it crashed or stalled, also while
  * a step runs. Define BEAT_GAP_IN_STEP for the earlier design, heartbeats only between rounds of
  * `run_until_idle`: then two live workers can take one execution from each other for ever.
  *
@@ -68,8 +68,8 @@
 #endif
 
 /* where a worker is */
-#define IDLE  0          /* Engine._serve between rounds: writes heartbeats, claims */
-#define BATCH 1          /* claimed (Engine._claim), waiting for its turn in run_until_idle */
+#define IDLE  0          /* worker._serve between rounds: writes heartbeats, claims */
+#define BATCH 1          /* claimed (Engine._claim), waiting for its turn (or a thread) in run_until_idle */
 #define STEP  2          /* inside Engine.process -> Engine._step */
 #define DEAD  3          /* crashed: everything not committed is lost */
 
@@ -95,7 +95,7 @@ byte crashes = 0;        /* at most W - 1: one worker stays alive */
 /* the earlier design: heartbeats only between run_until_idle rounds, silent while a batch runs */
 #define BEAT_GAP(w) (phase[w] == BATCH || phase[w] == STEP)
 #else
-/* Engine._heartbeat_loop, a thread of its own: silent only when crashed or stalled */
+/* worker._heartbeat_loop, a thread of its own: silent only when crashed or stalled */
 #define BEAT_GAP(w) false
 #endif
 
@@ -234,7 +234,7 @@ lost:
             * as the lease is another's */
            atomic { RELEASE };
 pass_end:
-           /* back in Engine._serve: the next round begins with a heartbeat (_beat) */
+           /* back in worker._serve: the next round begins with a heartbeat (_beat) */
            atomic { phase[me] = IDLE; stale[me] = false }
         od
     } unless { crash[me] };
