@@ -63,6 +63,19 @@ def test_dumps_writes_the_text_json_writes(value):
 
 @settings(max_examples=1500, deadline=None)
 @given(_values)
+def test_canonical_text_reads_back_as_what_json_writes(value):
+    """A definition's cache key is also the text it is compiled from: it must read back as the
+    value json's text reads back as (floats may be written otherwise, never read otherwise)."""
+    expected = _outcome(json.dumps, value, separators=(",", ":"), ensure_ascii=False)
+    got = _outcome(jsontext.canonical, value)
+    assert got[0] == expected[0]
+    if got[0] == "ok":
+        assert _same(json.loads(got[1]), json.loads(expected[1]))
+        assert jsontext.canonical(value) == got[1]   # the same value, the same key
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_values)
 def test_loads_reads_what_json_reads(value):
     try:
         text = json.dumps(value, ensure_ascii=False)

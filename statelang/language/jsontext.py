@@ -77,12 +77,7 @@ def maybe_differs(text: str, raw: bytes, value: Any) -> bool:
     unequal too, and goes to json as before)."""
     if "e-" in text or "0.0000" in text:
         return True
-    if "null" not in text:
-        return False
-    try:
-        return orjson.loads(raw) != value
-    except orjson.JSONDecodeError:
-        return True
+    return "null" in text and _reads_back_unequal(raw, value)
 
 
 MAX_DEPTH = 512   # arrays and objects inside one another; the engine walks values recursively
@@ -149,13 +144,23 @@ def loads(text: str | bytes) -> Any:
 
 
 def canonical(value: Any) -> str:
-    """The JSON text of a definition, for content-keyed caches: equal values give equal text when
-    their keys come in the same order (and merely miss the cache otherwise). orjson without
-    options, the fastest way (a definition's keys are strings); `json` where orjson refuses or
-    may write a number otherwise."""
+    """The JSON text of a definition, for content-keyed caches and for compiling: equal values
+    give equal text when their keys come in the same order (and merely miss the cache otherwise),
+    and the text reads back as the value. orjson without options, the fastest way (a definition's
+    keys are strings); it may write a float otherwise than `json` (1e-7, not 1e-07), which reads
+    back the same, so only NaN and the infinities (written as null) need a second look: a text
+    with a null is read back and compared, and `json` writes it when they differ."""
     try:
         raw = orjson.dumps(value)
     except TypeError:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    text = raw.decode()
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False) if maybe_differs(text, raw, value) else text
+    if b"null" in raw and _reads_back_unequal(raw, value):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return raw.decode()
+
+
+def _reads_back_unequal(raw: bytes, value: Any) -> bool:
+    try:
+        return orjson.loads(raw) != value
+    except orjson.JSONDecodeError:
+        return True

@@ -155,9 +155,9 @@ class Engine:
         eager = self.eager and not self.clock.virtual or self.eager == "always"
         if eager and not self.listeners:
             # Run as far as it goes without telling anyone outside (plain handlers only), so that
-            # creating the execution and its first steps are one transaction.
-            with self._locks.hold(arn):
-                self._advance_in_memory(run)
+            # creating the execution and its first steps are one transaction. No lock: until that
+            # transaction commits, no other thread can see the execution.
+            self._advance_in_memory(run)
         commit = self._commit_of(run, [])
         # Eager: this thread runs the execution right after creating it. Its "run" message is then
         # a safety net due only when a lease would have expired, consumed by the first step's commit.
