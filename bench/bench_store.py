@@ -49,12 +49,46 @@ def _long_execution(engine, n: int) -> str:
     return arn
 
 
-def paged_read(db: str, events: int, page: int) -> dict:
+def _serve(db: str, data_dir: str):
+    """A `statelang serve` process on `db` (the server users run) and a boto3 client of it."""
+    import socket
+    import subprocess
+
+    import boto3
+    from botocore.config import Config
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = Path(sys.executable).with_name("statelang")   # the console script beside this Python
+    proc = subprocess.Popen([str(command), "serve", "--db", db, "--port", str(port),
+                             "--data-dir", data_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = boto3.client("stepfunctions", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                          aws_access_key_id="bench", aws_secret_access_key="bench",
+                          config=Config(retries={"max_attempts": 0}, connect_timeout=1, read_timeout=30))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.list_state_machines()
+            return proc, client
+        except Exception:   # noqa: BLE001 - not listening yet
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("statelang serve did not start") from None
+            time.sleep(0.1)
+
+
+def paged_read(db: str, events: int, page: int, over_http: bool = False) -> dict:
+    """Read a long history page by page through the boto3-shaped client in process, or with
+    `over_http` through boto3 itself against a `statelang serve` process on the same database."""
     import statelang
     engine = statelang.Engine(db=db, clock="virtual")
+    served = None
     try:
         arn = _long_execution(engine, events)
         client = engine.client()
+        if over_http:
+            data_dir = tempfile.mkdtemp(prefix="statelang-bench-serve-")
+            served, client = _serve(db, data_dir)
         client.describe_execution(executionArn=arn)   # the client's first call loads its service model
         token, got, pages, slowest = None, 0, 0, 0.0
         begin = time.perf_counter()
@@ -70,6 +104,9 @@ def paged_read(db: str, events: int, page: int) -> dict:
                 break
         seconds = time.perf_counter() - begin
     finally:
+        if served is not None:
+            served.terminate()
+            served.wait(30)
         engine.close()
     assert got == events, f"read {got} events of {events}"
     return {"seconds": seconds, "pages": pages, "slowest_page_ms": slowest * 1000}
@@ -127,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--per-round", type=int, default=300)
     parser.add_argument("--pg-url")
-    parser.add_argument("--skip", default="", help="comma-separated: paged, b6")
+    parser.add_argument("--skip", default="", help="comma-separated: paged, http, b6")
     options = parser.parse_args(argv)
     skip = set(filter(None, options.skip.split(",")))
     pg, server = _postgres(options.pg_url)
@@ -138,9 +175,11 @@ def main(argv: list[str] | None = None) -> int:
             if pg:
                 backends.append(("PostgreSQL", pg, pg))
             for label, paged_db, b6_db in backends:
-                if "paged" not in skip:
-                    r = paged_read(paged_db, options.events, options.page)
-                    rows.append((f"{label}: {options.events:,} events in pages of {options.page}",
+                for way, over_http in (("", False), (" over HTTP (boto3, statelang serve)", True)):
+                    if ("http" if over_http else "paged") in skip:
+                        continue
+                    r = paged_read(paged_db, options.events, options.page, over_http)
+                    rows.append((f"{label}: {options.events:,} events in pages of {options.page}{way}",
                                  f"{r['seconds']:.3f} s ({r['pages']} pages, slowest {r['slowest_page_ms']:.1f} ms)"))
                     print(rows[-1], file=sys.stderr, flush=True)
                 if "b6" not in skip:

@@ -463,12 +463,15 @@ class Client(MachinesMixin, MapRunsMixin):
     def _get_execution_history(self, *, executionArn: str, maxResults: int | None = None,
                                reverseOrder: bool = False, nextToken: str | None = None,
                                includeExecutionData: bool = True) -> dict:
-        self._execution(executionArn)
+        if not EXEC_ARN.match(executionArn):
+            raise invalid_arn(executionArn, "execution")
         # Keyset paging: the token names the last event handed out (its id, negated when reversed,
         # as `page` keys it), so the store reads one page's events, plus one to know if more follow.
         after = _token_after(nextToken)
         events = self.engine.store.history(executionArn, after=None if after is None else abs(after),
                                            limit=(maxResults or DEFAULT_PAGE) + 1, reverse=bool(reverseOrder))
+        if not events:   # every execution has events: none may mean no execution (one read a page, not two)
+            self._execution(executionArn)
         chunk, token = page(events, (lambda e: -e["id"]) if reverseOrder else (lambda e: e["id"]),
                             maxResults, nextToken, [executionArn, bool(reverseOrder)])
         out = []
