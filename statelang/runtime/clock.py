@@ -80,10 +80,10 @@ class VirtualClock(Clock):
 
 
 def make_clock(clock: str | Clock | None) -> Clock:
-    if isinstance(clock, Clock):
-        return clock
+    if clock == "virtual":   # the names first: they are what most callers pass
+        return VirtualClock()
     if clock in (None, "real", "wall"):
         return RealClock()
-    if clock == "virtual":
-        return VirtualClock()
+    if isinstance(clock, Clock):
+        return clock
     raise ValueError(f"clock must be 'real', 'virtual' or a Clock, not {clock!r}")

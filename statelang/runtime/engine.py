@@ -10,8 +10,10 @@ whose result was not committed runs again with the same idempotency key (at leas
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
+import os
 import threading
 import uuid
 import weakref
@@ -59,6 +61,18 @@ from statelang.runtime.worker import HEARTBEAT_SECONDS, serve_forever
 
 log = logging.getLogger("statelang.engine")
 _TIMER_KINDS = frozenset(TimerKind)
+_WORKER_COUNT = itertools.count(1)   # next() on it is atomic: no two engines draw one number
+_WORKER_TAG: list = [None, ""]        # [pid, this process's random tag]
+
+
+def _new_worker_id() -> str:
+    """worker-<tag>-<n>: a random tag per process (drawn again in a forked child) and a count,
+    unique without a UUID drawn per engine (statelang.run makes an engine per call)."""
+    tag = _WORKER_TAG
+    pid = os.getpid()
+    if tag[0] != pid:
+        tag[:] = [pid, uuid.uuid4().hex[:8]]
+    return f"worker-{tag[1]}-{next(_WORKER_COUNT)}"
 
 
 
@@ -96,7 +110,7 @@ class Engine:
         # their state in this engine's store; built only when a task first needs one.
         self.resources.services_factory = functools.partial(_local_services, weakref.proxy(self))
         self.interpreter = Interpreter()
-        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        self.worker_id = worker_id or _new_worker_id()
         self.lease_seconds = lease_seconds
         # eager=True: start_execution runs the execution in the calling thread until it waits or
         # ends (as the AWS service starts it at once), saving a claim; "always" also on a virtual
