@@ -132,3 +132,18 @@ def test_the_worker_loop_steps_its_claimed_executions_side_by_side(tmp_path):
         worker.close()
     assert [r["status"] for r in rows] == ["SUCCEEDED"] * THREADS, [r.get("cause") for r in rows]
     assert not barrier.broken
+
+
+def test_events_made_on_first_use_keep_a_shutdown():
+    """An engine makes its wake-up and stop events on first use (statelang.run never needs
+    them); one shut down before that hands them out set, so no loop waits on a stopped engine."""
+    engine = statelang.Engine(db="memory")
+    engine.shutdown()
+    assert engine._stopping.is_set() and engine._wake.is_set()
+    live = statelang.Engine(db="memory")
+    stopping = live._stopping          # made now, unset
+    assert not stopping.is_set()
+    live.shutdown()
+    assert stopping.is_set() and live._stopping is stopping
+    live.close()
+    engine.close()

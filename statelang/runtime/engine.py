@@ -10,14 +10,11 @@ whose result was not committed runs again with the same idempotency key (at leas
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import logging
-import os
 import threading
-import uuid
 import weakref
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -57,22 +54,11 @@ from statelang.runtime.storage import (
     StoreFault,
     open_store,
 )
-from statelang.runtime.worker import HEARTBEAT_SECONDS, serve_forever
+from statelang.runtime.worker import HEARTBEAT_SECONDS, new_worker_id, serve_forever, side_by_side
 
 log = logging.getLogger("statelang.engine")
 _TIMER_KINDS = frozenset(TimerKind)
-_WORKER_COUNT = itertools.count(1)   # next() on it is atomic: no two engines draw one number
-_WORKER_TAG: list = [None, ""]        # [pid, this process's random tag]
-
-
-def _new_worker_id() -> str:
-    """worker-<tag>-<n>: a random tag per process (drawn again in a forked child) and a count,
-    unique without a UUID drawn per engine (statelang.run makes an engine per call)."""
-    tag = _WORKER_TAG
-    pid = os.getpid()
-    if tag[0] != pid:
-        tag[:] = [pid, uuid.uuid4().hex[:8]]
-    return f"worker-{tag[1]}-{next(_WORKER_COUNT)}"
+_EVENTS_LOCK = threading.Lock()      # makes an engine's events on first use, once
 
 
 
@@ -110,7 +96,7 @@ class Engine:
         # their state in this engine's store; built only when a task first needs one.
         self.resources.services_factory = functools.partial(_local_services, weakref.proxy(self))
         self.interpreter = Interpreter()
-        self.worker_id = worker_id or _new_worker_id()
+        self.worker_id = worker_id or new_worker_id()
         self.lease_seconds = lease_seconds
         # eager=True: start_execution runs the execution in the calling thread until it waits or
         # ends (as the AWS service starts it at once), saving a claim; "always" also on a virtual
@@ -139,8 +125,9 @@ class Engine:
         self._locks = ExecutionLocks()
         self._count_lock = threading.Lock()
         self._pool_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
+        # The worker loop's and wait()'s events are made on first use: statelang.run builds an
+        # engine per call and never waits on them. An engine shut down hands them out already set.
+        self._shut = False
         self.state_machines = dict(state_machines or {})
         self.listeners: list = []   # callables(execution_row) on every status change
         self.integrations: dict[str, Any] = {}  # resource prefix -> callable(engine, run, fid, seq, spec)
@@ -250,24 +237,14 @@ class Engine:
         return steps
 
     def _process_side_by_side(self, arns: list[str], concurrency: int) -> None:
-        """Step the claimed executions on up to `concurrency` threads (each under its own lock).
-        Once all are done, the first database fault (`process` lets no other error out) reaches
-        the caller; the others are logged."""
+        """Step the claimed executions on up to `concurrency` threads (see `worker.side_by_side`)."""
         with self._pool_lock:
             if self._steps is None or self._steps[1] != concurrency:
                 if self._steps is not None:
                     self._steps[0].shutdown(wait=False)
                 self._steps = (ThreadPoolExecutor(concurrency, thread_name_prefix="statelang-step"), concurrency)
             pool = self._steps[0]
-        faults = []
-        for f in as_completed([pool.submit(self.process, arn) for arn in arns]):
-            if f.exception() is not None:
-                faults.append(f.exception())
-        for other in dict.fromkeys(str(f) for f in faults[1:]):   # the first is the caller's to log
-            if other != str(faults[0]):
-                log.warning("worker %s: database fault in a step: %s", self.worker_id, other)
-        if faults:
-            raise faults[0]
+        side_by_side(self, pool, arns)
 
     def _claim(self, now: datetime) -> list[str]:
         """Lease a batch of executions with due messages. A lease held by a worker whose heartbeat
@@ -305,9 +282,34 @@ class Engine:
         """Tell the worker loop that something changed in the store (a redrive, say)."""
         self._wake.set()
 
+    def _event(self, name: str) -> threading.Event:
+        event = self.__dict__.get(name)
+        if event is None:
+            with _EVENTS_LOCK:
+                event = self.__dict__.get(name)
+                if event is None:
+                    event = self.__dict__[name] = threading.Event()
+                    if self._shut:
+                        event.set()
+        return event
+
+    @property
+    def _wake(self) -> threading.Event:
+        """Set when something changed in the store: a waiting loop looks again."""
+        return self._event("_wake_event")
+
+    @property
+    def _stopping(self) -> threading.Event:
+        """Set when the worker loop is to stop."""
+        return self._event("_stopping_event")
+
     def shutdown(self) -> None:
-        self._stopping.set()
-        self._wake.set()
+        with _EVENTS_LOCK:
+            self._shut = True
+            for name in ("_stopping_event", "_wake_event"):
+                event = self.__dict__.get(name)
+                if event is not None:
+                    event.set()
         for pool in (self._pool, self._steps and self._steps[0]):
             if pool is not None:
                 pool.shutdown(wait=False)

@@ -4,10 +4,13 @@ wake-up, write a heartbeat, and ride out database faults. Functions of the engin
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
 import threading
+import uuid
+from concurrent.futures import as_completed
 from datetime import datetime
 from typing import Any
 
@@ -98,3 +101,32 @@ def _serve(engine: Any, poll_seconds: float, started: datetime) -> None:
         if engine.clock.virtual and due is not None:
             continue
         engine._wake.wait(delay)
+
+
+_WORKER_COUNT = itertools.count(1)   # next() on it is atomic: no two engines draw one number
+_WORKER_TAG: list = [None, ""]        # [pid, this process's random tag]
+
+
+def new_worker_id() -> str:
+    """worker-<tag>-<n>: a random tag per process (drawn again in a forked child) and a count,
+    unique without a UUID drawn per engine (statelang.run makes an engine per call)."""
+    tag = _WORKER_TAG
+    pid = os.getpid()
+    if tag[0] != pid:
+        tag[:] = [pid, uuid.uuid4().hex[:8]]
+    return f"worker-{tag[1]}-{next(_WORKER_COUNT)}"
+
+
+def side_by_side(engine: Any, pool: Any, arns: list[str]) -> None:
+    """Step the claimed executions on `pool`'s threads, each under its own lock. Once all are
+    done, the first database fault (`process` lets no other error out) reaches the caller; the
+    others are logged."""
+    faults = []
+    for f in as_completed([pool.submit(engine.process, arn) for arn in arns]):
+        if f.exception() is not None:
+            faults.append(f.exception())
+    for other in dict.fromkeys(str(f) for f in faults[1:]):   # the first is the caller's to log
+        if other != str(faults[0]):
+            log.warning("worker %s: database fault in a step: %s", engine.worker_id, other)
+    if faults:
+        raise faults[0]
