@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from statelang.language import jsontext
+from statelang.runtime.storage import history_pages
 
 from . import graph
 from .param_validation import validation_words
@@ -275,11 +276,8 @@ class Console:
             while len(self._folds) > MAX_FOLDS:
                 self._folds.popitem(last=False)
         with fold.lock:
-            while True:
-                events = self.engine.store.history(arn, after=fold.last_id, limit=FOLD_READ)
+            for events in history_pages(self.engine.store, arn, fold.last_id, page=FOLD_READ):
                 fold.feed(events)
-                if len(events) < FOLD_READ:
-                    break
             marks, taken = fold.marks(status)
             return marks, taken, fold.last_id
 

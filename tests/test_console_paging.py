@@ -17,6 +17,7 @@ import statelang
 from statelang.server import Server
 from statelang.server.console import path_of
 from tests.test_history_paging_cli import EVENTS, ROLE, long_loop
+from tests.test_server_console import TOKEN_MACHINE  # waits on a token after a Parallel and a Map
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -94,21 +95,11 @@ def test_bad_history_requests_are_400s_naming_the_problem(sqlite_url, serve, que
     assert got == status and words in body["message"], body
 
 
-WAITING = {"StartAt": "Prepare", "States": {
-    "Prepare": {"Type": "Pass", "Next": "Items"},
-    "Items": {"Type": "Map", "ItemsPath": "$.items", "Next": "Approve",
-              "ItemProcessor": {"StartAt": "Each", "States": {"Each": {"Type": "Pass", "End": True}}}},
-    "Approve": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
-                "Parameters": {"FunctionName": "notify", "Payload": {"token.$": "$$.Task.Token"}},
-                "Next": "Done"},
-    "Done": {"Type": "Succeed"}}}
-
-
 def test_the_path_folded_across_polls_agrees_with_a_fold_of_the_whole_history(sqlite_url, serve):
     tokens = []
     server, engine = serve(sqlite_url, clock="virtual", handlers={"notify": lambda e: tokens.append(e["token"])})
     sfn = engine.client()
-    sm = sfn.create_state_machine(name="approvals", definition=json.dumps(WAITING), roleArn=ROLE)["stateMachineArn"]
+    sm = sfn.create_state_machine(name="approvals", definition=json.dumps(TOKEN_MACHINE), roleArn=ROLE)["stateMachineArn"]
     arn = sfn.start_execution(stateMachineArn=sm, name="a-1", input='{"items": [1, 2, 3]}')["executionArn"]
     engine.run_until_idle()
     _, waiting = get(server, "execution", arn=arn)

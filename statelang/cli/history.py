@@ -20,6 +20,7 @@ from statelang.cli.common import (
     open_engine,
     read_definition,
 )
+from statelang.runtime.storage import history_pages
 
 
 @click.group()
@@ -31,18 +32,21 @@ PAGE = 1000   # events per store read: memory and each read stay one page, howev
 
 
 def pages(store, arn: str, after: int, limit: int | None):
-    """The events after event id `after`, at most `limit` in all, one keyset read per page."""
-    left = limit
-    while left is None or left > 0:
-        n = PAGE if left is None else min(PAGE, left)
-        page = store.history(arn, after=after, limit=n)
-        if page:
-            yield page
-            after = page[-1]["id"]
-        if len(page) < n:
-            return
-        if left is not None:
-            left -= len(page)
+    """The events after event id `after`, at most `limit` in all, a page of `PAGE` per read."""
+    return history_pages(store, arn, after, limit, PAGE)
+
+
+def print_history(store, arn: str, after: int, limit: int | None, as_json: bool) -> int | None:
+    """Print the events after `after` (at most `limit`) as JSON or as a timeline, a page at a
+    time; returns the id of the last event printed."""
+    chunks = pages(store, arn, after, limit)
+    if as_json:
+        return echo_json_pages(chunks)
+    first = store.history(arn, limit=1)
+    shown = echo_timeline_pages(first[0], chunks, sys.stdout.isatty()) if first else None
+    if shown is None:
+        click.echo(f"(no events after {after})" if after else "(no events)")
+    return shown
 
 
 def _wire(event: dict) -> dict:
@@ -109,14 +113,7 @@ def history_show(execution_arn, db, at, after, limit, as_json):
         return
     if after is not None and after > last_id:
         raise UserError(f"execution {execution_arn} has no event {after} (its last event is {last_id})")
-    chunks = pages(store, execution_arn, after or 0, limit)
-    if as_json:
-        shown = echo_json_pages(chunks)
-    else:
-        first = store.history(execution_arn, limit=1)
-        shown = echo_timeline_pages(first[0], chunks, sys.stdout.isatty()) if first else None
-        if shown is None:
-            click.echo(f"(no events after {after})" if after else "(no events)")
+    shown = print_history(store, execution_arn, after or 0, limit, as_json)
     if limit is not None and shown is not None and store.history(execution_arn, after=shown, limit=1):
         click.echo(f"more events follow: --after {shown}", err=as_json)
 

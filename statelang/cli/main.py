@@ -187,16 +187,10 @@ def executions_history(execution_arn, db, as_json):
 
 def _print_history(execution_arn, db, as_json):
     """The whole history, read and printed a page at a time by event id (as `history show`)."""
-    from statelang.cli.history import echo_json_pages, echo_timeline_pages, pages
+    from statelang.cli.history import print_history
     engine = open_engine(db)
     execution_or_fail(engine, execution_arn)
-    chunks = pages(engine.store, execution_arn, 0, None)
-    if as_json:
-        echo_json_pages(chunks)
-        return
-    first = engine.store.history(execution_arn, limit=1)
-    if not first or echo_timeline_pages(first[0], chunks, sys.stdout.isatty()) is None:
-        click.echo("(no events)")
+    print_history(engine.store, execution_arn, 0, None, as_json)
 
 
 @main.group()

@@ -108,8 +108,9 @@ class Engine:
         # own timeout and stop request, so that it stops where the execution broke).
         self.skip_messages = skip_messages
         self.max_workers = max_workers
-        self._pool: ThreadPoolExecutor | None = None    # a round's task invocations
-        self._steps: tuple[ThreadPoolExecutor, int] | None = None   # the worker loop's steps, side by side
+        # Thread pools by purpose ("task": a round's invocations; "step": the worker loop's
+        # executions side by side), each with the size it was made with.
+        self._pools: dict[str, tuple[ThreadPoolExecutor, int]] = {}
         self.claim_batch = 16             # executions leased by one claim
         # A worker silent for this long (no heartbeat) is dead: its leases are free at once.
         self.takeover_seconds = 3 * HEARTBEAT_SECONDS
@@ -238,13 +239,19 @@ class Engine:
 
     def _process_side_by_side(self, arns: list[str], concurrency: int) -> None:
         """Step the claimed executions on up to `concurrency` threads (see `worker.side_by_side`)."""
+        side_by_side(self, self._threads("step", concurrency), arns)
+
+    def _threads(self, purpose: str, size: int) -> ThreadPoolExecutor:
+        """The engine's thread pool for `purpose`, made on first use and again if `size` changed.
+        Steps and task invocations have pools of their own: a step waits on its invocations."""
         with self._pool_lock:
-            if self._steps is None or self._steps[1] != concurrency:
-                if self._steps is not None:
-                    self._steps[0].shutdown(wait=False)
-                self._steps = (ThreadPoolExecutor(concurrency, thread_name_prefix="statelang-step"), concurrency)
-            pool = self._steps[0]
-        side_by_side(self, pool, arns)
+            pool, made = self._pools.get(purpose, (None, 0))
+            if pool is None or made != size:
+                if pool is not None:
+                    pool.shutdown(wait=False)
+                pool = ThreadPoolExecutor(size, thread_name_prefix=f"statelang-{purpose}")
+                self._pools[purpose] = (pool, size)
+            return pool
 
     def _claim(self, now: datetime) -> list[str]:
         """Lease a batch of executions with due messages. A lease held by a worker whose heartbeat
@@ -310,8 +317,8 @@ class Engine:
                 event = self.__dict__.get(name)
                 if event is not None:
                     event.set()
-        for pool in (self._pool, self._steps and self._steps[0]):
-            if pool is not None:
+        with self._pool_lock:
+            for pool, _ in self._pools.values():
                 pool.shutdown(wait=False)
 
     def wait(self, arn: str, timeout: float | None = None) -> dict:
@@ -638,10 +645,7 @@ class Engine:
         calls = [(c.frame_id, c.seq, c.spec) for c in invokes]
         if len(calls) == 1 or self.max_workers <= 1:
             return [self._invoke(run, *c) for c in calls]
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="statelang-task")
-        return list(self._pool.map(lambda c: self._invoke(run, *c), calls))
+        return list(self._threads("task", self.max_workers).map(lambda c: self._invoke(run, *c), calls))
 
     def _invoke(self, run: ExecutionState, fid: str, seq: int, spec: dict):
         if self.tasks is not None:

@@ -16,6 +16,7 @@ import bisect
 import heapq
 import itertools
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -221,6 +222,23 @@ class Store(Protocol):
     def get_token(self, token: str) -> dict | None: ...
     def resolve_token(self, token: str, message: Message) -> str: ...     # "ok" | "unknown" | "closed"
     def claim_activity_task(self, activity_arn: str, worker_name: str, now: datetime) -> dict | None: ...
+
+
+def history_pages(store: Store, arn: str, after: int = 0, limit: int | None = None,
+                  page: int = 1000) -> Iterator[list[dict]]:
+    """The events after event id `after`, at most `limit` in all, as pages of at most `page`:
+    one keyset read each, so a long history is read without holding it whole."""
+    left = limit
+    while left is None or left > 0:
+        n = page if left is None else min(page, left)
+        events = store.history(arn, after=after, limit=n)
+        if events:
+            yield events
+            after = events[-1]["id"]
+        if len(events) < n:
+            return
+        if left is not None:
+            left -= len(events)
 
 
 class MemoryStore:
