@@ -61,6 +61,17 @@ def test_dumps_writes_the_text_json_writes(value):
     assert _outcome(store_dumps, value) == _outcome(store_encode, value)
 
 
+_dashed_keys = st.sampled_from(["X-Amzn-Trace-Id", "Type-e-", "e-", "1e-", "a1e-7", "0.0000", "Date"])
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.dictionaries(_dashed_keys, st.one_of(st.floats(), st.text(alphabet="e-01.", max_size=6)), max_size=4))
+def test_dumps_tells_an_exponent_from_a_dash_in_a_string(value):
+    """An "e-" that follows no digit ("Trace-Id", a Lambda response's header) is no exponent,
+    whereas 1e-07 (json) against 1e-7 (orjson) after a digit is: both cases write json's text."""
+    assert jsontext.dumps(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 @settings(max_examples=1500, deadline=None)
 @given(_values)
 def test_canonical_text_reads_back_as_what_json_writes(value):

@@ -457,11 +457,10 @@ class Interpreter(Branches):
 
     # -- Task -------------------------------------------------------------------------------
     def _schedule(self, run: ExecutionState, frame: Frame, st: CState, now: datetime, first: bool) -> tuple | None:
-        rng = _rng(run, frame)
         token = None
         extra = None
         if st.wait_for_token or st.kind == "activity":
-            token = _token(rng)
+            token = _token(_rng(run, frame))
             extra = {"Task": {"Token": token}}
         # Parameters are evaluated for every attempt: $$.State.RetryCount differs between them.
         env = self._env(run, frame, st, now, extra)
@@ -526,16 +525,17 @@ class Interpreter(Branches):
     def _task_succeeded(self, run: ExecutionState, frame: Frame, st: CState, result: Any, now: datetime,
                         whole: bool = False) -> tuple:
         if st.kind == "lambda_invoke" and not st.wait_for_token and not whole:
+            length = str(len(dump(result)))
+            date = now.strftime("%a, %d %b %Y %H:%M:%S GMT")
             result = {"ExecutedVersion": "$LATEST", "Payload": result,
                       "SdkHttpMetadata": {
                           "AllHttpHeaders": {"X-Amz-Executed-Version": ["$LATEST"], "Connection": ["keep-alive"],
-                                             "Content-Length": [str(len(dump(result)))],
-                                             "Date": [now.strftime("%a, %d %b %Y %H:%M:%S GMT")],
+                                             "Content-Length": [length], "Date": [date],
                                              "X-Amzn-Trace-Id": [""], "Content-Type": ["application/json"],
                                              "x-amzn-RequestId": [""]},
-                          "HttpHeaders": {"Connection": "keep-alive", "Content-Length": str(len(dump(result))),
+                          "HttpHeaders": {"Connection": "keep-alive", "Content-Length": length,
                                           "Content-Type": "application/json",
-                                          "Date": now.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+                                          "Date": date,
                                           "X-Amz-Executed-Version": "$LATEST", "x-amzn-RequestId": "",
                                           "X-Amzn-Trace-Id": ""},
                           "HttpStatusCode": 200},

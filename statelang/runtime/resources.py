@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from statelang.interpreter.commands import TaskOutcome
+from statelang.language import jsontext
 from statelang.language.errors import StatelangError, StatesError
 
 Outcome = TaskOutcome
@@ -241,8 +242,9 @@ class Resources:
                     "Lambda.InvalidRequestContentException",
                     f"Could not parse request body into json: Could not parse payload into json: {exc} "
                     f"(Service: Lambda, Status Code: 400, Request ID: {uuid.uuid4()})")
-        # The handler gets its own copy: whatever it mutates must not leak into the history.
-        payload = json.loads(json.dumps(payload))
+        # The handler gets its own copy: whatever it mutates must not leak into the history. The
+        # payload is the interpreter's JSON value, which jsontext writes and reads as json does.
+        payload = jsontext.loads(jsontext.dumps(payload))
         try:
             result = fn(payload, ctx) if wants_context else fn(payload)
             if is_async or inspect.isawaitable(result):
