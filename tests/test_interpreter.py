@@ -22,6 +22,8 @@ from statelang.interpreter.commands import (
     CancelFrame,
     ExecutionEnded,
     Invoke,
+    Pending,
+    Resume,
     SettleFrame,
     StartMapRun,
     StartTimer,
@@ -399,7 +401,10 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers(min_value=-2**53, ma
        retries=st.lists(st.integers(min_value=0, max_value=9), max_size=3),
        data=st.dictionaries(st.text(max_size=5), JSON, max_size=3),
        variables=st.none() | st.dictionaries(st.text(min_size=1, max_size=5), JSON, max_size=3),
-       pending=st.none() | st.tuples(st.sampled_from(["ok", "err", "waited"]), JSON),
+       pending=st.none() | st.builds(Pending, st.sampled_from(list(Resume)), JSON).map(
+           lambda p: Pending.from_json(p.to_json()) if p.kind not in (Resume.WAITED, Resume.RETRY) else Pending(p.kind))
+       | st.builds(Pending.failed, st.sampled_from([Resume.TASK_FAILED, Resume.CHILDREN_FAILED, Resume.MAP_RUN_FAILED]),
+                   st.text(max_size=5), st.none() | st.text(max_size=5)),
        seq=st.integers(min_value=0, max_value=1000),
        entered=st.none() | st.datetimes(timezones=st.just(UTC)))
 def test_frame_round_trips_through_a_json_checkpoint(id, parent, state, input, phase, last_id, index, retries,
@@ -411,6 +416,20 @@ def test_frame_round_trips_through_a_json_checkpoint(id, parent, state, input, p
     g = Frame.from_dict(json.loads(text))
     assert g.to_dict() == f.to_dict()
     assert g.entered_time == entered and g.pending == pending and isinstance(g.retries, list)
+
+
+def test_a_pending_result_keeps_the_checkpoint_form_stored_checkpoints_hold():
+    """Checkpoints written before pending results were typed hold them as JSON lists: the same
+    lists are read, and written, now."""
+    stored = [["ok", {"a": 1}], ["ok_whole", [1]], ["err", "E", "cause"], ["err", "E", None],
+              ["timeout", "States.Timeout"], ["waited"], ["retry"], ["children_ok", [1, 2]],
+              ["children_err", "E", None], ["map_run_ok", {"x": 1}], ["map_run_err", "E", "c"]]
+    for form in stored:
+        assert Pending.from_json(form).to_json() == form
+    assert Pending.from_json(["timeout", "States.HeartbeatTimeout"]).error == "States.HeartbeatTimeout"
+    assert Pending.from_json(["err", "E", "c"]) == Pending.failed(Resume.TASK_FAILED, "E", "c")
+    with pytest.raises(ValueError, match="'later'"):
+        Pending.from_json(["later", 1])
 
 
 def rebuild(run: ExecutionState) -> ExecutionState:

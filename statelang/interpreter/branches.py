@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from statelang.interpreter.commands import CancelFrame, StartMapRun
+from statelang.interpreter.commands import CancelFrame, Pending, Resume, StartMapRun, StepOutcome
 from statelang.interpreter.frames import CHILDREN, RESUME, ExecutionState, Frame, _join, _rng, _token
 from statelang.language import errors as E
 from statelang.language.compiled_state import CState
@@ -56,7 +56,7 @@ class Branches:
                             "The specified tolerated failure threshold was exceeded") \
                 if parent.data.get("tolerance") else (error, cause)
         self._abort_children(run, parent, now)
-        parent.pending = ("children_err", error, cause)
+        parent.pending = Pending.failed(Resume.CHILDREN_FAILED, error, cause)
         parent.phase = RESUME
         run.touch(parent)
         run.runnable.append(parent.id)
@@ -83,7 +83,7 @@ class Branches:
             run.drop(child)
         parent.data["queue"] = []
 
-    def _start_children(self, run: ExecutionState, frame: Frame, st: CState, now: datetime) -> tuple | None:
+    def _start_children(self, run: ExecutionState, frame: Frame, st: CState, now: datetime) -> StepOutcome:
         env = self._env(run, frame, st, now)
         if st.type == "Parallel":
             effective = st.prepare(frame.input, env)
@@ -122,7 +122,7 @@ class Branches:
         frame.phase = CHILDREN
         frame.seq += 1
         if n == 0:
-            frame.pending = ("children_ok", [])
+            frame.pending = Pending(Resume.CHILDREN_SUCCEEDED, [])
             frame.phase = RESUME
             run.runnable.append(frame.id)
             return None
@@ -204,7 +204,8 @@ class Branches:
         frame = run.frames.get(frame_id)
         if frame is None or frame.phase != CHILDREN or frame.seq != seq or run.status != "RUNNING":
             return False
-        frame.pending = ("map_run_ok", value) if ok else ("map_run_err", value, cause)
+        frame.pending = Pending(Resume.MAP_RUN_SUCCEEDED, value) if ok \
+            else Pending.failed(Resume.MAP_RUN_FAILED, value, cause)
         frame.phase = RESUME
         run.touch(frame)
         run.runnable.append(frame.id)
@@ -238,11 +239,11 @@ class Branches:
         if pst.type == "Map" and data["next"] < len(data["items"]):
             self._launch_items(run, parent, pst, now)
         if data["remaining"] == 0:
-            parent.pending = ("children_ok", data["results"])
+            parent.pending = Pending(Resume.CHILDREN_SUCCEEDED, data["results"])
             parent.phase = RESUME
             run.runnable.append(parent.id)
 
-    def _children_succeeded(self, run: ExecutionState, frame: Frame, st: CState, results: list, now: datetime) -> tuple:
+    def _children_succeeded(self, run: ExecutionState, frame: Frame, st: CState, results: list, now: datetime) -> StepOutcome:
         run.emit(frame, st.type + "StateSucceeded", None, now)
         env = self._env(run, frame, st, now)
         frame.data = {}

@@ -4,6 +4,10 @@ The interpreter is pure: it leaves commands in ``ExecutionState.commands`` (star
 a task, drop a frame's timers, start a map run, the execution ended) and the engine carries them
 out, then feeds each task's `TaskOutcome` back. Timer kinds are also the kinds of the messages the
 store keeps, so `TimerKind` is a `StrEnum`: its members are the strings the store writes.
+
+Inside the interpreter, a waiting frame is woken by a `Pending` result (what woke it: `Resume`),
+and each state's step comes to a `StepOutcome`: `MOVED` on to the next state, `FrameEnded`,
+`FrameFailed`, or None while the frame waits on something outside.
 """
 
 from __future__ import annotations
@@ -104,3 +108,94 @@ class TaskOutcome:
 
 
 TIMED_OUT = TaskOutcome(OutcomeKind.TIMED_OUT)
+
+
+# -- inside the interpreter: what woke a frame, and what one state's step came to --------------
+
+class Resume(StrEnum):
+    """What made a waiting frame runnable again. The values are the first item of the pending
+    result's checkpoint form (`Pending.to_json`), as stored checkpoints hold it."""
+
+    TASK_SUCCEEDED = "ok"                 # value: the task's result
+    TASK_RESPONSE = "ok_whole"            # value: a mocked service's whole response
+    TASK_FAILED = "err"                   # error, cause
+    TASK_TIMED_OUT = "timeout"            # error: States.Timeout or States.HeartbeatTimeout
+    WAITED = "waited"                     # a Wait state's time has come
+    RETRY = "retry"                       # a retrier's interval has passed
+    CHILDREN_SUCCEEDED = "children_ok"    # value: the branches' or iterations' results
+    CHILDREN_FAILED = "children_err"      # error, cause
+    MAP_RUN_SUCCEEDED = "map_run_ok"      # value: the distributed Map's result
+    MAP_RUN_FAILED = "map_run_err"        # error, cause
+
+
+_FAILURES = frozenset({Resume.TASK_FAILED, Resume.CHILDREN_FAILED, Resume.MAP_RUN_FAILED})
+_BARE = frozenset({Resume.WAITED, Resume.RETRY})
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A frame's pending result (`Frame.pending`): what woke it, with its value or error."""
+
+    kind: Resume
+    value: Any = None
+    error: str | None = None
+    cause: str | None = None
+
+    @classmethod
+    def failed(cls, kind: Resume, error: str | None, cause: str | None) -> Pending:
+        return cls(kind, None, error, cause)
+
+    def to_json(self) -> list:
+        """The checkpoint's form: ``[kind]`` for a timer, ``[kind, error]`` for a timeout,
+        ``[kind, error, cause]`` for a failure, ``[kind, value]`` otherwise."""
+        kind = self.kind
+        if kind in _BARE:
+            return [kind.value]
+        if kind is Resume.TASK_TIMED_OUT:
+            return [kind.value, self.error]
+        if kind in _FAILURES:
+            return [kind.value, self.error, self.cause]
+        return [kind.value, self.value]
+
+    @classmethod
+    def from_json(cls, items: list | tuple) -> Pending:
+        """Read `to_json`'s form back; an unknown kind is refused by name (ValueError)."""
+        kind = Resume(items[0])
+        if kind in _BARE:
+            return cls(kind)
+        if kind is Resume.TASK_TIMED_OUT:
+            return cls(kind, None, items[1])
+        if kind in _FAILURES:
+            return cls(kind, None, items[1], items[2] if len(items) > 2 else None)
+        return cls(kind, items[1] if len(items) > 1 else None)
+
+
+class Moved:
+    """A state's step moved its frame on to the next state (already set on the frame)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MOVED"
+
+
+MOVED = Moved()
+
+
+@dataclass(slots=True)
+class FrameEnded:
+    """The frame's last state succeeded with `output` (the branch, iteration or execution ends)."""
+
+    output: Any
+
+
+@dataclass(slots=True)
+class FrameFailed:
+    """A state failed with `error` and `cause`, and no retrier or catcher of it took the error."""
+
+    error: str | None
+    cause: str | None
+
+
+# What one state's step comes to; None: the frame waits on something outside (a task, a timer).
+StepOutcome = Moved | FrameEnded | FrameFailed | None

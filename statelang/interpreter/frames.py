@@ -19,7 +19,7 @@ from collections import deque
 from datetime import datetime
 from typing import Any
 
-from statelang.interpreter.commands import Command
+from statelang.interpreter.commands import Command, Pending
 from statelang.language.compiler import CompiledMachine
 
 ENTER, TASK, TIMER, RETRY, CHILDREN, RESUME, DONE = "enter", "task", "timer", "retry", "children", "resume", "done"
@@ -46,7 +46,7 @@ class Frame:
         self.data: dict[str, Any] = {}
         self.index = index
         self.variables: dict[str, Any] | None = None
-        self.pending: tuple | None = None
+        self.pending: Pending | None = None
         self.seq = 0  # bumped whenever the frame starts waiting: stale results/timers are ignored
 
     # What the runtime reads and writes of a frame's data, named once here rather than as string
@@ -92,6 +92,8 @@ class Frame:
     def to_dict(self) -> dict:
         d = {s: getattr(self, s) for s in self.__slots__}
         d["entered_time"] = self.entered_time.isoformat() if self.entered_time else None
+        if self.pending is not None:
+            d["pending"] = self.pending.to_json()
         return d
 
     @classmethod
@@ -102,7 +104,7 @@ class Frame:
         if f.entered_time:
             f.entered_time = datetime.fromisoformat(f.entered_time)
         if f.pending is not None:
-            f.pending = tuple(f.pending)
+            f.pending = Pending.from_json(f.pending)
         f.retries = list(f.retries or [])
         f.data = dict(f.data or {})
         return f

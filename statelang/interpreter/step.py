@@ -25,10 +25,16 @@ from typing import Any
 from statelang.interpreter.branches import Branches
 from statelang.interpreter.commands import (
     EXECUTION_ENDED,
+    MOVED,
     CancelFrame,
+    FrameEnded,
+    FrameFailed,
     Invoke,
+    Pending,
+    Resume,
     SettleFrame,
     StartTimer,
+    StepOutcome,
     TimerKind,
 )
 from statelang.interpreter.events import dump, dump_checked, resource_parts
@@ -53,7 +59,7 @@ from statelang.interpreter.frames import (  # noqa: F401
 from statelang.interpreter.retry import decide_retry, find_catcher
 from statelang.interpreter.waiting import evaluation_failed, lambda_log_tail, wait_error, wait_problem
 from statelang.language import errors as E
-from statelang.language.compiled_state import CState
+from statelang.language.compiled_state import ChosenRule, CState
 from statelang.language.env import Env
 from statelang.language.errors import StatesError
 
@@ -70,6 +76,8 @@ def parse_timestamp(text: str) -> datetime | None:
 
 MAX_EXECUTION_SECONDS = 365 * 24 * 3600   # AWS: a Standard execution runs one year at most
 
+
+_TASK_ENDINGS = frozenset({Resume.TASK_SUCCEEDED, Resume.TASK_RESPONSE, Resume.TASK_FAILED, Resume.TASK_TIMED_OUT})
 
 log = logging.getLogger("statelang.interpreter")
 
@@ -137,7 +145,8 @@ class Interpreter(Branches):
         frame = run.frames.get(frame_id)
         if frame is None or frame.phase != TASK or frame.seq != seq or run.status != "RUNNING":
             return False
-        frame.pending = (("ok_whole" if whole else "ok"), value) if ok else ("err", value, cause)
+        frame.pending = Pending(Resume.TASK_RESPONSE if whole else Resume.TASK_SUCCEEDED, value) if ok \
+            else Pending.failed(Resume.TASK_FAILED, value, cause)
         frame.phase = RESUME
         run.touch(frame)
         run.runnable.append(frame.id)
@@ -182,11 +191,12 @@ class Interpreter(Branches):
         if frame is None or frame.seq != seq:
             return False
         if kind == "wait" and frame.phase == TIMER:
-            frame.pending = ("waited",)
+            frame.pending = Pending(Resume.WAITED)
         elif kind == "retry" and frame.phase == RETRY:
-            frame.pending = ("retry",)
+            frame.pending = Pending(Resume.RETRY)
         elif kind in ("task_timeout", "heartbeat") and frame.phase == TASK:
-            frame.pending = ("timeout", E.HEARTBEAT_TIMEOUT if kind == "heartbeat" else E.TIMEOUT)
+            frame.pending = Pending.failed(Resume.TASK_TIMED_OUT,
+                                           E.HEARTBEAT_TIMEOUT if kind == "heartbeat" else E.TIMEOUT, None)
         else:
             return False
         frame.phase = RESUME
@@ -222,23 +232,16 @@ class Interpreter(Branches):
                 outcome = self._resume(run, frame, st, now)
             else:
                 return
+            if outcome is MOVED:         # on to the next state, already set on the frame
+                continue
             if outcome is None:          # waiting on something outside
                 run.touch(frame)
                 return
-            kind = outcome[0]
-            if kind == "next":
-                frame.state = outcome[1]
-                frame.input = outcome[2]
-                frame.phase = ENTER
-                frame.retries = []
-                frame.data = {}
-                continue
-            if kind == "end":
-                self._frame_succeeded(run, frame, outcome[1], now)
+            if type(outcome) is FrameEnded:
+                self._frame_succeeded(run, frame, outcome.output, now)
                 return
-            if kind == "fail":
-                self._frame_failed(run, frame, outcome[1], outcome[2], now)
-                return
+            self._frame_failed(run, frame, outcome.error, outcome.cause, now)
+            return
 
     def _env(self, run: ExecutionState, frame: Frame, st: CState, now: datetime, extra: dict | None = None) -> Env:
         ctx: dict[str, Any] = {}
@@ -268,13 +271,18 @@ class Interpreter(Branches):
                                           f"(entered at the event id #{frame.entered_id}). {exc.cause}")
         return exc
 
-    def _transition(self, st: CState, output: Any) -> tuple:
-        if st.end or st.next is None:
-            return ("end", output)
-        return ("next", st.next, output)
+    @staticmethod
+    def _move(frame: Frame, nxt: str, output: Any) -> StepOutcome:
+        """Set the frame on state `nxt` with `output` as its input, to be entered next."""
+        frame.state = nxt
+        frame.input = output
+        frame.phase = ENTER
+        frame.retries = []
+        frame.data = {}
+        return MOVED
 
     def _exit(self, run: ExecutionState, frame: Frame, st: CState, output: Any, now: datetime,
-              result: Any = None, env: Env | None = None, assign: Any = None, nxt: str | None = None) -> tuple:
+              result: Any = None, env: Env | None = None, assign: Any = None, nxt: str | None = None) -> StepOutcome:
         """Emit <Type>StateExited and move on. Assign is evaluated here, after the output, with the
         variables as they were at state entry (AWS evaluates Assign and Output side by side)."""
         text = dump_checked(output, st.name)
@@ -290,10 +298,12 @@ class Interpreter(Branches):
                 details["assignedVariablesDetails"] = {"truncated": False}
         run.emit(frame, st.type + "StateExited", details, now)
         if nxt is not None:
-            return ("next", nxt, output)
-        return self._transition(st, output)
+            return self._move(frame, nxt, output)
+        if st.end or st.next is None:
+            return FrameEnded(output)
+        return self._move(frame, st.next, output)
 
-    def _enter(self, run: ExecutionState, frame: Frame, st: CState, now: datetime) -> tuple | None:
+    def _enter(self, run: ExecutionState, frame: Frame, st: CState, now: datetime) -> StepOutcome:
         t = st.type
         frame.entered_time = now
         cached = run.dumped.get(frame.id)
@@ -315,14 +325,14 @@ class Interpreter(Branches):
                 effective = st.prepare(frame.input, env)
                 chosen = st.choices(effective, env)
                 rule_assign = None
-                if isinstance(chosen, tuple):   # JSONata: (Next, the rule's Output fn, its Assign fn)
+                if isinstance(chosen, ChosenRule):   # JSONata: the rule's Next, Output and Assign
                     chosen, rule_output, rule_assign = chosen
                     if rule_output is not None:
                         out = rule_output(frame.input, effective, env)
                         return self._exit(run, frame, st, out, now, effective, env, rule_assign, chosen)
                 nxt = chosen or st.default
                 if nxt is None:
-                    return ("fail", E.NO_CHOICE_MATCHED,
+                    return FrameFailed(E.NO_CHOICE_MATCHED,
                             f"An error occurred while executing the state '{st.name}' (entered at the "
                             f"event id #{frame.entered_id}). No Choice rule matched and there was no "
                             f"Default rule.")  # text unconfirmed against AWS; error name is
@@ -335,12 +345,12 @@ class Interpreter(Branches):
                 out = st.complete(frame.input, st.prepare(frame.input, env), env)
                 run.emit(frame, "SucceedStateExited", {"name": st.name, "output": dump(out),
                                                        "outputDetails": {"truncated": False}}, now)
-                return ("end", out)
+                return FrameEnded(out)
             if t == "Fail":
                 env = self._env(run, frame, st, now)
                 error = st.error(frame.input, env) if st.error else None
                 cause = st.cause(frame.input, env) if st.cause else None
-                return ("fail", error, cause)
+                return FrameFailed(error, cause)
             if t in ("Parallel", "Map"):
                 return self._start_children(run, frame, st, now)
         except StatesError as exc:
@@ -348,51 +358,51 @@ class Interpreter(Branches):
             return self._state_error(run, frame, st, exc.error, exc.cause, now)
         raise StatesError(E.RUNTIME, f"Unknown state type {t!r}")
 
-    def _resume(self, run: ExecutionState, frame: Frame, st: CState, now: datetime) -> tuple | None:
+    def _resume(self, run: ExecutionState, frame: Frame, st: CState, now: datetime) -> StepOutcome:
         pending = frame.pending
         frame.pending = None
-        kind = pending[0]
-        if kind in ("ok", "ok_whole", "err", "timeout"):
+        kind = pending.kind
+        if kind in _TASK_ENDINGS:
             data = frame.data
             if data.get("timeout") or data.get("heartbeat") or data.get("token"):
                 # only then are there timers or a token of this wait to drop
                 run.commands.append(SettleFrame(frame.id, frame.seq))
         try:
-            if kind == "waited":
+            if kind is Resume.WAITED:
                 env = self._env(run, frame, st, now)
                 effective = frame.data.pop("effective")
                 out = st.complete(frame.input, effective, env)
                 return self._exit(run, frame, st, out, now, effective, env)
-            if kind == "retry":
+            if kind is Resume.RETRY:
                 if st.type == "Task":
                     return self._schedule(run, frame, st, now, first=False)
                 return self._start_children(run, frame, st, now)
-            if kind == "ok":
-                return self._task_succeeded(run, frame, st, pending[1], now)
-            if kind == "ok_whole":   # a mocked response: already the service's whole answer
-                return self._task_succeeded(run, frame, st, pending[1], now, whole=True)
-            if kind == "err":
-                self._task_event(run, frame, st, "Failed", now, error=pending[1], cause=pending[2])
-                return self._state_error(run, frame, st, pending[1], pending[2], now)
-            if kind == "timeout":
-                cause = None
-                self._task_event(run, frame, st, "TimedOut", now, error=pending[1], cause=cause)
-                return self._state_error(run, frame, st, pending[1], cause, now)
-            if kind == "children_ok":
-                return self._children_succeeded(run, frame, st, pending[1], now)
-            if kind == "map_run_ok":
+            if kind is Resume.TASK_SUCCEEDED:
+                return self._task_succeeded(run, frame, st, pending.value, now)
+            if kind is Resume.TASK_RESPONSE:   # a mocked response: already the service's whole answer
+                return self._task_succeeded(run, frame, st, pending.value, now, whole=True)
+            if kind is Resume.TASK_FAILED:
+                self._task_event(run, frame, st, "Failed", now, error=pending.error, cause=pending.cause)
+                return self._state_error(run, frame, st, pending.error, pending.cause, now)
+            if kind is Resume.TASK_TIMED_OUT:
+                self._task_event(run, frame, st, "TimedOut", now, error=pending.error)
+                return self._state_error(run, frame, st, pending.error, None, now)
+            if kind is Resume.CHILDREN_SUCCEEDED:
+                return self._children_succeeded(run, frame, st, pending.value, now)
+            if kind is Resume.MAP_RUN_SUCCEEDED:
                 run.emit(frame, "MapRunSucceeded", None, now)
                 env = self._env(run, frame, st, now)
                 frame.data = {}
-                out = st.complete(frame.input, pending[1], env)
-                return self._exit(run, frame, st, out, now, pending[1], env)
-            if kind == "map_run_err":
-                d = {"error": pending[1]} if pending[2] is None else {"error": pending[1], "cause": pending[2]}
+                out = st.complete(frame.input, pending.value, env)
+                return self._exit(run, frame, st, out, now, pending.value, env)
+            if kind is Resume.MAP_RUN_FAILED:
+                d = {"error": pending.error} if pending.cause is None else {"error": pending.error,
+                                                                             "cause": pending.cause}
                 run.emit(frame, "MapRunFailed", d, now)
-                return self._state_error(run, frame, st, pending[1], pending[2], now)
-            if kind == "children_err":
+                return self._state_error(run, frame, st, pending.error, pending.cause, now)
+            if kind is Resume.CHILDREN_FAILED:
                 run.emit(frame, st.type + "StateFailed", {}, now)
-                return self._state_error(run, frame, st, pending[1], pending[2], now)
+                return self._state_error(run, frame, st, pending.error, pending.cause, now)
         except StatesError as exc:
             exc = self._runtime(frame, st, exc)
             return self._state_error(run, frame, st, exc.error, exc.cause, now)
@@ -400,7 +410,7 @@ class Interpreter(Branches):
 
     # -- errors -----------------------------------------------------------------------------
     def _state_error(self, run: ExecutionState, frame: Frame, st: CState, error: str, cause: str | None,
-                     now: datetime) -> tuple | None:
+                     now: datetime) -> StepOutcome:
         if error in (E.RUNTIME,):
             raise StatesError(error, cause)
         if st.retry:
@@ -416,7 +426,7 @@ class Interpreter(Branches):
         if catcher is None:
             if error == E.QUERY_EVALUATION_ERROR:   # AWS records the failed expression first
                 run.emit(frame, "EvaluationFailed", evaluation_failed(error, cause, st.name), now)
-            return ("fail", error, cause)
+            return FrameFailed(error, cause)
         if cause is None and error in (E.TIMEOUT, E.HEARTBEAT_TIMEOUT):
             cause = ""   # AWS hands a caught timeout to the catcher with an empty Cause
         err_obj = {"Error": error, "Cause": cause} if cause is not None else {"Error": error}
@@ -456,7 +466,7 @@ class Interpreter(Branches):
         run.commands.append(EXECUTION_ENDED)
 
     # -- Task -------------------------------------------------------------------------------
-    def _schedule(self, run: ExecutionState, frame: Frame, st: CState, now: datetime, first: bool) -> tuple | None:
+    def _schedule(self, run: ExecutionState, frame: Frame, st: CState, now: datetime, first: bool) -> StepOutcome:
         token = None
         extra = None
         if st.wait_for_token or st.kind == "activity":
@@ -523,7 +533,7 @@ class Interpreter(Branches):
         run.emit(frame, prefix + what, d, now)
 
     def _task_succeeded(self, run: ExecutionState, frame: Frame, st: CState, result: Any, now: datetime,
-                        whole: bool = False) -> tuple:
+                        whole: bool = False) -> StepOutcome:
         if st.kind == "lambda_invoke" and not st.wait_for_token and not whole:
             length = str(len(dump(result)))
             date = now.strftime("%a, %d %b %Y %H:%M:%S GMT")

@@ -9,11 +9,22 @@ Resource names, what a Map's processor says).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from statelang.language import paths
 from statelang.language.variables import compile_jsonpath_assign
 
-__all__ = ["CState", "classify_resource", "map_processor"]
+__all__ = ["CState", "ChosenRule", "classify_resource", "map_processor"]
+
+
+class ChosenRule(NamedTuple):
+    """The JSONata Choice rule that matched: its Next, and its own Output and Assign (compiled,
+    or None). A JSONPath Choice answers with the Next alone."""
+
+    next: str
+    output: Callable[[Any, Any, Any], Any] | None
+    assign: Callable[[Any, Any, Any], Any] | None
 
 
 class CState:

@@ -29,7 +29,7 @@ from jsonata.jexception import JException
 from jsonata.utils import Utils
 
 from statelang.language import jsonata_functions
-from statelang.language.compiled_state import CState, classify_resource, map_processor
+from statelang.language.compiled_state import ChosenRule, CState, classify_resource, map_processor
 from statelang.language.env import Env
 from statelang.language.errors import QueryEvaluationError, StaticError
 
@@ -308,7 +308,7 @@ def _compile_choices(rules: list) -> Callable[[Any, Env], Any]:
         assign_fn = _assign(rule["Assign"], f"{where}/Assign", False) if "Assign" in rule else None
         compiled.append((cond, cond_fn, f"{where}/Condition", rule["Next"], out_fn, assign_fn))
 
-    def choose(effective: Any, env: Env) -> tuple | None:
+    def choose(effective: Any, env: Env) -> ChosenRule | None:
         b = None
         for cond, cond_fn, field, nxt, out_fn, assign_fn in compiled:
             if isinstance(cond, bool):
@@ -323,7 +323,7 @@ def _compile_choices(rules: list) -> Callable[[Any, Env], Any]:
                                            f"result type. Expected 'boolean', but was "
                                            f"'{_type(value)}' for value: {_dump(value)}")
             if value:
-                return (nxt, out_fn, assign_fn)
+                return ChosenRule(nxt, out_fn, assign_fn)
         return None
     return choose
 
