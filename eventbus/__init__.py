@@ -46,7 +46,7 @@ test_event_pattern.__test__ = False  # type: ignore[attr-defined]
 
 
 # The bus sits on the pattern matcher above; imported last so that eventbus.bus can import it.
-from statelang.eventbus.bus import EventBus, run_until_idle  # noqa: E402
-from statelang.eventbus.integration import install  # noqa: E402
+from statelang.eventbus.bus import EventBus  # noqa: E402
+from statelang.eventbus.integration import install, run_until_idle  # noqa: E402
 from statelang.eventbus.schedules import parse_schedule  # noqa: E402
 from statelang.eventbus.targets import EventBridgeError  # noqa: E402

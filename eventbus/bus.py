@@ -515,47 +515,6 @@ class EventBus:
     def next_due(self, schedules_too: bool = True) -> datetime | None:
         return schedules.next_due(self.engine, schedules_too)
 
-    def run_until_idle(self, until: datetime | None = None) -> int:
-        """The engine's loop with the bus's timers: see the module's `run_until_idle`."""
-        return run_until_idle(self.engine, until=until)
-
-
-def run_until_idle(engine, until: datetime | None = None, max_rounds: int | None = None) -> int:
-    """The engine's `run_until_idle` with the default bus's timers: run what is runnable, fire what the
-    bus has due, and on a virtual clock jump to whichever timer comes first. Returns the number
-    of execution steps and bus firings.
-
-    A recurring schedule always has a next fire time, so the virtual clock jumps to schedule
-    fire times only up to ``until`` (and then stops there); without it only executions' timers
-    and delivery retries are followed, and the loop ends when those run out."""
-    bus = EventBus(engine)
-    store, clock = engine.store, engine.clock
-    steps = 0
-    while max_rounds is None or steps < max_rounds:
-        now = clock.now()
-        arns = store.claim(engine.worker_id, now, engine.lease_seconds, 64)
-        if arns:
-            for arn in arns:
-                engine.process(arn)
-                steps += 1
-            continue
-        fired = bus.tick(now)
-        if fired:
-            steps += fired
-            continue
-        if clock.virtual:
-            dues = [d for d in (store.next_due(), bus.next_due(until is not None)) if d is not None]
-            if until is not None:
-                dues = [d for d in dues if d <= until]
-            if dues and min(dues) > now:
-                clock.set(min(dues))
-                continue
-            if until is not None and until > now:
-                clock.set(until)
-                continue
-        break
-    return steps
-
 
 def _entry_problem(entry: dict) -> tuple[str, str] | None:
     """The per-entry error PutEvents reports, in AWS's order of checks."""

@@ -2,9 +2,9 @@
 Execution Status Change" events, and a loop that runs executions and bus timers on one clock.
 
 ``install(engine)`` wires the first two; `attach(engine)` adds the bus's timers (schedules,
-delivery retries) to the engine's own loop (a worker, a server). `statelang.eventbus.bus.run_until_idle`
-is that loop for tests and scripts on a virtual clock, so an execution that waits until noon and a
-cron rule firing at ten happen in their true order.
+delivery retries) to the engine's own loop (a worker, a server, `Engine.run_until_idle`), and
+`run_until_idle` here is that loop, attached, for tests and scripts on a virtual clock: an
+execution that waits until noon and a cron rule firing at ten happen in their true order.
 """
 
 from __future__ import annotations
@@ -123,4 +123,21 @@ def attach(engine) -> None:
     if any(isinstance(t, Ticker) for t in engine.tickers):
         return
     engine.tickers.append(Ticker(EventBus(engine)))
-    engine.timer_sources.append(lambda: next_due(engine))
+    engine.timer_sources.append(lambda: next_due(engine, schedules=False))   # delivery retries
+    engine.recurring_sources.append(lambda: next_due(engine))                # and schedules
+
+
+def run_until_idle(engine, until: datetime | None = None, max_rounds: int | None = None) -> int:
+    """`Engine.run_until_idle` with the default bus's timers (`attach`): run what is runnable, fire
+    what the bus has due, and on a virtual clock jump to whichever timer comes first. Returns the
+    number of execution steps.
+
+    A recurring schedule always has a next fire time, so the virtual clock follows schedule fire
+    times on their own only up to ``until``, and then stands at ``until``; without it only
+    executions' timers, delivery retries and the schedules that fall before those are followed,
+    and the loop ends when those run out."""
+    attach(engine)
+    steps = engine.run_until_idle(max_rounds=max_rounds, until=until)
+    if until is not None and engine.clock.virtual and until > engine.clock.now():
+        engine.clock.set(until)
+    return steps

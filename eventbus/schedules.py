@@ -12,7 +12,7 @@ own loop.
 APScheduler's own SQLAlchemy job store does not fit here: its 3.x user guide says a job store
 must never be shared between schedulers (it has no cross-process claim), and the 4.x series that
 shares one is a pre-release. The records are the durable timers: a restarted
-process picks up from them, and on a virtual clock `eventbus.bus.run_until_idle` jumps
+process picks up from them, and on a virtual clock `eventbus.integration.run_until_idle` jumps
 to the earliest of these and the engine's own timers, so a nightly cron fires in milliseconds.
 """
 

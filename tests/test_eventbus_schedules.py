@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import statelang
 from statelang.eventbus import EventBridgeError, EventBus, parse_schedule, run_until_idle
+from statelang.eventbus.integration import attach
 from statelang.runtime.clock import VirtualClock
 
 T0 = datetime(2024, 1, 1, 0, 0, tzinfo=UTC)  # a Monday
@@ -121,6 +122,23 @@ def test_tick_catches_up_missed_fires(engine):
     assert bus.tick() == 3
     assert [e["time"][11:16] for e in fired] == ["01:00", "02:00", "03:00"]
     assert bus.tick() == 0
+
+
+def test_an_attached_engines_own_loop_fires_schedules_up_to_until(engine):
+    """The bus's run_until_idle is the engine's own loop with the bus attached, not a loop of its
+    own: `Engine.run_until_idle(until=...)` follows a rate rule's fire times up to `until` and
+    stops there; without `until` a schedule alone does not move the clock."""
+    attach(engine)
+    bus = EventBus(engine)
+    fired = []
+    bus.register_handler("h", fired.append)
+    bus.put_rule("tick", schedule_expression="rate(10 minutes)")
+    bus.put_targets("tick", [{"Id": "t", "Arn": "h"}])
+    engine.run_until_idle(until=T0 + timedelta(minutes=25))
+    assert [e["time"] for e in fired] == ["2024-01-01T00:10:00Z", "2024-01-01T00:20:00Z"]
+    assert engine.clock.now() == T0 + timedelta(minutes=25)
+    engine.run_until_idle()
+    assert engine.clock.now() == T0 + timedelta(minutes=25) and len(fired) == 2
 
 
 def test_without_until_schedules_do_not_run_forever(engine):

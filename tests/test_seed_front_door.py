@@ -75,7 +75,7 @@ def test_service_request_events_rule_starts_a_request_and_carries_the_providers_
 
 
 def test_reconciliation_runs_once_a_day_on_schedule(system):
-    from statelang.eventbus.bus import run_until_idle
+    from statelang.eventbus.integration import run_until_idle
     start = system.engine.clock.now()
     run_until_idle(system.engine, until=start + timedelta(days=3, minutes=1))
     runs = [r for r in system.engine.store.list_executions() if ":HourBankReconciliation:" in r["executionArn"]]

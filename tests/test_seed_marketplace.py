@@ -12,7 +12,7 @@ import pytest
 
 import statelang
 from statelang.eventbus import EventBus
-from statelang.eventbus.bus import run_until_idle
+from statelang.eventbus.integration import run_until_idle
 from statelang.handlers.marketplace import BOOKINGS, DISPUTES, PROVIDERS
 from statelang.workflows import registry
 from statelang.workflows.api import (

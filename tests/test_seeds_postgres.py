@@ -21,7 +21,7 @@ def test_marketplace_booking_and_ccs_emergency_on_postgres(pg_url):
               "endDateTime": "2024-01-15T12:00:00Z", "amount": 100.0}
     assert publish_event(EventBus(s.engine, MARKETPLACE_BUS), "marketplace.booking", "Booking Created",
                          detail)["success"]
-    from statelang.eventbus.bus import run_until_idle
+    from statelang.eventbus.integration import run_until_idle
     run_until_idle(s.engine)
     rows = [r for r in s.engine.store.list_executions() if ":booking-booking-9-" in r["executionArn"]]
     assert [r["status"] for r in rows] == ["SUCCEEDED"]
@@ -99,7 +99,7 @@ def test_marketplace_edges_on_postgres(pg_url):
     install_triggers(s)
     s.marketplace.add_service("service-456", "provider-456", 100)
     from statelang.eventbus import EventBus
-    from statelang.eventbus.bus import run_until_idle
+    from statelang.eventbus.integration import run_until_idle
     from statelang.workflows.api import MARKETPLACE_BUS, publish_event
     detail = {"bookingId": "b-1", "serviceId": "service-456", "customerId": "c-1", "providerId": "provider-456",
               "startDateTime": "2024-01-15T10:00:00Z", "endDateTime": "2024-01-15T12:00:00Z", "amount": 100.0}

@@ -55,23 +55,13 @@ def settle(system: System) -> int:
 
 def advance(system: System, seconds: float) -> int:
     """Move the virtual clock by `seconds`, stopping at every timer on the way so that what falls
-    due runs at its own instant (a reminder at 12 h before a timeout at 24 h)."""
+    due runs at its own instant (a reminder at 12 h before a timeout at 24 h): the engine's loop
+    up to that time."""
     engine = system.engine
-    target = engine.clock.now().timestamp() + seconds
-    steps = settle(system)
-    while True:
-        due = engine.store.next_due()
-        sources = [d for d in (src() for src in engine.timer_sources) if d is not None]
-        nxt = min([d for d in [due, *sources] if d is not None], default=None)
-        if nxt is None or nxt.timestamp() > target:
-            break
-        if nxt > engine.clock.now():
-            engine.clock.set(nxt)
-        before = steps
-        steps += settle(system)
-        if steps == before and nxt <= engine.clock.now():
-            break   # nothing ran at a due time that is not in the future: stop rather than spin
-    engine.clock.set(datetime.fromtimestamp(target, engine.clock.now().tzinfo))
+    target = engine.clock.now() + timedelta(seconds=seconds)
+    steps = engine.run_until_idle(until=target)
+    if target > engine.clock.now():
+        engine.clock.set(target)
     return steps + settle(system)
 
 

@@ -149,7 +149,7 @@ def marketplace_and_ccs(flows: str, domain: str) -> list[dict]:
 
 
 def _drain(s) -> None:
-    from statelang.eventbus.bus import run_until_idle
+    from statelang.eventbus.integration import run_until_idle
     run_until_idle(s.engine)
 
 

@@ -134,7 +134,11 @@ class Engine:
         self.integrations: dict[str, Any] = {}  # resource prefix -> callable(engine, run, fid, seq, spec)
         self.end_hooks: list = []   # callables(engine, run, commit) inside an execution's end commit
         self.tickers: list = []     # callables(now) -> int: other due work (bus schedules, retries)
-        self.timer_sources: list = []  # callables() -> datetime | None: when that work is next due
+        # callables() -> datetime | None: when that work is next due. A timer source's times
+        # (delivery retries) are followed on a virtual clock like the engine's own; a recurring
+        # source's (schedules, which never run out) only before the next of those, or up to `until`.
+        self.timer_sources: list = []
+        self.recurring_sources: list = []
         from statelang.runtime.nested import install
         install(self)
         self.map_runs = MapRuns(self)   # the distributed Map runner
@@ -224,11 +228,8 @@ class Engine:
                 continue   # a schedule or a delivery retry fired and may have started executions
             if virtual:
                 # Due now and not claimed: another live worker holds it; nothing to jump to here.
-                if due is not None and due > now:
-                    # Other timer sources (schedules) fire interleaved with the engine's timers but
-                    # do not keep a virtual run going on their own: a cron rule never ends.
-                    others = [d for d in (src() for src in self.timer_sources) if d is not None and d < due]
-                    jump = min(others, default=due)
+                jump = self.next_timer(due, recurring_alone=until is not None) if due is None or due > now else None
+                if jump is not None and jump > now:
                     if until is not None and jump > until:
                         self.clock.set(max(until, now))
                         break
@@ -236,6 +237,19 @@ class Engine:
                     continue
             break
         return steps
+
+    def next_timer(self, due: datetime | None, recurring_alone: bool = False) -> datetime | None:
+        """When something is next due: the earliest of the engine's timers (`due`: the store's
+        next message) and the timer sources'; a recurring source's time counts when it comes
+        before those, or with `recurring_alone` on its own (a virtual run up to an `until`, a
+        worker on the real clock). Alone, a cron rule would keep a virtual run going forever."""
+        times = [d for d in (due, *(src() for src in self.timer_sources)) if d is not None]
+        nxt = min(times, default=None)
+        if self.recurring_sources and (nxt is not None or recurring_alone):
+            fires = [d for d in (src() for src in self.recurring_sources) if d is not None]
+            if fires and (nxt is None or min(fires) < nxt):
+                nxt = min(fires)
+        return nxt
 
     def _process_side_by_side(self, arns: list[str], concurrency: int) -> None:
         """Step the claimed executions on up to `concurrency` threads (see `worker.side_by_side`)."""

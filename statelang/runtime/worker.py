@@ -78,7 +78,7 @@ def _serve(engine: Any, poll_seconds: float, started: datetime) -> None:
         try:   # every query of the loop: a restart can fall between any two of them
             steps = engine.run_until_idle(concurrency=engine.max_workers)
             engine._wake.clear()
-            dues = [d for d in [engine.store.next_due(), *(src() for src in engine.timer_sources)] if d is not None]
+            due = engine.next_timer(engine.store.next_due(), recurring_alone=True)
         except StoreFault as exc:
             if not exc.transient:
                 log.error("worker %s stops: %s", engine.worker_id, exc)
@@ -91,7 +91,6 @@ def _serve(engine: Any, poll_seconds: float, started: datetime) -> None:
             engine._wake.clear()
             continue
         backoff = 0.0
-        due = min(dues, default=None)
         delay = min(poll_seconds, HEARTBEAT_SECONDS)
         if due is not None:
             delay = max(0.0, min(delay, (due - engine.clock.now()).total_seconds()))
