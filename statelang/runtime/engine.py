@@ -16,7 +16,7 @@ import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from statelang.interpreter.commands import (
     TIMED_OUT,
@@ -44,7 +44,7 @@ from statelang.runtime.faults import fault
 from statelang.runtime.leases import ExecutionLocks, LeaseKeeper
 from statelang.runtime.machines import MAX_EXECUTION_TIME, compiled, definition_text
 from statelang.runtime.map_run import MapRuns
-from statelang.runtime.resources import Resources, TaskContext
+from statelang.runtime.resources import Resources, TaskContext, TaskSource
 from statelang.runtime.storage import (
     Commit,
     LeaseLost,
@@ -61,20 +61,10 @@ _TIMER_KINDS = frozenset(TimerKind)
 _EVENTS_LOCK = threading.Lock()      # makes an engine's events on first use, once
 
 
-
-
 def _local_services(engine: Engine) -> Any:
     """The engine's local AWS services (given a proxy of it: no cycle through its resources)."""
     from statelang.runtime.services.local import LocalServices
     return LocalServices(engine.store, engine.clock, region=engine.region, account_id=engine.account_id)
-
-
-class TaskSource(Protocol):
-    """Where an engine's task outcomes come from, when not from its handlers: a replay answers
-    tasks from a recorded history. `invoke` returns the outcome, or None when the answer arrives
-    later as a message."""
-
-    def invoke(self, engine: Engine, run: ExecutionState, frame_id: str, seq: int, spec: dict) -> Any: ...
 
 
 class Engine:

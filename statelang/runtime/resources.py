@@ -20,13 +20,22 @@ import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from statelang.interpreter.commands import TaskOutcome
+from statelang.interpreter.frames import ExecutionState
 from statelang.language import jsontext
 from statelang.language.errors import StatelangError, StatesError
 
 Outcome = TaskOutcome
+
+
+class TaskSource(Protocol):
+    """Where an engine's task outcomes come from, when not from its handlers: a replay answers
+    tasks from a recorded history. `invoke` returns the outcome, or None when the answer arrives
+    later as a message."""
+
+    def invoke(self, engine: Any, run: ExecutionState, frame_id: str, seq: int, spec: dict) -> Any: ...
 
 
 @dataclass
