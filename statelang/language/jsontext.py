@@ -58,7 +58,9 @@ class encoder:  # noqa: N801 - used as a function factory: json_dumps = encoder(
         except TypeError:   # orjson.JSONEncodeError is a TypeError
             return self.exact(value)
         text = raw.decode()
-        return self.exact(value) if maybe_differs(text, raw, value) else text
+        if ("e-" in text or "null" in text or "0.0000" in text) and maybe_differs(text, raw, value):
+            return self.exact(value)   # the three C-speed scans above keep most texts from a call
+        return text
 
 
 dumps = encoder()   # json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -76,7 +78,7 @@ def maybe_differs(text: str, raw: bytes, value: Any) -> bool:
     compared, at C speed, before it is written again: NaN and the infinities read back as None,
     which equals neither (and a value orjson wrote through `default`, or a tuple, reads back
     unequal too, and goes to json as before)."""
-    if "0.0000" in text or _negative_exponent(text):
+    if "0.0000" in text or ("e-" in text and _negative_exponent(text)):
         return True
     return "null" in text and _reads_back_unequal(raw, value)
 
