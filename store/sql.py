@@ -538,7 +538,11 @@ class SqlStore:
                     event_seq(xid, eid)
                 except ValueError as exc:
                     raise StoreError(f"{self.name}: execution {arn}: {exc}") from exc
-            details = {k: v for k, v in e.items() if k not in _EVENT_KEYS}
+            last_key = next(reversed(e))   # as emitted: the four event keys, then its details'
+            if len(e) == 5 and last_key not in _EVENT_KEYS and "previousEventId" in e:
+                details = {last_key: e[last_key]}
+            else:
+                details = {k: v for k, v in e.items() if k not in _EVENT_KEYS}
             rows.append((base + eid, xid, eid, e.get("previousEventId"), e["type"], last,
                          d.json(details) if details else None))
         return rows
