@@ -166,7 +166,7 @@ class ExecutionState:
         ev = {"timestamp": now, "type": type_, "id": eid,
               "previousEventId": frame.last_id if frame is not None else eid - 1}
         if details is not None:
-            ev[key or _details_key(type_)] = details
+            ev[key or _KEYS.get(type_) or _details_key(type_)] = details
         self.events.append(ev)
         if frame is not None:
             frame.last_id = eid

@@ -77,6 +77,8 @@ def parse_timestamp(text: str) -> datetime | None:
 MAX_EXECUTION_SECONDS = 365 * 24 * 3600   # AWS: a Standard execution runs one year at most
 
 
+_NO_CONTEXT: dict = {}     # shared, never written: Env only reads them
+_NO_VARIABLES: dict = {}
 _TASK_ENDINGS = frozenset({Resume.TASK_SUCCEEDED, Resume.TASK_RESPONSE, Resume.TASK_FAILED, Resume.TASK_TIMED_OUT})
 
 log = logging.getLogger("statelang.interpreter")
@@ -244,7 +246,7 @@ class Interpreter(Branches):
             return
 
     def _env(self, run: ExecutionState, frame: Frame, st: CState, now: datetime, extra: dict | None = None) -> Env:
-        ctx: dict[str, Any] = {}
+        ctx: dict[str, Any] = _NO_CONTEXT   # read by nothing: the state uses no $$
         if st.uses_context or extra:
             ctx = {
                 "Execution": {"Id": run.arn, "Input": run.input, "Name": run.name,
@@ -259,10 +261,7 @@ class Interpreter(Branches):
                 ctx["State"]["RetryCount"] = sum(frame.retries) if frame.retries else 0
             if extra:
                 ctx.update(extra)
-        return Env(ctx, self._variables(run, frame), None, _seed(run, frame))
-
-    def _variables(self, run: ExecutionState, frame: Frame) -> dict:
-        return frame.variables or {}
+        return Env(ctx, frame.variables or _NO_VARIABLES, None, (run.arn, frame.id, frame.last_id))
 
     def _runtime(self, frame: Frame, st: CState, exc: StatesError) -> StatesError:
         if exc.error in (E.RUNTIME, E.QUERY_EVALUATION_ERROR) and exc.cause \
@@ -277,8 +276,10 @@ class Interpreter(Branches):
         frame.state = nxt
         frame.input = output
         frame.phase = ENTER
-        frame.retries = []
-        frame.data = {}
+        if frame.retries:   # the frame's own empty list and dict serve the next state as they are
+            frame.retries = []
+        if frame.data:
+            frame.data = {}
         return MOVED
 
     def _exit(self, run: ExecutionState, frame: Frame, st: CState, output: Any, now: datetime,

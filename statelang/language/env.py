@@ -27,5 +27,8 @@ class Env:
     @property
     def rng(self) -> random.Random:
         if self._rng is None:
-            self._rng = random.Random(self._seed)
+            seed = self._seed
+            if isinstance(seed, tuple):   # (execution, frame, event id): joined only when drawn from
+                seed = "#".join(map(str, seed))
+            self._rng = random.Random(seed)
         return self._rng
