@@ -186,6 +186,15 @@ def test_uuid_is_v4_from_env_rng():
     assert u != fn(None, Env(rng=random.Random(4)))
 
 
+def test_an_env_seeded_by_its_key_draws_what_the_joined_text_draws():
+    """The interpreter hands an Env its seed as (execution, frame, event id) and joins it only if
+    drawn from: the draws must be those of the text stored histories were made with, so that a
+    replay of an older execution gets the same States.UUID."""
+    fn = compile_intrinsic("States.UUID()")
+    key = ("arn:aws:states:us-east-1:123456789012:execution:m:e", "0.3", 17)
+    assert fn(None, Env(seed=key)) == fn(None, Env(seed="arn:aws:states:us-east-1:123456789012:execution:m:e#0.3#17"))
+
+
 def test_arity_problem_for_the_validator():
     assert arity_problem(parse_intrinsic("States.MathAdd(1)")) == \
         "States.MathAdd takes 2 argument(s) but is given 1"

@@ -19,7 +19,9 @@ is what makes crash recovery and replay simple: fold the inputs again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from statelang.interpreter.branches import Branches
@@ -77,8 +79,10 @@ def parse_timestamp(text: str) -> datetime | None:
 MAX_EXECUTION_SECONDS = 365 * 24 * 3600   # AWS: a Standard execution runs one year at most
 
 
-_NO_CONTEXT: dict = {}     # shared, never written: Env only reads them
-_NO_VARIABLES: dict = {}
+# Shared by every state that reads no $$ and has no variables: read-only, so nothing can write
+# into one state's context and be read by another's.
+_NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
+_NO_VARIABLES: Mapping[str, Any] = MappingProxyType({})
 _TASK_ENDINGS = frozenset({Resume.TASK_SUCCEEDED, Resume.TASK_RESPONSE, Resume.TASK_FAILED, Resume.TASK_TIMED_OUT})
 
 log = logging.getLogger("statelang.interpreter")
@@ -246,22 +250,23 @@ class Interpreter(Branches):
             return
 
     def _env(self, run: ExecutionState, frame: Frame, st: CState, now: datetime, extra: dict | None = None) -> Env:
-        ctx: dict[str, Any] = _NO_CONTEXT   # read by nothing: the state uses no $$
-        if st.uses_context or extra:
-            ctx = {
-                "Execution": {"Id": run.arn, "Input": run.input, "Name": run.name,
-                              "RoleArn": run.role_arn, "StartTime": _iso(run.start),
-                              "RedriveCount": run.redrive_count},
-                # AWS: only a Task's state context has RetryCount (Name, EnteredTime elsewhere).
-                "State": {"Name": st.name, "EnteredTime": _iso(frame.entered_time or now)},
-                "StateMachine": {"Id": run.state_machine_arn,
-                                 "Name": run.state_machine_arn.rsplit(":", 1)[-1]},
-            }
-            if st.type == "Task":
-                ctx["State"]["RetryCount"] = sum(frame.retries) if frame.retries else 0
-            if extra:
-                ctx.update(extra)
-        return Env(ctx, frame.variables or _NO_VARIABLES, None, (run.arn, frame.id, frame.last_id))
+        seed = (run.arn, frame.id, frame.last_id)
+        if not (st.uses_context or extra):   # nothing reads $$
+            return Env(_NO_CONTEXT, frame.variables or _NO_VARIABLES, None, seed)
+        ctx: dict[str, Any] = {
+            "Execution": {"Id": run.arn, "Input": run.input, "Name": run.name,
+                          "RoleArn": run.role_arn, "StartTime": _iso(run.start),
+                          "RedriveCount": run.redrive_count},
+            # AWS: only a Task's state context has RetryCount (Name, EnteredTime elsewhere).
+            "State": {"Name": st.name, "EnteredTime": _iso(frame.entered_time or now)},
+            "StateMachine": {"Id": run.state_machine_arn,
+                             "Name": run.state_machine_arn.rsplit(":", 1)[-1]},
+        }
+        if st.type == "Task":
+            ctx["State"]["RetryCount"] = sum(frame.retries) if frame.retries else 0
+        if extra:
+            ctx.update(extra)
+        return Env(ctx, frame.variables or _NO_VARIABLES, None, seed)
 
     def _runtime(self, frame: Frame, st: CState, exc: StatesError) -> StatesError:
         if exc.error in (E.RUNTIME, E.QUERY_EVALUATION_ERROR) and exc.cause \
