@@ -126,19 +126,41 @@ def test_tick_catches_up_missed_fires(engine):
 
 def test_an_attached_engines_own_loop_fires_schedules_up_to_until(engine):
     """The bus's run_until_idle is the engine's own loop with the bus attached, not a loop of its
-    own: `Engine.run_until_idle(until=...)` follows a rate rule's fire times up to `until` and
-    stops there; without `until` a schedule alone does not move the clock."""
+    own: `Engine.run_until_idle(until=..., schedules=True)` follows a rate rule's fire times up
+    to `until` and stops there; a deadline alone (`until` without `schedules`, as `wait`'s
+    timeout) and no `until` at all leave the clock where the executions leave it."""
     attach(engine)
     bus = EventBus(engine)
     fired = []
     bus.register_handler("h", fired.append)
     bus.put_rule("tick", schedule_expression="rate(10 minutes)")
     bus.put_targets("tick", [{"Id": "t", "Arn": "h"}])
-    engine.run_until_idle(until=T0 + timedelta(minutes=25))
+    engine.run_until_idle(until=T0 + timedelta(minutes=25), schedules=True)
     assert [e["time"] for e in fired] == ["2024-01-01T00:10:00Z", "2024-01-01T00:20:00Z"]
     assert engine.clock.now() == T0 + timedelta(minutes=25)
     engine.run_until_idle()
+    engine.run_until_idle(until=T0 + timedelta(hours=5))
     assert engine.clock.now() == T0 + timedelta(minutes=25) and len(fired) == 2
+
+
+def test_waiting_on_an_execution_does_not_run_the_schedules_to_its_deadline(engine):
+    """An execution that ends at once, waited on with an hour's timeout, on an engine whose bus
+    has a rule firing every minute: the clock stays at the execution's end (60 fires and an hour
+    would pass if a deadline were a run "until" it)."""
+    attach(engine)
+    bus = EventBus(engine)
+    fired = []
+    bus.register_handler("h", fired.append)
+    bus.put_rule("tick", schedule_expression="rate(1 minute)")
+    bus.put_targets("tick", [{"Id": "t", "Arn": "h"}])
+    client = engine.client()
+    machine = client.create_state_machine(
+        name="m", roleArn="arn:aws:iam::123456789012:role/r",
+        definition='{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}')["stateMachineArn"]
+    arn = client.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    row = engine.wait(arn, timeout=3600)
+    assert row["status"] == "SUCCEEDED"
+    assert engine.clock.now() < T0 + timedelta(minutes=1) and fired == []
 
 
 def test_without_until_schedules_do_not_run_forever(engine):

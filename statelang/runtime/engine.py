@@ -190,9 +190,12 @@ class Engine:
 
     # -- the loop ---------------------------------------------------------------------------
     def run_until_idle(self, max_rounds: int | None = None, until: datetime | None = None,
-                       concurrency: int = 1) -> int:
+                       concurrency: int = 1, schedules: bool = False) -> int:
         """Run everything runnable now; on a virtual clock also jump to each next timer, but not
         past `until` when it is given. Returns the number of executions steps taken.
+
+        Schedules (recurring sources) fire when due before the next timer; with `schedules` the
+        clock follows them on their own up to `until`, which a deadline (`wait`'s) does not ask.
 
         With `concurrency` above 1 (the worker loop passes `max_workers`), up to that many claimed
         executions are stepped side by side on threads, so that their handlers run at once; on a
@@ -218,7 +221,7 @@ class Engine:
                 continue   # a schedule or a delivery retry fired and may have started executions
             if virtual:
                 # Due now and not claimed: another live worker holds it; nothing to jump to here.
-                jump = self.next_timer(due, recurring_alone=until is not None) if due is None or due > now else None
+                jump = self.next_timer(due, schedules and until is not None) if due is None or due > now else None
                 if jump is not None and jump > now:
                     if until is not None and jump > until:
                         self.clock.set(max(until, now))
@@ -229,10 +232,9 @@ class Engine:
         return steps
 
     def next_timer(self, due: datetime | None, recurring_alone: bool = False) -> datetime | None:
-        """When something is next due: the earliest of the engine's timers (`due`: the store's
-        next message) and the timer sources'; a recurring source's time counts when it comes
-        before those, or with `recurring_alone` on its own (a virtual run up to an `until`, a
-        worker on the real clock). Alone, a cron rule would keep a virtual run going forever."""
+        """The earliest of the engine's timers (`due`: the store's next message) and the timer
+        sources'; a recurring source's time when before those, or on its own with `recurring_alone`
+        (alone, a cron rule would keep a virtual run going forever)."""
         times = [d for d in (due, *(src() for src in self.timer_sources)) if d is not None]
         nxt = min(times, default=None)
         if self.recurring_sources and (nxt is not None or recurring_alone):
