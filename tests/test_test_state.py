@@ -10,6 +10,7 @@ developer guide "Using TestState API to test a state" for the inspection levels.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -149,3 +150,27 @@ def test_rejected_requests():
         run_test_state("{not json", {})
     with pytest.raises(TestStateError, match="inspectionLevel"):
         run_test_state({"Type": "Pass", "End": True}, {}, inspection_level="ALL")
+
+
+@pytest.mark.parametrize("definition, message", [
+    ("[1]", "must be a JSON object .* not an array"),
+    ('"S"', "not a string"),
+    ({"StartAt": "S", "States": {"S": [1]}}, "the state 'S' must be a JSON object, not an array"),
+])
+def test_a_state_name_in_a_definition_of_the_wrong_shape_is_invalid(definition, message):
+    """Found by the server's fuzz test: with stateName, a definition that is no object (or names a
+    state that is no object) was an AttributeError, a 500 over HTTP; it is InvalidDefinition."""
+    with pytest.raises(TestStateError, match="InvalidDefinition") as raised:
+        run_test_state(definition, {}, state_name="S")
+    assert re.search(message, str(raised.value))
+
+
+@pytest.mark.parametrize("definition", [
+    {"StartAt": "A", "States": [1]},
+    {"StartAt": "A", "States": {"A": {"Type": "Parallel", "Branches": "x", "End": True}}},
+    {"StartAt": "A", "States": {"A": {"Type": "Parallel", "Branches": [1, {"States": 2}], "End": True}}},
+    {"StartAt": "A", "States": {"A": {"Type": "Map", "ItemProcessor": [], "End": True}}},
+])
+def test_a_state_name_missing_from_a_malformed_machine_is_a_clear_error(definition):
+    with pytest.raises(TestStateError, match="no state named 'S'"):
+        run_test_state(definition, {}, state_name="S")

@@ -130,23 +130,44 @@ def _pick_state(doc: dict, state_name: str | None) -> tuple[str, dict, str]:
         name = "TestState"   # a lone state has no name of its own
         state, ql = doc, doc.get("QueryLanguage", "JSONPath")
     else:
+        if not isinstance(doc, dict):
+            raise TestStateError("InvalidDefinition", f"the definition must be a JSON object (a state machine "
+                                                      f"holding the state {state_name!r}), not {_kind(doc)}")
         found = _find(doc, state_name, doc.get("QueryLanguage", "JSONPath"))
         if found is None:
             raise TestStateError("ValidationException", f"the definition has no state named {state_name!r}")
         name, (state, ql) = state_name, found
+        if not isinstance(state, dict):
+            raise TestStateError("InvalidDefinition", f"the state {state_name!r} must be a JSON object, "
+                                                      f"not {_kind(state)}")
     if state.get("Type") not in _TESTABLE:
         raise TestStateError("InvalidDefinition", f"a {state.get('Type')!r} state cannot be tested")
     return name, state, state.get("QueryLanguage", ql)
 
 
-def _find(machine: dict, name: str, ql: str) -> tuple[dict, str] | None:
-    for n, d in (machine.get("States") or {}).items():
+def _kind(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+
+
+def _find(machine: Any, name: str, ql: str) -> tuple[Any, str] | None:
+    """The state `name` anywhere in `machine` (branches and item processors too), with its query
+    language; parts that are not what the language says (a States that is no object) hold none."""
+    states = machine.get("States") if isinstance(machine, dict) else None
+    if not isinstance(states, dict):
+        return None
+    for n, d in states.items():
         if n == name:
             return d, ql
-        for sub in list(d.get("Branches") or []) + [d.get("ItemProcessor") or d.get("Iterator") or {}]:
-            got = _find(sub, name, sub.get("QueryLanguage", d.get("QueryLanguage", ql)))
-            if got:
-                return got
+        if not isinstance(d, dict):
+            continue
+        branches = d.get("Branches")
+        subs = list(branches) if isinstance(branches, list) else []
+        subs.append(d.get("ItemProcessor") or d.get("Iterator"))
+        for sub in subs:
+            if isinstance(sub, dict):
+                got = _find(sub, name, sub.get("QueryLanguage", d.get("QueryLanguage", ql)))
+                if got:
+                    return got
     return None
 
 
