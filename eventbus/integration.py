@@ -137,7 +137,4 @@ def run_until_idle(engine, until: datetime | None = None, max_rounds: int | None
     executions' timers, delivery retries and the schedules that fall before those are followed,
     and the loop ends when those run out."""
     attach(engine)
-    steps = engine.run_until_idle(max_rounds=max_rounds, until=until, schedules=True)
-    if until is not None and engine.clock.virtual and until > engine.clock.now():
-        engine.clock.set(until)
-    return steps
+    return engine.run_until_idle(max_rounds=max_rounds, until=until, schedules=True)

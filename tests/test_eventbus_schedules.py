@@ -124,17 +124,24 @@ def test_tick_catches_up_missed_fires(engine):
     assert bus.tick() == 0
 
 
+def _attached_rule(engine, expression: str) -> list:
+    """A rule on `expression` whose target records each event, on a bus attached to the engine's
+    own loop; returns the record."""
+    attach(engine)
+    bus = EventBus(engine)
+    fired: list = []
+    bus.register_handler("h", fired.append)
+    bus.put_rule("tick", schedule_expression=expression)
+    bus.put_targets("tick", [{"Id": "t", "Arn": "h"}])
+    return fired
+
+
 def test_an_attached_engines_own_loop_fires_schedules_up_to_until(engine):
     """The bus's run_until_idle is the engine's own loop with the bus attached, not a loop of its
     own: `Engine.run_until_idle(until=..., schedules=True)` follows a rate rule's fire times up
     to `until` and stops there; a deadline alone (`until` without `schedules`, as `wait`'s
     timeout) and no `until` at all leave the clock where the executions leave it."""
-    attach(engine)
-    bus = EventBus(engine)
-    fired = []
-    bus.register_handler("h", fired.append)
-    bus.put_rule("tick", schedule_expression="rate(10 minutes)")
-    bus.put_targets("tick", [{"Id": "t", "Arn": "h"}])
+    fired = _attached_rule(engine, "rate(10 minutes)")
     engine.run_until_idle(until=T0 + timedelta(minutes=25), schedules=True)
     assert [e["time"] for e in fired] == ["2024-01-01T00:10:00Z", "2024-01-01T00:20:00Z"]
     assert engine.clock.now() == T0 + timedelta(minutes=25)
@@ -147,12 +154,7 @@ def test_waiting_on_an_execution_does_not_run_the_schedules_to_its_deadline(engi
     """An execution that ends at once, waited on with an hour's timeout, on an engine whose bus
     has a rule firing every minute: the clock stays at the execution's end (60 fires and an hour
     would pass if a deadline were a run "until" it)."""
-    attach(engine)
-    bus = EventBus(engine)
-    fired = []
-    bus.register_handler("h", fired.append)
-    bus.put_rule("tick", schedule_expression="rate(1 minute)")
-    bus.put_targets("tick", [{"Id": "t", "Arn": "h"}])
+    fired = _attached_rule(engine, "rate(1 minute)")
     client = engine.client()
     machine = client.create_state_machine(
         name="m", roleArn="arn:aws:iam::123456789012:role/r",

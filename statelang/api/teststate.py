@@ -21,6 +21,7 @@ from statelang.interpreter.retry import decide_retry, find_catcher
 from statelang.language import paths, payload_templates
 from statelang.language.env import Env
 from statelang.language.errors import StatelangError
+from statelang.language.jsontext import json_type
 
 _TESTABLE = {"Task", "Pass", "Wait", "Choice", "Succeed", "Fail", "Map", "Parallel"}
 _STUB = {"Type": "Succeed"}
@@ -146,7 +147,9 @@ def _pick_state(doc: dict, state_name: str | None) -> tuple[str, dict, str]:
 
 
 def _kind(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+    """'an array', 'a string', ... (and plain 'null'), for "must be a JSON object, not ..."."""
+    kind = json_type(value)
+    return kind if kind == "null" else ("an " if kind[0] in "aeiou" else "a ") + kind
 
 
 def _find(machine: Any, name: str, ql: str) -> tuple[Any, str] | None:

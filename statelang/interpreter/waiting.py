@@ -15,6 +15,7 @@ from statelang.interpreter.events import dump
 from statelang.language import errors as E
 from statelang.language.compiled_state import CState
 from statelang.language.errors import StatesError
+from statelang.language.jsontext import json_type
 from statelang.language.timestamps import parse_timestamp
 
 
@@ -42,7 +43,7 @@ def wait_error(st: CState, how: str, value: Any, problem: str) -> StatesError:
         return StatesError(E.QUERY_EVALUATION_ERROR,
                            f"The JSONata expression '{expression_text(st.definition.get(field))}' specified for "
                            f"the field '{field}' returned an unexpected result type. Expected '{expected}', "
-                           f"but was '{_json_type(value)}' for value: {dump(value)}")
+                           f"but was '{json_type(value)}' for value: {dump(value)}")
     where = f"{st.definition.get(field + 'Path', '$')} == {shown}"
     if problem == "long":
         return StatesError(E.RUNTIME, f"The SecondsPath parameter cannot be parsed as a long value: {where}")
@@ -50,14 +51,6 @@ def wait_error(st: CState, how: str, value: Any, problem: str) -> StatesError:
         return StatesError(E.RUNTIME, f"The SecondsPath parameter references a negative value: {where}")
     return StatesError(E.RUNTIME, "The TimestampPath parameter does not reference a valid ISO-8601 extended "
                                   f"offset date-time format string: {where}")
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    return {int: "number", float: "number", str: "string", list: "array"}.get(type(value), "object")
 
 
 _FIELD = re.compile(r"specified for the field '([^']+)'|for the field '([^']+)'")

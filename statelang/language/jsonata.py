@@ -32,6 +32,7 @@ from statelang.language import jsonata_functions
 from statelang.language.compiled_state import ChosenRule, CState, classify_resource, map_processor
 from statelang.language.env import Env
 from statelang.language.errors import QueryEvaluationError, StaticError
+from statelang.language.jsontext import json_type
 
 _EXPR = re.compile(r"^\{%(.*)%\}$", re.S)
 _local = threading.local()
@@ -188,24 +189,10 @@ def _number_field(d: dict, field: str) -> Callable[[Any, Env], Any] | None:
             # cause text unconfirmed against AWS; the error name is AWS's
             raise QueryEvaluationError(f"The JSONata expression '{expression_text(d[field])}' specified "
                                        f"for the field '{field}' returned an unexpected result type. "
-                                       f"Expected 'number', but was '{_type(value)}' for value: "
+                                       f"Expected 'number', but was '{json_type(value)}' for value: "
                                        f"{_dump(value)}")
         return value
     return fn
-
-
-def _type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def _dump(value: Any) -> str:
@@ -321,7 +308,7 @@ def _compile_choices(rules: list) -> Callable[[Any, Env], Any]:
                 raise QueryEvaluationError(f"The JSONata expression '{expression_text(cond)}' specified "
                                            f"for the field '{field}' returned an unexpected "
                                            f"result type. Expected 'boolean', but was "
-                                           f"'{_type(value)}' for value: {_dump(value)}")
+                                           f"'{json_type(value)}' for value: {_dump(value)}")
             if value:
                 return ChosenRule(nxt, out_fn, assign_fn)
         return None
@@ -341,7 +328,7 @@ def _compile_map(st: CState, d: dict) -> None:
                 # Expected 'array', but was '<type>' for value: <value>"
                 raise QueryEvaluationError(f"The JSONata expression '{expr}' specified for the field "
                                            f"'Items' returned an unexpected result type. Expected "
-                                           f"'array', but was '{_type(value)}' for value: {_dump(value)}")
+                                           f"'array', but was '{json_type(value)}' for value: {_dump(value)}")
             return value
         st.items = items_fn
     else:

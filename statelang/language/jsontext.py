@@ -94,6 +94,16 @@ def _negative_exponent(text: str) -> bool:
     return False
 
 
+def json_type(value: Any) -> str:
+    """The JSON type of a value read from JSON: null, boolean, number, string, array or object (the
+    words AWS's messages use: "Expected 'number', but was 'string'")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return {int: "number", float: "number", str: "string", list: "array"}.get(type(value), "object")
+
+
 MAX_DEPTH = 512   # arrays and objects inside one another; the engine walks values recursively
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")

@@ -192,16 +192,14 @@ class Engine:
     def run_until_idle(self, max_rounds: int | None = None, until: datetime | None = None,
                        concurrency: int = 1, schedules: bool = False) -> int:
         """Run everything runnable now; on a virtual clock also jump to each next timer, but not
-        past `until` when it is given. Returns the number of executions steps taken.
-
-        Schedules (recurring sources) fire when due before the next timer; with `schedules` the
-        clock follows them on their own up to `until`, which a deadline (`wait`'s) does not ask.
+        past `until` when it is given. Returns the number of executions steps taken. Schedules
+        (recurring sources) fire when due before the next timer; with `schedules` the run is a span
+        up to `until`: schedules are followed on their own, and the clock ends there.
 
         With `concurrency` above 1 (the worker loop passes `max_workers`), up to that many claimed
         executions are stepped side by side on threads, so that their handlers run at once; on a
         virtual clock they are stepped in turn, as time moves only between steps there."""
-        steps = 0
-        virtual = self.clock.virtual
+        steps, virtual = 0, self.clock.virtual
         while max_rounds is None or steps < max_rounds:
             now = self.clock.now()
             if virtual:   # the earliest message first: when it is not due yet there is nothing to claim
@@ -229,6 +227,8 @@ class Engine:
                     self.clock.set(jump)
                     continue
             break
+        if virtual and schedules and until is not None and until > self.clock.now():
+            self.clock.set(until)   # a span, not a deadline: its time has passed
         return steps
 
     def next_timer(self, due: datetime | None, recurring_alone: bool = False) -> datetime | None:
