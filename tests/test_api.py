@@ -624,3 +624,59 @@ def test_every_response_carries_a_fresh_version_4_request_id():
     for text in ids:
         u = uuid_module.UUID(text)
         assert str(u) == text and u.version == 4 and u.variant == uuid_module.RFC_4122
+
+
+# -- response shaping -----------------------------------------------------------------------------
+
+def _reference_shaped(value, shape):
+    """The plain walk the client's compiled shaper must agree with: keep the members the service
+    model defines and drop absent (None) ones, at every level, as botocore's parser does."""
+    kind = getattr(shape, "type_name", None)
+    if kind == "structure" and isinstance(value, dict):
+        return {k: _reference_shaped(v, shape.members[k]) for k, v in value.items()
+                if v is not None and k in shape.members}
+    if kind == "list" and isinstance(value, list):
+        return [_reference_shaped(v, shape.member) for v in value]
+    if kind == "map" and isinstance(value, dict):
+        return {k: _reference_shaped(v, shape.value) for k, v in value.items() if v is not None}
+    return _reference_clean(value)
+
+
+def _reference_clean(value):
+    if isinstance(value, dict):
+        return {k: _reference_clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_reference_clean(v) for v in value]
+    return value
+
+
+def _responses(shape, depth=0):
+    """Values for `shape`: its members (some None, some of the wrong kind) and members it lacks."""
+    scalar = st.none() | st.integers() | st.text(max_size=3) | st.booleans()
+    anything = st.recursive(scalar, lambda inner: st.lists(inner, max_size=2)
+                            | st.dictionaries(st.text(max_size=2), inner, max_size=2), max_leaves=4)
+    kind = shape.type_name
+    if depth > 3 or kind not in ("structure", "list", "map"):
+        return anything
+    if kind == "list":
+        return st.lists(_responses(shape.member, depth + 1), max_size=3) | anything
+    if kind == "map":
+        return st.dictionaries(st.text(max_size=3), _responses(shape.value, depth + 1), max_size=3) | anything
+    names = sorted(shape.members)
+    members = st.lists(st.sampled_from(names), max_size=6, unique=True).flatmap(
+        lambda chosen: st.fixed_dictionaries({n: _responses(shape.members[n], depth + 1) for n in chosen}))
+    extra = st.dictionaries(st.sampled_from(["internal", "_seq", "frameId"]), anything, max_size=2)
+    return st.builds(lambda a, b: {**b, **a}, members, extra) | anything
+
+
+@pytest.mark.parametrize("op", ["GetExecutionHistory", "DescribeExecution", "ListExecutions",
+                                "DescribeStateMachine", "DescribeMapRun", "TestState"])
+def test_the_compiled_shaper_agrees_with_the_plain_walk(op):
+    from statelang.api.client import _service_model, _shaped
+    shape = _service_model().operation_model(op).output_shape
+
+    @settings(max_examples=150, deadline=None)
+    @given(value=_responses(shape))
+    def agree(value):
+        assert _shaped(value, shape) == _reference_shaped(value, shape)
+    agree()

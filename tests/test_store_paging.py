@@ -108,3 +108,41 @@ def test_memory_store_pages_are_slices_of_its_history(n, gaps, after, limit, rev
             if after is None or (i < after if reverse else i > after)]
     want = want if limit is None else want[:limit]
     assert [e["id"] for e in store.history(ARN, after=after, limit=limit, reverse=reverse)] == want
+
+
+def test_a_page_changed_by_its_caller_leaves_the_stored_history_as_it_was(backend_url):
+    """A page hands out copies: the client no longer copies each event before shaping it, so the
+    shaping's own copies are all that stands between a caller and the store's events (the memory
+    store hands its own)."""
+    engine = long_execution(backend_url, 30)
+    client = engine.client()
+    page = client.get_execution_history(executionArn=ARN, maxResults=10)
+    for ev in page["events"]:
+        ev["type"] = "Changed"
+        ev["stateEnteredEventDetails"] = {"name": "changed"}
+        details = ev.get("executionStartedEventDetails")
+        if details is not None:
+            details["input"] = "changed"
+    again = client.get_execution_history(executionArn=ARN, maxResults=10)["events"]
+    assert [ev["type"] for ev in again] == ["ExecutionStarted"] + ["PassStateEntered"] * 9
+    assert again[0]["executionStartedEventDetails"]["input"] == "{}"
+    assert again[1]["stateEnteredEventDetails"] == {"name": "S2", "input": '{"i": 2}'}
+    engine.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(moment=st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30),
+                           timezones=st.timezones()))
+def test_sqlite_time_text_reads_back_as_the_same_instant_in_utc(moment):
+    """What the SQLite dialect writes is naive UTC text that sorts in time order; it reads back
+    as the same instant, aware, in UTC. Text with an offset of its own, or a date alone, reads
+    back too."""
+    from statelang.store.dialects import SqliteDialect
+    d = SqliteDialect()
+    text = d.time(moment)
+    assert "+" not in text and len(text) == 26
+    back = d.read_time(text)
+    instant = moment.astimezone(UTC)   # (PEP 495: a time in a repeated hour equals no other zone's)
+    assert back == instant and back.tzinfo is UTC
+    assert d.read_time(moment.isoformat()) == instant
+    assert d.read_time(text[:10]) == datetime.fromisoformat(text[:10]).replace(tzinfo=UTC)

@@ -17,6 +17,7 @@ import functools
 import json
 import random
 import uuid
+from datetime import datetime
 from typing import Any
 
 from statelang.api import limits
@@ -170,16 +171,55 @@ def _shaped(value: Any, shape) -> Any:
     """Keep only the members the service model defines, as botocore's parser does (a field the
     engine records for itself never reaches a caller that expects boto3's responses), and drop
     absent (None) members as `_clean` does, in the same walk."""
+    return _shaper(shape)(value)
+
+
+@functools.cache
+def _shaper(shape) -> Any:
+    """`_shaped` for one shape, made once per shape of the service model (the cache holds the
+    shape, so its key is never reused): a structure's members are sorted once into those that
+    hold nested shapes and those that hold scalars, which a history page's 20,000 members then
+    look up, rather than asking each member's shape its kind."""
     kind = getattr(shape, "type_name", None)
-    if kind == "structure" and isinstance(value, dict):
-        members = shape.members
-        return {k: _shaped(v, members[k]) if isinstance(v, dict | list) else v
-                for k, v in value.items() if v is not None and k in members}
-    if kind == "list" and isinstance(value, list):
-        return [_shaped(v, shape.member) for v in value]
-    if kind == "map" and isinstance(value, dict):
-        return {k: _shaped(v, shape.value) for k, v in value.items() if v is not None}
-    return _clean(value)
+    if kind == "structure":
+        scalars = frozenset(k for k, m in shape.members.items() if m.type_name not in _NESTED)
+        nested = {k: m for k, m in shape.members.items() if m.type_name in _NESTED}
+
+        def structure(value: Any) -> Any:
+            if not isinstance(value, dict):
+                return _clean(value)
+            out = {}
+            for k, v in value.items():
+                if v is None:
+                    continue
+                if k in scalars:
+                    out[k] = _clean(v) if isinstance(v, dict | list) else v
+                elif k in nested:
+                    out[k] = _shaper(nested[k])(v) if isinstance(v, dict | list) else v
+            return out
+        return structure
+    if kind == "list":
+        member = shape.member
+
+        def listed(value: Any) -> Any:
+            if not isinstance(value, list):
+                return _clean(value)
+            each = _shaper(member)
+            return [each(v) if isinstance(v, dict | list) else v for v in value]
+        return listed
+    if kind == "map":
+        member = shape.value
+
+        def mapped(value: Any) -> Any:
+            if not isinstance(value, dict):
+                return _clean(value)
+            each = _shaper(member)
+            return {k: each(v) if isinstance(v, dict | list) else v for k, v in value.items() if v is not None}
+        return mapped
+    return _clean
+
+
+_NESTED = ("structure", "list", "map")
 
 
 def _request_id() -> str:
@@ -474,6 +514,10 @@ class Client(MachinesMixin, MapRunsMixin):
             self._execution(executionArn)
         chunk, token = page(events, (lambda e: -e["id"]) if reverseOrder else (lambda e: e["id"]),
                             maxResults, nextToken, [executionArn, bool(reverseOrder)])
+        if includeExecutionData and all(type(ev["timestamp"]) is datetime for ev in chunk):
+            # as stored: the shaping `call` gives every response copies the store's events, so
+            # nothing a caller changes reaches them
+            return {"events": chunk, "nextToken": token}
         out = []
         for ev in chunk:
             ev = {k: (dict(v) if isinstance(v, dict) else v) for k, v in ev.items()}
