@@ -184,6 +184,7 @@ def _shaper(shape) -> Any:
     if kind == "structure":
         scalars = frozenset(k for k, m in shape.members.items() if m.type_name not in _NESTED)
         nested = {k: m for k, m in shape.members.items() if m.type_name in _NESTED}
+        made: dict[str, Any] = {}   # a nested member's shaper, made on first use (a shape may hold itself)
 
         def structure(value: Any) -> Any:
             if not isinstance(value, dict):
@@ -195,7 +196,12 @@ def _shaper(shape) -> Any:
                 if k in scalars:
                     out[k] = _clean(v) if isinstance(v, dict | list) else v
                 elif k in nested:
-                    out[k] = _shaper(nested[k])(v) if isinstance(v, dict | list) else v
+                    if isinstance(v, dict | list):
+                        each = made.get(k)
+                        if each is None:
+                            each = made[k] = _shaper(nested[k])
+                        v = each(v)
+                    out[k] = v
             return out
         return structure
     if kind == "list":
@@ -220,6 +226,11 @@ def _shaper(shape) -> Any:
 
 
 _NESTED = ("structure", "list", "map")
+
+
+def _without_data(details: dict) -> dict:
+    """An event's details less its input and output (GetExecutionHistory's includeExecutionData)."""
+    return {k: v for k, v in details.items() if k not in ("input", "output")}
 
 
 def _request_id() -> str:
@@ -514,19 +525,15 @@ class Client(MachinesMixin, MapRunsMixin):
             self._execution(executionArn)
         chunk, token = page(events, (lambda e: -e["id"]) if reverseOrder else (lambda e: e["id"]),
                             maxResults, nextToken, [executionArn, bool(reverseOrder)])
-        if includeExecutionData and all(type(ev["timestamp"]) is datetime for ev in chunk):
-            # as stored: the shaping `call` gives every response copies the store's events, so
-            # nothing a caller changes reaches them
-            return {"events": chunk, "nextToken": token}
+        # The store's own events, made anew only where they change: the shaping `call` gives
+        # every response copies, so nothing a caller changes reaches the store.
         out = []
         for ev in chunk:
-            ev = {k: (dict(v) if isinstance(v, dict) else v) for k, v in ev.items()}
-            ev["timestamp"] = when(ev["timestamp"])
+            if not isinstance(ev["timestamp"], datetime):
+                ev = {**ev, "timestamp": when(ev["timestamp"])}
             if not includeExecutionData:
-                for k, v in ev.items():
-                    if k.endswith("EventDetails") and isinstance(v, dict):
-                        v.pop("input", None)
-                        v.pop("output", None)
+                ev = {k: _without_data(v) if k.endswith("EventDetails") and isinstance(v, dict) else v
+                      for k, v in ev.items()}
             out.append(ev)
         return {"events": out, "nextToken": token}
 
