@@ -111,3 +111,56 @@ def test_table_shows_ratio_and_skipped_runner():
     assert options.repeat == 3
     assert "100.0x" in table
     assert "statelang (SQLite) skipped: not there yet" in table
+
+
+def test_rounds_interleave_the_runners_sample_by_sample():
+    """Each round takes one sample of every runner in turn (statelang `repeat`, the peer
+    `peer_repeat` samples), so that a ratio compares samples taken under the same machine state."""
+    from bench.__main__ import _interleaved
+
+    order = []
+
+    class Lane:
+        def __init__(self, key):
+            self.key = key
+
+        def verify(self, shape):
+            return {"status": "SUCCEEDED", "state_entered": shape.expected_states, "output": 1}
+
+        def sample(self, samples, shape, min_sample):
+            order.append(self.key)
+            samples.add(1, 0.01, 0.01, [0.01])
+
+    options = parse_args(["--shapes", "b1", "--repeat", "3", "--peer-repeat", "2"])
+    report = {"runners": {k: {"shapes": {}} for k in ("statelang", "statelang_sqlite", "moto")}}
+    _interleaved(load("b1"), [(k, k, Lane(k)) for k in ("statelang", "statelang_sqlite", "moto")],
+                 report, options, log=lambda _: None)
+    assert order == ["statelang", "statelang_sqlite", "moto"] * 2 + ["statelang", "statelang_sqlite"]
+    assert report["runners"]["moto"]["shapes"]["b1"]["samples"] == 2
+    assert report["runners"]["statelang"]["shapes"]["b1"]["transitions_per_second"] == pytest.approx(100 / 0.01)
+
+
+def test_each_runner_runs_in_a_process_of_its_own():
+    """The runners keep their own heaps and their own peak RSS: one process each, not this one."""
+    import os
+
+    from bench.__main__ import run_all
+
+    options = parse_args(["--shapes", "b6", "--quick", "--no-peer", "--min-sample", "0.01"])
+    report = run_all(load_all(["b6"]), options, log=lambda _: None)
+    pids = set()
+    for key in ("statelang", "statelang_sqlite"):
+        entry = report["runners"][key]
+        figures = entry["shapes"]["b6"]
+        assert "error" not in figures
+        assert figures["state_entered"] == load("b6").expected_states and figures["samples"] == 3
+        assert 0 < entry["peak_rss_mib"] < 1000
+        pids.add(entry["pid"])
+    assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_a_runner_that_cannot_start_is_refused_by_name():
+    from bench.__main__ import RunnerProcess, RunnerProcessError
+
+    with pytest.raises(RunnerProcessError, match="no runner 'nope'"):
+        RunnerProcess("nope", load_all(["b6"]))
