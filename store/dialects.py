@@ -330,8 +330,12 @@ class PostgresDialect(Dialect):
     def executemany(self, conn: Any, sql: str, rows: list) -> None:
         """An INSERT ... VALUES of several rows as one statement of several VALUES rows: psycopg's
         executemany sends each row as a message of its own (measured: ~30% of a 12-event commit's
-        client CPU). Statement texts are cached by row count, so each is prepared once."""
-        if len(rows) > 1 and len(rows) <= _MULTI_ROWS:
+        client CPU). Statement texts are cached by row count, so each is prepared once. One row is
+        one plain execute (a round's frame): executemany's machinery costs more than the row."""
+        if len(rows) == 1:
+            conn.execute(sql, rows[0])
+            return None
+        if 1 < len(rows) <= _MULTI_ROWS:
             many = self._many.get((sql, len(rows)))
             if many is None:
                 at = sql.find(" VALUES (")

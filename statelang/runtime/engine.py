@@ -739,6 +739,8 @@ class Engine:
                 commit.frames[fid] = f
         run.dirty = set()
         run.removed = set()
+        if commit.close_all:   # every timer and token of the execution goes: none need naming
+            commit.cancel_frames, commit.close_frames_tokens = [], []
         if run.status != "RUNNING":   # the row changes only when the execution ends
             commit.execution = {
                 "status": run.status, "stopDate": run.stop_time, "error": run.error, "cause": run.cause,
@@ -793,8 +795,5 @@ class Engine:
 
 
 def _jsonable_spec(spec: dict) -> dict:
-    out = dict(spec)
-    t = out.get("entered_time")
-    if isinstance(t, datetime):
-        out["entered_time"] = t.isoformat()
-    return out
+    t = spec.get("entered_time")
+    return {**spec, "entered_time": t.isoformat()} if isinstance(t, datetime) else dict(spec)
