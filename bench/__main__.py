@@ -119,18 +119,27 @@ class Samples:
         return result
 
 
+class LocalRunner:
+    """A runner in this process, asked as a `RunnerProcess` is asked (the tests' stand-ins)."""
+
+    def __init__(self, runner: Any):
+        self.runner = runner
+
+    def verify(self, shape: Shape) -> dict:
+        return verify(self.runner, shape)
+
+    def sample(self, samples: Samples, shape: Shape, min_sample: float) -> None:
+        samples.take(self.runner, shape, min_sample)
+
+
 def measure(runner: Any, shape: Shape, repeat: int, min_sample: float, budget: float) -> dict:
-    """Verify then time one shape on one runner alone; returns the figures or the reason there are none."""
-    result = verify(runner, shape)
-    if "error" in result:
-        return result
-    samples = Samples()
-    for _ in range(repeat):
-        samples.take(runner, shape, min_sample)
-        if samples.error is not None or samples.spent > budget:
-            break
-    result.update(samples.figures(shape))
-    return result
+    """Verify then time one shape on one runner in this process, through the harness's own rounds;
+    returns the figures or the reason there are none."""
+    options = argparse.Namespace(repeat=repeat, peer_repeat=repeat, min_sample=min_sample,
+                                 latency_sample=min_sample, budget=budget)
+    report: dict[str, Any] = {"runners": {"statelang": {"shapes": {}}}}
+    _interleaved(shape, [("statelang", "statelang", LocalRunner(runner))], report, options, log=lambda _: None)
+    return report["runners"]["statelang"]["shapes"][shape.name]
 
 
 def _runner_factories(include_peer: bool) -> list[tuple[str, str, Any]]:
