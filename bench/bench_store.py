@@ -3,7 +3,10 @@
 * **Long history, paged**: an execution of 20,000 events is read through
   ``engine.client().get_execution_history(maxResults=100, nextToken=...)`` as boto3's paginator
   reads it (200 pages); the time to read all of it, and the slowest page. Keyset paging makes a
-  page's cost independent of where it is in the history.
+  page's cost independent of where it is in the history. Over HTTP it is read twice from a
+  ``statelang serve`` process: by boto3, as users read it, and by plain ``http.client`` requests
+  of the same JSON protocol, which is the server's share (and the socket's) without boto3's own
+  work per call (request building, signing, and parsing every event's timestamp into local time).
 * **b6 executions/s**: the 5-state shape of ``python -m bench`` through ``Engine(db=...).client()``
   on each backend (eager start, virtual clock, default durability: SQLite synchronous=NORMAL in
   WAL mode; PostgreSQL with the server's own settings), median of rounds.
@@ -77,9 +80,37 @@ def _serve(db: str, data_dir: str):
             time.sleep(0.1)
 
 
-def paged_read(db: str, events: int, page: int, over_http: bool = False) -> dict:
+class _PlainHttp:
+    """GetExecutionHistory as bare AWS JSON-protocol requests over one kept-alive connection: what
+    a page costs the server and the socket, with no SDK on the client's side."""
+
+    def __init__(self, endpoint_url: str):
+        import http.client
+        host, port = endpoint_url.rsplit("/", 1)[1].rsplit(":", 1)
+        self._conn = http.client.HTTPConnection(host, int(port), timeout=30)
+
+    def describe_execution(self, **params) -> dict:
+        return self._call("DescribeExecution", params)
+
+    def get_execution_history(self, **params) -> dict:
+        return self._call("GetExecutionHistory", params)
+
+    def _call(self, operation: str, params: dict) -> dict:
+        import json
+        self._conn.request("POST", "/", json.dumps(params),
+                           {"Content-Type": "application/x-amz-json-1.0",
+                            "X-Amz-Target": f"AWSStepFunctions.{operation}"})
+        response = self._conn.getresponse()
+        body = json.loads(response.read())
+        if response.status != 200:
+            raise RuntimeError(f"{operation}: HTTP {response.status}: {body}")
+        return body
+
+
+def paged_read(db: str, events: int, page: int, over_http: bool | str = False) -> dict:
     """Read a long history page by page through the boto3-shaped client in process, or with
-    `over_http` through boto3 itself against a `statelang serve` process on the same database."""
+    `over_http` through boto3 itself against a `statelang serve` process on the same database
+    (``over_http="plain"``: bare HTTP requests to that server instead of boto3)."""
     import statelang
     engine = statelang.Engine(db=db, clock="virtual")
     served = None
@@ -89,6 +120,8 @@ def paged_read(db: str, events: int, page: int, over_http: bool = False) -> dict
         if over_http:
             data_dir = tempfile.mkdtemp(prefix="statelang-bench-serve-")
             served, client = _serve(db, data_dir)
+            if over_http == "plain":
+                client = _PlainHttp(client.meta.endpoint_url)
         client.describe_execution(executionArn=arn)   # the client's first call loads its service model
         token, got, pages, slowest = None, 0, 0, 0.0
         begin = time.perf_counter()
@@ -175,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             if pg:
                 backends.append(("PostgreSQL", pg, pg))
             for label, paged_db, b6_db in backends:
-                for way, over_http in (("", False), (" over HTTP (boto3, statelang serve)", True)):
+                for way, over_http in (("", False), (" over HTTP (boto3, statelang serve)", True),
+                                       (" over HTTP (plain http.client, statelang serve)", "plain")):
                     if ("http" if over_http else "paged") in skip:
                         continue
                     r = paged_read(paged_db, options.events, options.page, over_http)
