@@ -204,6 +204,13 @@ class SqlStore:
         self.name = name   # the URL without its password, for error messages
         self.dialect = dialect or for_engine(engine)
         self.s = _Statements(self.dialect)
+        # A round's usual writes, which may run as one statement (all seeing the database as it
+        # was before any of them): events are only ever inserted, with new keys; a commit's frames
+        # are removed or replaced, never both (one entry per frame id); messages are deleted by id
+        # and no other message statement is among them; the lease check reads the execution's row,
+        # which none of them writes.
+        self.dialect.may_compose([self.s.insert_events, self.s.upsert_frames, self.s.delete_frames,
+                                  self.s.delete_messages, self.s.fence])
         self._idle: list[Any] = []     # list.pop/append are atomic: no lock needed
         self._opened: list[Any] = []   # detached from SQLAlchemy's pool; closed by close()
         self._shared_lock = threading.RLock()   # only for a dialect with one shared connection
@@ -299,7 +306,7 @@ class SqlStore:
         tx = _Tx(conn)
         failed = True
         try:
-            with self._write_lock, self.dialect.transaction(conn):
+            with self._write_lock, self.dialect.transaction(conn) as tx.conn:
                 yield tx
             failed = False
         except self.dialect.errors as e:

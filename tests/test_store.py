@@ -669,6 +669,71 @@ def test_a_commit_fenced_by_a_lease_it_no_longer_holds_is_refused_whole(sql_stor
     s.apply(Commit(arn_of("e1"), events=[dict(step, id=3, previousEventId=2)], fence="w1"))   # the connection is fine
 
 
+def _round(name: str, fence: str, mid: int) -> Commit:
+    """A task round's usual writes: events, a frame replaced and one removed, a message consumed."""
+    steps = [{"timestamp": T0, "type": "TaskStateEntered", "id": i, "previousEventId": i - 1,
+              "stateEnteredEventDetails": {"name": "T", "input": "{}"}} for i in (2, 3, 4)]
+    return Commit(arn_of(name), events=steps, frames={"f1": frame("f1", "B", seq=2, invoke={"k": "v"}), "f2": None},
+                  consumed=[mid], fence=fence)
+
+
+def test_a_rounds_writes_fenced_by_a_lost_lease_leave_nothing(sql_store):
+    """A round of events, frames and a consumed message under a lease check: on PostgreSQL such a
+    round goes to the server as one statement (see the test below), and it must be as much a
+    transaction as a pipelined one: refused whole when the lease is another's, applied whole when
+    it is the committer's."""
+    from statelang.runtime.storage import LeaseLost
+    s = sql_store
+    s.create_execution(row_of("r1"), started("r1"))
+    s.apply(Commit(arn_of("r1"), frames={"f1": frame("f1"), "f2": frame("f2")},
+                   add_messages=[Message(arn_of("r1"), "run", at(0))]))
+    mid = s.due_messages(arn_of("r1"), at(1))[0].id
+    assert s.claim("w1", at(1), 30, 10) == [arn_of("r1")]
+    before = {k: plain(v) for k, v in s.load_frames(arn_of("r1")).items()}
+    with pytest.raises(LeaseLost):
+        s.apply(_round("r1", "w2", mid))
+    assert [e["id"] for e in s.history(arn_of("r1"))] == [1]
+    assert {k: plain(v) for k, v in s.load_frames(arn_of("r1")).items()} == before
+    assert [m.id for m in s.due_messages(arn_of("r1"), at(1))] == [mid]
+    s.apply(_round("r1", "w1", mid))
+    assert [e["id"] for e in s.history(arn_of("r1"))] == [1, 2, 3, 4]
+    frames = s.load_frames(arn_of("r1"))
+    assert sorted(frames) == ["f1"] and plain(frames["f1"])["state"] == "B"
+    assert s.due_messages(arn_of("r1"), at(1)) == []
+
+
+@pytest.mark.postgres
+def test_on_postgres_a_round_is_one_statement_and_other_commits_a_pipelined_transaction(pg_url, monkeypatch):
+    """The round above reaches the server as one statement of CTEs, with no BEGIN or COMMIT; a
+    commit with a statement outside the composable set (a new message, whose id is read back)
+    runs as BEGIN ... COMMIT, its held statements first."""
+    import psycopg
+    s = open_store(pg_url)
+    try:
+        s.create_execution(row_of("r1"), started("r1"))
+        s.apply(Commit(arn_of("r1"), frames={"f1": frame("f1"), "f2": frame("f2")},
+                       add_messages=[Message(arn_of("r1"), "run", at(0))]))
+        mid = s.due_messages(arn_of("r1"), at(1))[0].id
+        s.claim("w1", at(1), 30, 10)
+        sent = []
+        real = psycopg.Connection.execute
+        monkeypatch.setattr(psycopg.Connection, "execute",
+                            lambda self, q, *a, **k: (sent.append(str(q).split(" ", 1)[0]), real(self, q, *a, **k))[1])
+        s.apply(_round("r1", "w1", mid))
+        assert sent == ["WITH"]
+        sent.clear()
+        later = Commit(arn_of("r1"), events=[{"timestamp": T0, "type": "TaskStateExited", "id": 5, "previousEventId": 4,
+                                              "stateExitedEventDetails": {"name": "T", "output": "{}"}}],
+                       add_messages=[Message(arn_of("r1"), "wait", at(9))], fence="w1")
+        s.apply(later)
+        assert sent[0] == "BEGIN" and sent[-1] == "COMMIT" and "WITH" not in sent
+        monkeypatch.undo()
+        assert [e["id"] for e in s.history(arn_of("r1"))] == [1, 2, 3, 4, 5]
+        assert [m.kind for m in s.due_messages(arn_of("r1"), at(10))] == ["wait"]
+    finally:
+        s.close()
+
+
 def test_message_kinds_come_back_as_members_and_an_unknown_kind_is_named(sql_url):
     """A message's kind is stored as its text and read back as its enum member; a kind no
     engine knows (a row written by hand, or by a newer version) is refused, naming it."""
