@@ -72,6 +72,20 @@ def test_dumps_tells_an_exponent_from_a_dash_in_a_string(value):
     assert jsontext.dumps(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+_hexish = st.text(alphabet="0123456789abcdef-e.:,[", max_size=12)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.recursive(st.one_of(st.floats(), st.floats(min_value=-1e-5, max_value=1e-5), _hexish,
+                              st.builds(lambda h: f"{h[:8]}-{h[8:12]}-{h[12:16]}", st.text("0123456789abcdef", min_size=16, max_size=16))),
+                    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_hexish, inner, max_size=3)),
+                    max_leaves=8))
+def test_dumps_tells_an_exponent_from_digits_inside_a_string(value):
+    """A request id's "d3e-4" has digits before its "e-", inside a string: no number. Numbers
+    with one-digit negative exponents, in arrays, objects, signed and alone, still are."""
+    assert jsontext.dumps(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 @settings(max_examples=1500, deadline=None)
 @given(_values)
 def test_canonical_text_reads_back_as_what_json_writes(value):
