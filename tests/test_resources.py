@@ -345,6 +345,35 @@ def test_a_serialization_error_inside_the_handler_is_a_task_failure():
     assert out[1] == "TypeError"
 
 
+def _cycle() -> dict:
+    d: dict = {}
+    d["self"] = d
+    return d
+
+
+def _deep(levels: int) -> list:
+    value: list = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("make", [lambda: {"tags": {"a"}}, lambda: [object()], _cycle],
+                         ids=["a set", "an object", "a cycle"])
+def test_a_result_that_is_not_json_fails_the_task_as_runtime(make):
+    """What json.dumps refuses in a handler's result fails the task with States.Runtime, naming
+    the handler; a reference cycle included, never a RecursionError out of the engine."""
+    result = make()
+    out = invoke(Resources({"b": lambda event: result}), "lambda", "b", {})
+    assert out[:2] == ("err", "States.Runtime")
+    assert out[2].startswith("The handler for 'b' returned a value that is not JSON: ")
+
+
+def test_a_result_nested_deeper_than_orjson_writes_is_still_json():
+    deep = _deep(300)   # orjson stops at 255 levels; json writes it
+    assert invoke(Resources({"b": lambda event: deep}), "lambda", "b", {}) == ("ok", deep)
+
+
 def test_handler_gets_a_copy_of_its_input():
     original = {"items": [1, 2]}
 

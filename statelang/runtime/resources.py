@@ -265,12 +265,16 @@ class Resources:
         except Exception as exc:  # noqa: BLE001 - any handler failure is a task failure
             return TaskOutcome.failed(*_lambda_error(exc, kind))
         try:   # checked apart from the call: a TypeError the handler raised is the handler's own
-            json.dumps(result)
+            _json_check(result)
         except (TypeError, ValueError) as exc:
             return TaskOutcome.failed("States.Runtime",
                                       f"The handler for '{resource}' returned a value that is not JSON: {exc}")
         return TaskOutcome.succeeded(result)
 
+
+# A handler's result is checked to be JSON as json.dumps checks it (a set, an object, a cycle:
+# refused), at orjson's speed where orjson can write it.
+_json_check = jsontext.encoder(check_circular=True)
 
 _ARITY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
