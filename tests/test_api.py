@@ -680,3 +680,23 @@ def test_the_compiled_shaper_agrees_with_the_plain_walk(op):
     def agree(value):
         assert _shaped(value, shape) == _reference_shaped(value, shape)
     agree()
+
+
+_json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+    max_leaves=12)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_json_values)
+def test_output_text_is_compacted_as_reading_and_writing_it_would(value):
+    """describe_execution hands output back compact. Text the engine wrote (jsontext's compact
+    text) goes back as it is, without being read and written again; text with white space in it
+    (json's default separators, as older stores or imports may hold) comes back compact. Both
+    agree with reading and writing the text, whichever of json's ways wrote it."""
+    from statelang.api.client import _compact
+    from statelang.language import jsontext
+    for text in (jsontext.dumps(value), json.dumps(value), json.dumps(value, ensure_ascii=False),
+                 json.dumps(value, separators=(",", ":")), json.dumps(value, indent=2)):
+        assert _compact(text) == jsontext.dumps(jsontext.loads(text))

@@ -241,9 +241,12 @@ def _request_id() -> str:
 
 
 def _compact(text: str | None) -> str | None:
-    """AWS hands JSON data back without insignificant white space."""
-    if text is None:
-        return None
+    """AWS hands JSON data back without insignificant white space, and characters unescaped as
+    json writes them with ensure_ascii off. Text with no white space and no escape at all (what
+    the engine writes, most often) is that already and goes back as it is: reading and writing
+    a 1,000-item Map's output again cost ~0.5-1.8 ms a describe, the five scans ~2 µs."""
+    if text is None or not (" " in text or "\\" in text or "\n" in text or "\t" in text or "\r" in text):
+        return text
     return jsontext.dumps(jsontext.loads(text))
 
 
