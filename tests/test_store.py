@@ -715,10 +715,13 @@ def test_on_postgres_a_round_is_one_statement_and_other_commits_a_pipelined_tran
                        add_messages=[Message(arn_of("r1"), "run", at(0))]))
         mid = s.due_messages(arn_of("r1"), at(1))[0].id
         s.claim("w1", at(1), 30, 10)
-        sent = []
+        sent = []   # the first word of every statement the store's connections execute
         real = psycopg.Connection.execute
-        monkeypatch.setattr(psycopg.Connection, "execute",
-                            lambda self, q, *a, **k: (sent.append(str(q).split(" ", 1)[0]), real(self, q, *a, **k))[1])
+
+        def execute(self, query, *args, **kwargs):
+            sent.append(str(query).split(" ", 1)[0])
+            return real(self, query, *args, **kwargs)
+        monkeypatch.setattr(psycopg.Connection, "execute", execute)
         s.apply(_round("r1", "w1", mid))
         assert sent == ["WITH"]
         sent.clear()
