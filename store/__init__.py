@@ -8,19 +8,20 @@ every table, an older one its missing revisions.
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command, util
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, make_url, pool, text
+from sqlalchemy import create_engine, event, inspect, make_url, pool, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
 from .dialects import describe
 from .jsoncolumns import json_dumps
 from .sql import SqlStore, StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["open_store", "SqlStore", "StoreError"]
 
@@ -29,6 +30,11 @@ HERE = Path(__file__).resolve().parent
 _SQLITE_OPTIONS = {"busy_timeout": "10000", "synchronous": "NORMAL", "wal_autocheckpoint": "10000"}
 _SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
 _MIGRATION_LOCK = 0x5157_4154   # pg_advisory_xact_lock key held while the schema is upgraded
+# The newest revision in migrations/versions (a test holds it to Alembic's own head). A database
+# already there opens without loading Alembic: Alembic brings Mako and Pygments with it, whose
+# ~20,000 objects every full collection of the garbage collector then walks (~16 ms a time, and
+# b3 on SQLite triggers one every two or three executions).
+HEAD = "0005"
 
 
 def open_store(url: str) -> SqlStore:
@@ -69,6 +75,8 @@ def make_engine(url: str) -> tuple[Engine, str]:
 def alembic_config(connection=None) -> Config:
     """Alembic's configuration for our migrations, wherever the package is installed; with a
     connection, the migrations run on it (inside its transaction) instead of opening their own."""
+    from alembic.config import Config
+
     cfg = Config(str(HERE / "alembic.ini"))
     cfg.set_main_option("script_location", str(HERE / "migrations"))
     if connection is not None:
@@ -80,23 +88,41 @@ def _upgrade(engine: Engine, name: str) -> None:
     """Bring the schema to head in one transaction. Two processes opening a fresh database at once
     must not both create it: PostgreSQL serialises them on an advisory lock, SQLite on the write
     lock that BEGIN IMMEDIATE takes. Both then read the revision inside that lock."""
-    cfg = alembic_config()
-    script = ScriptDirectory.from_config(cfg)
-    heads = set(script.get_heads())
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-        current = set(MigrationContext.configure(conn).get_current_heads())
-        if current == heads:
+        if _revisions(conn) == {HEAD}:
             return
-        for rev in current:
-            try:
-                script.get_revision(rev)
-            except util.CommandError as e:
-                raise StoreError(f"{name}: the schema is at revision {rev!r}, which this statelang does not "
-                                 "know (a newer version wrote it)") from e
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        _migrate(conn, name)
+
+
+def _revisions(conn: Connection) -> set[str]:
+    """The revisions the database is at, as Alembic's MigrationContext reads them (none without
+    its version table)."""
+    if not inspect(conn).has_table("alembic_version"):
+        return set()
+    return {row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))}
+
+
+def _migrate(conn: Connection, name: str) -> None:
+    """Alembic's upgrade to head on `conn`, inside its transaction; a revision it does not know
+    (a newer statelang wrote the database) is refused."""
+    from alembic import command, util
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = alembic_config(conn)
+    script = ScriptDirectory.from_config(cfg)
+    current = set(MigrationContext.configure(conn).get_current_heads())
+    if current == set(script.get_heads()):
+        return
+    for rev in current:
+        try:
+            script.get_revision(rev)
+        except util.CommandError as e:
+            raise StoreError(f"{name}: the schema is at revision {rev!r}, which this statelang does not "
+                             "know (a newer version wrote it)") from e
+    command.upgrade(cfg, "head")
 
 
 def _sqlite_engine(url: URL) -> Engine:
@@ -145,7 +171,7 @@ def _sqlite_engine(url: URL) -> Engine:
         dbapi_conn.isolation_level = None   # we issue BEGIN ourselves (below)
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {busy}")
-        cur.execute("PRAGMA journal_mode = WAL")
+        _journal_mode_wal(cur, int(busy) / 1000)
         cur.execute(f"PRAGMA synchronous = {sync}")
         cur.execute(f"PRAGMA wal_autocheckpoint = {checkpoint}")
         cur.execute("PRAGMA foreign_keys = ON")
@@ -156,6 +182,24 @@ def _sqlite_engine(url: URL) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _journal_mode_wal(cur: sqlite3.Cursor, patience: float) -> None:
+    """PRAGMA journal_mode = WAL, waiting as a busy timeout would. Switching a fresh file to WAL
+    takes its exclusive lock, and SQLite answers "database is locked" at once, without its busy
+    handler, while another connection holds the file (several workers opening one new database
+    together): so the switch is tried again until `patience` seconds have passed."""
+    deadline = time.monotonic() + patience
+    pause = 0.001
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)   # a lock wait, as SQLite's own busy handler sleeps between its tries
+        pause = min(pause * 2, 0.05)
 
 
 def _postgres_engine(url: URL) -> Engine:

@@ -8,6 +8,7 @@ added to `store/schema.py` without a revision shows up as a diff and fails here.
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -22,7 +23,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from statelang.runtime.storage import Commit
-from statelang.store import StoreError, alembic_config, make_engine, open_store
+from statelang.store import HEAD, StoreError, alembic_config, make_engine, open_store
 from statelang.store.schema import metadata
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +108,34 @@ def test_open_store_upgrades_a_database_left_at_an_older_revision(url, monkeypat
     assert _revision(url) == _head() and _diffs(url) == []
 
 
+def test_the_head_the_store_checks_is_alembics_head():
+    """`open_store` compares a database's revision with `HEAD` before it loads Alembic: a new
+    revision without `HEAD` moved to it fails here."""
+    assert {HEAD} == _head()
+
+
+def test_a_database_at_head_opens_without_loading_alembic(url, monkeypatch):
+    """Alembic (and the Mako and Pygments it brings) costs ~130 ms to import and ~15,000 objects
+    that every full garbage collection walks: a database already at head does without it, one
+    behind loads it and upgrades."""
+    probe = ("import sys; from statelang.store import open_store; open_store(sys.argv[1]).close(); "
+             "print('alembic' in sys.modules)")
+
+    def loads_alembic() -> bool:
+        proc = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip() == "True"
+
+    assert loads_alembic()          # a fresh database: Alembic builds it
+    assert not loads_alembic()      # at head: opened without Alembic
+    assert _revision(url) == _head()
+    monkeypatch.setenv("STATELANG_DB", url)
+    command.downgrade(alembic_config(), "-1")
+    assert _revision(url) != _head()
+    assert loads_alembic()          # one revision behind: Alembic upgrades it
+    assert _revision(url) == _head() and _diffs(url) == []
+
+
 def test_a_database_from_a_newer_version_is_refused(url):
     open_store(url).close()
     engine, _ = make_engine(url)
@@ -135,6 +164,27 @@ def test_concurrent_opens_of_a_fresh_database_migrate_once(url):
         t.join(60)
     assert errors == []
     assert _revision(url) == _head() and _diffs(url) == []
+
+
+def test_opening_waits_for_a_writer_holding_a_file_not_yet_in_wal_mode(tmp_path):
+    """Switching a file to WAL needs its exclusive lock, and SQLite refuses the switch at once,
+    without its busy handler, while another connection writes (several workers opening one new
+    database together saw "database is locked"): the open waits for the writer, as the busy
+    timeout promises."""
+    path = tmp_path / "shared.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE theirs (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO theirs VALUES (1)")
+    done = threading.Timer(0.3, writer.execute, ("COMMIT",))
+    done.start()
+    try:
+        store = open_store(f"sqlite:///{path}")
+    finally:
+        done.join()
+        writer.close()
+    store.close()
+    assert _revision(f"sqlite:///{path}") == _head()
 
 
 def test_the_alembic_command_line_runs_our_migrations(sqlite_url):
