@@ -11,9 +11,10 @@ Method, per runner and shape:
   * one verification run (also the warm-up, excluded from the figures): status SUCCEEDED, the
     number of ``…StateEntered`` events equals expected_states.json, and the output is kept to
     compare across runners;
-  * ``repeat`` samples, taken in rounds that visit every runner in turn; a sample runs executions
-    back to back until it lasted ``min_sample`` seconds (at least one). Transitions/s of a sample
-    = executions x expected states / seconds; the figure is the median of the samples.
+  * ``repeat`` samples (the peer: ``peer_repeat``), taken in rounds that visit every runner in
+    turn; a sample of any runner, the peer's too, runs executions back to back until it lasted
+    ``min_sample`` seconds (at least one). Transitions/s of a sample = executions x expected
+    states / seconds; the figure is the median of the samples.
   * b6 also reports executions/s (same samples, one closed-loop client) and the start-to-finish
     latency p50/p99 over every timed execution.
   * durable executions (``bench_durable``): b6 and a 5-Task machine (a commit per step) through
@@ -209,16 +210,17 @@ def _interleaved(shape: Shape, runners: list, report: dict, options: argparse.Na
     """One shape: each runner verified, then rounds of one sample per runner in turn, until each
     has its samples (statelang `repeat`, moto `peer_repeat`) or has spent its budget."""
     lanes = []
+    # Every runner's sample lasts at least as long (one execution at least): the peer's b6 takes
+    # ~6 ms, and one execution a sample made its figure the median of three executions.
+    min_sample = options.latency_sample if shape.name == LATENCY_SHAPE else options.min_sample
     for key, label, runner in runners:
         figures = runner.verify(shape)
         report["runners"][key]["shapes"][shape.name] = figures
         if "error" in figures:
             log(f"[{label}] {shape.name}: ERROR {figures['error']}")
-        elif key == "moto":
-            lanes.append(_Lane(key, label, runner, options.peer_repeat, 0.0))
         else:
-            lanes.append(_Lane(key, label, runner, options.repeat,
-                               options.latency_sample if shape.name == LATENCY_SHAPE else options.min_sample))
+            lanes.append(_Lane(key, label, runner, options.peer_repeat if key == "moto" else options.repeat,
+                               min_sample))
     for round_ in range(max((lane.wanted for lane in lanes), default=0)):
         for lane in lanes:
             s = lane.samples

@@ -119,6 +119,7 @@ def test_rounds_interleave_the_runners_sample_by_sample():
     from bench.__main__ import _interleaved
 
     order = []
+    lengths: dict[str, set] = {}
 
     class Lane:
         def __init__(self, key):
@@ -129,6 +130,7 @@ def test_rounds_interleave_the_runners_sample_by_sample():
 
         def sample(self, samples, shape, min_sample):
             order.append(self.key)
+            lengths.setdefault(self.key, set()).add(min_sample)
             samples.add(1, 0.01, 0.01, [0.01])
 
     options = parse_args(["--shapes", "b1", "--repeat", "3", "--peer-repeat", "2"])
@@ -138,6 +140,8 @@ def test_rounds_interleave_the_runners_sample_by_sample():
     assert order == ["statelang", "statelang_sqlite", "moto"] * 2 + ["statelang", "statelang_sqlite"]
     assert report["runners"]["moto"]["shapes"]["b1"]["samples"] == 2
     assert report["runners"]["statelang"]["shapes"]["b1"]["transitions_per_second"] == pytest.approx(100 / 0.01)
+    # the peer's samples last as long as statelang's: a fast shape gets more than one execution each
+    assert lengths == {k: {options.min_sample} for k in ("statelang", "statelang_sqlite", "moto")}
 
 
 def test_each_runner_runs_in_a_process_of_its_own():
