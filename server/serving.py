@@ -32,6 +32,8 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask
 
+from statelang.runtime.worker import check_poll
+
 from .app import App
 from .security import DEFAULT_MAX_BODY, Guard
 
@@ -109,6 +111,9 @@ class Server:
     def __init__(self, engine, host: str = "127.0.0.1", port: int = 8083, guard: Guard | None = None,
                  data_dir: str | Path | None = None, poll_seconds: float = 0.5, run_worker: bool = True,
                  limits: Limits | None = None):
+        check_poll(poll_seconds)
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be 0-65535 (got {port}); 0 picks a free one")
         self.engine = engine
         self.limits = limits or Limits(max_body=guard.max_body if guard else DEFAULT_MAX_BODY)
         self.app = App(engine, guard or Guard(host, max_body=self.limits.max_body), data_dir)

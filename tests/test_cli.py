@@ -312,3 +312,53 @@ def test_run_reports_a_distributed_maps_progress(tmp_path):
                             f"@{tmp_path / 'in.json'}", "--time", "virtual"], capture_output=True, text=True,
                            timeout=120)
     assert "map run" not in quiet.stderr   # not a terminal, no --progress: no progress lines
+
+
+@pytest.mark.parametrize("args", [
+    ["worker", "--poll", "0"], ["worker", "--poll", "-1"], ["worker", "--poll", "nan"],
+    ["worker", "--lease-seconds", "nan"], ["worker", "--lease-seconds", "inf"], ["worker", "--metrics-seconds", "nan"],
+    ["serve", "--poll", "0"], ["serve", "--poll", "inf"], ["serve", "--port", "65536"], ["serve", "--port", "99999"],
+    ["serve", "--port", "-1"],
+])
+def test_a_poll_that_would_spin_or_a_port_out_of_range_is_refused(tmp_path, args):
+    """`--poll 0` had the worker loop (and serve's) spin on a core without end; `--port 99999`
+    bound port 34463 (the socket layer keeps the low 16 bits), `--port -1` ended in a traceback,
+    and a lease of nan or inf seconds was taken (click's ranges let both through). Each is now
+    refused before anything starts, naming the option."""
+    out = cli(*args, "--db", f"sqlite:///{tmp_path / 'x.db'}")
+    assert out.exit_code == 2
+    assert f"Invalid value for '{args[1]}'" in out.output
+    assert out.exception is None or isinstance(out.exception, SystemExit)
+    assert not (tmp_path / "x.db").exists()   # refused before the database was opened
+
+
+def test_the_library_refuses_a_poll_that_would_spin(tmp_path):
+    from statelang.server.serving import Server
+
+    engine = Engine(db="memory")
+    try:
+        for poll in (0, -1, float("nan")):
+            with pytest.raises(ValueError, match="poll_seconds must be at least 0.01"):
+                engine.serve_forever(poll)
+            with pytest.raises(ValueError, match="poll_seconds must be at least 0.01"):
+                Server(engine, port=0, data_dir=tmp_path, poll_seconds=poll)
+        with pytest.raises(ValueError, match="port must be 0-65535"):
+            Server(engine, port=70000, data_dir=tmp_path)
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"lease_seconds": float("nan")}, "lease_seconds must be a finite number of seconds above 0"),
+    ({"lease_seconds": float("inf")}, "lease_seconds must be a finite number of seconds above 0"),
+    ({"lease_seconds": 0}, "lease_seconds must be a finite number of seconds above 0"),
+    ({"lease_seconds": "60"}, "lease_seconds must be a finite number of seconds above 0"),
+    ({"max_workers": 0}, "max_workers must be a whole number of at least 1"),
+    ({"max_workers": 2.5}, "max_workers must be a whole number of at least 1"),
+])
+def test_an_engine_refuses_a_lease_or_a_pool_it_cannot_keep(kwargs, message):
+    """A lease of nan or inf seconds failed every start_execution with "cannot convert float NaN
+    to integer" from inside a timedelta; one of 0 seconds lapsed as it was taken. The engine now
+    says which argument is wrong when it is made."""
+    with pytest.raises(ValueError, match=message):
+        Engine(db="memory", **kwargs)

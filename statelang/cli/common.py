@@ -7,6 +7,7 @@ import importlib.machinery
 import importlib.util
 import inspect
 import json
+import math
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,22 @@ import click
 
 EXIT_FAILED = 1   # the execution did not succeed / replay diverged
 EXIT_INVALID = 2  # bad input: definition, JSON, arguments
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds at least `min`: click's FloatRange lets nan and inf through its bounds
+    (nan compares false with both), and a lease or a poll interval of nan seconds is no interval."""
+
+    name = "seconds"
+
+    def __init__(self, min: float) -> None:  # noqa: A002 - FloatRange's own name for it
+        super().__init__(min=min)
+
+    def convert(self, value, param, ctx):
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{seconds} is not a finite number of seconds.", param, ctx)
+        return seconds
 
 
 class UserError(click.ClickException):

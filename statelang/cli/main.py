@@ -17,6 +17,7 @@ import click
 from statelang.cli.common import (
     DB_OPTION,
     EXIT_FAILED,
+    Seconds,
     UserError,
     echo_json,
     execution_or_fail,
@@ -25,6 +26,7 @@ from statelang.cli.common import (
     read_definition,
     read_json_arg,
 )
+from statelang.runtime.worker import MIN_POLL_SECONDS
 
 # Command groups in modules of their own, imported only when their command runs (or for --help):
 # `statelang run` of a small machine must not pay for the event bus, the server or replay.
@@ -248,13 +250,14 @@ def task_heartbeat(token, db):
 @main.command()
 @DB_OPTION
 @click.option("--handlers", multiple=True, help="Python module (or module:NAME) holding the task handlers.")
-@click.option("--poll", default=1.0, show_default=True, help="Seconds between polls of the database.")
+@click.option("--poll", default=1.0, show_default=True, type=Seconds(MIN_POLL_SECONDS),
+              help="Seconds between polls of the database.")
 @click.option("--once", is_flag=True, help="Run what is runnable now, then exit.")
-@click.option("--lease-seconds", type=click.FloatRange(min=1), default=60.0, show_default=True,
+@click.option("--lease-seconds", type=Seconds(1), default=60.0, show_default=True,
               help="How long a claimed execution stays this worker's without a renewal.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True,
               help="Executions stepped at once, and task calls of one step run at once (threads).")
-@click.option("--metrics-seconds", type=click.FloatRange(min=0), default=60.0, show_default=True,
+@click.option("--metrics-seconds", type=Seconds(0), default=60.0, show_default=True,
               help="Print the worker's counters (claims, fenced, poisoned, renewals) this often; 0: never.")
 def worker(db, handlers, poll, once, lease_seconds, concurrency, metrics_seconds):
     """Run executions, fire due timers and event-bus schedules until stopped (Ctrl-C)."""

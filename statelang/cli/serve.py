@@ -15,13 +15,17 @@ from pathlib import Path
 
 import click
 
+from statelang.cli.common import Seconds
+from statelang.runtime.worker import MIN_POLL_SECONDS
+
 
 @click.command()
 @click.option("--db", default=None, help="Database URL (default: sqlite under --data-dir).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind; anything but an explicit loopback address (127.0.0.1, ::1) needs "
                    "--access-key/--secret-key or --token.")
-@click.option("--port", default=8083, show_default=True, type=int, help="Port (0 picks a free one).")
+@click.option("--port", default=8083, show_default=True, type=click.IntRange(0, 65535),
+              help="Port (0 picks a free one).")
 @click.option("--handlers", multiple=True, help="Task handlers: 'pkg.module' or 'pkg.module:NAME' (repeatable).")
 @click.option("--access-key", default=None, envvar="STATELANG_ACCESS_KEY", help="Access key id for SigV4 requests.")
 @click.option("--secret-key", default=None, envvar="STATELANG_SECRET_KEY", help="Secret key for SigV4 requests.")
@@ -31,7 +35,8 @@ import click
 @click.option("--workflows", "seed_workflows", is_flag=True,
               help="Load the seed workflows, their services and handlers (GraphQL startWorkflow needs them).")
 @click.option("--max-body", default=2 * 1024 * 1024, show_default=True, type=int, help="Largest request body, bytes.")
-@click.option("--poll", default=0.5, show_default=True, type=float, help="Worker poll interval, seconds.")
+@click.option("--poll", default=0.5, show_default=True, type=Seconds(MIN_POLL_SECONDS),
+              help="Worker poll interval, seconds.")
 @click.option("--timeout", default=30, show_default=True, type=int,
               help="Seconds a connection may stay silent (idle, or stalled mid-request) before it is closed.")
 @click.option("--max-connections", default=100, show_default=True, type=int,

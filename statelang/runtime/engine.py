@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +77,11 @@ class Engine:
                  worker_id: str | None = None, max_workers: int = 8, lease_seconds: float = 60.0,
                  eager: bool | str = False, tasks: TaskSource | None = None,
                  skip_messages: frozenset[str] = frozenset()):
+        if not (isinstance(lease_seconds, int | float) and 0 < lease_seconds < math.inf):
+            # nan or inf failed every start deep in a timedelta; 0 or less had every claim lapse at once
+            raise ValueError(f"lease_seconds must be a finite number of seconds above 0, not {lease_seconds!r}")
+        if not (isinstance(max_workers, int) and max_workers >= 1):
+            raise ValueError(f"max_workers must be a whole number of at least 1, not {max_workers!r}")
         self.store = open_store(db)
         self.clock = make_clock(clock)
         self.account_id = account_id

@@ -19,6 +19,7 @@ from statelang.runtime.storage import StoreFault, WorkerInfo
 log = logging.getLogger("statelang.engine")
 MAX_BACKOFF = 5.0   # seconds a worker waits at most before trying a failing database again
 HEARTBEAT_SECONDS = 2.0   # how often a serving worker says it is alive
+MIN_POLL_SECONDS = 0.01   # a shorter poll (or none) turns the waiting loop into a spin that holds a core
 
 
 def _beat(engine: Any, started: datetime) -> None:
@@ -33,6 +34,7 @@ def serve_forever(engine: Any, poll_seconds: float = 1.0) -> None:
 
     The worker announces itself with a heartbeat every HEARTBEAT_SECONDS; if it dies, others
     take its executions over after `takeover_seconds` instead of waiting out its leases."""
+    check_poll(poll_seconds)
     engine._stopping.clear()
     started = engine.clock.now()
     engine._heartbeating = True
@@ -55,6 +57,14 @@ def serve_forever(engine: Any, poll_seconds: float = 1.0) -> None:
             engine.store.forget_worker(engine.worker_id)
         except StoreFault:
             pass
+
+
+def check_poll(poll_seconds: float) -> None:
+    """A poll interval a waiting loop can sleep: at least MIN_POLL_SECONDS (0, a negative number
+    or NaN would have it spin on a core), or ValueError naming the value."""
+    if not poll_seconds >= MIN_POLL_SECONDS:
+        raise ValueError(f"poll_seconds must be at least {MIN_POLL_SECONDS} (got {poll_seconds!r}): "
+                         "a worker that polls without pausing spins on a core")
 
 
 def _heartbeat_loop(engine: Any, started: datetime) -> None:
