@@ -169,3 +169,54 @@ def test_a_frame_id_dropped_and_used_again_in_one_round_keeps_its_checkpoint(db,
     engine.run_until_idle()
     assert engine.store.get_execution(arn)["status"] == "SUCCEEDED"
     engine.close()
+
+
+PASS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+WAIT_THEN_PASS = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 10, "Next": "P"},
+                                             "P": {"Type": "Pass", "End": True}}}
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"timeout": float("nan")}, ValueError, "timeout must be a finite number of seconds, 0 or more, not nan"),
+    ({"timeout": float("inf")}, ValueError, "timeout must be a finite number of seconds, 0 or more, not inf"),
+    ({"timeout": -1}, ValueError, "timeout must be a finite number of seconds, 0 or more, not -1"),
+    ({"timeout": "5"}, ValueError, "timeout must be a finite number of seconds, 0 or more, not '5'"),
+    ({"handlers": [print]}, TypeError, "handlers must be a mapping of resource names to callables, not list"),
+    ({"handlers": {"Charge": "charge"}}, TypeError, "the handler for 'Charge' is not callable: 'charge'"),
+    ({"handlers": {3: print}}, TypeError, "a handler's name must be a non-empty string"),
+])
+def test_run_names_an_argument_it_cannot_use(kwargs, error, message):
+    """What used to come out of `run` for these: "cannot convert float NaN to integer" and
+    OverflowError from inside a timedelta, a TypeError adding a str to a float, "'list' object has
+    no attribute 'items'", and a handler that was not callable failing its task at run time."""
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+        statelang.run(WAIT_THEN_PASS, {}, clock="virtual", **kwargs)
+
+
+def test_run_with_no_timeout_left_returns_the_execution_running():
+    """A timeout of 0 seconds is a timeout that has passed: the execution comes back as it is."""
+    assert statelang.run(WAIT_THEN_PASS, {}, clock="virtual", timeout=0).status == "RUNNING"
+
+
+@pytest.mark.parametrize("value, where", [({1, 2}, "set"), ({"a": object()}, "object"), ([float("nan")], None)])
+def test_an_input_that_is_no_json_value_is_named_as_the_input(value, where):
+    """A Python value JSON cannot hold came out as json's own "Object of type set is not JSON
+    serializable", naming neither the input nor the call. NaN is a float json writes (as NaN), and
+    runs as before."""
+    if where is None:
+        assert statelang.run(PASS, value, clock="virtual").status == "SUCCEEDED"
+        return
+    with pytest.raises(TypeError, match=f"the execution's input is not a JSON value: .*{where}"):
+        statelang.run(PASS, value, clock="virtual")
+
+
+def test_an_input_holding_itself_is_named_as_the_input():
+    value: dict = {}
+    value["self"] = value
+    with pytest.raises(TypeError, match="the execution's input is not a JSON value"):
+        statelang.run(PASS, value, clock="virtual")
+
+
+def test_an_engine_refuses_a_db_that_is_neither_a_url_nor_a_store():
+    with pytest.raises(TypeError, match=r"db must be a database URL \('memory', 'sqlite:///file.db'"):
+        Engine(db=5)

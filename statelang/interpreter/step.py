@@ -93,7 +93,11 @@ class Interpreter(Branches):
 
     # -- entry points -----------------------------------------------------------------------
     def start(self, run: ExecutionState, now: datetime) -> None:
-        details = {"input": dump(run.input), "inputDetails": {"truncated": False}, "roleArn": run.role_arn}
+        try:
+            text = dump(run.input)
+        except (TypeError, ValueError, RecursionError) as exc:   # a caller's Python value, not JSON
+            raise TypeError(f"the execution's input is not a JSON value: {exc}") from None
+        details = {"input": text, "inputDetails": {"truncated": False}, "roleArn": run.role_arn}
         for key in ("stateMachineVersionArn", "stateMachineAliasArn"):
             if run.started_with.get(key):
                 details[key] = run.started_with[key]

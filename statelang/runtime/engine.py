@@ -341,6 +341,8 @@ class Engine:
         clock the thread sleeps until the next timer; with a timeout it also waits for answers
         from outside (a task token sent from a handler's thread, an activity worker) until then.
         Without one, an execution that waits only for the outside is returned RUNNING."""
+        if timeout is not None and not (isinstance(timeout, int | float) and 0 <= timeout < math.inf):
+            raise ValueError(f"timeout must be a finite number of seconds, 0 or more, not {timeout!r}")
         deadline = None if timeout is None else self.clock.elapsed() + timeout
         until = None if timeout is None else self.clock.now() + timedelta(seconds=timeout)
         row = self.store.get_execution(arn)

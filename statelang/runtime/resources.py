@@ -148,10 +148,14 @@ class Resources:
         self.services: Any = None
         self.services_factory: Callable[[], Any] | None = None   # builds `services` when first needed
         self.clock: Any = None
-        for key, fn in (handlers or {}).items():
-            self.register(key, fn)
+        self.update(handlers or {})
 
     def register(self, key: str, fn: Callable) -> None:
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"a handler's name must be a non-empty string (a resource, an ARN or a pattern), "
+                            f"not {key!r}")
+        if not callable(fn):
+            raise TypeError(f"the handler for {key!r} is not callable: {fn!r}")
         wants_context = _arity(fn) >= 2
         is_async = inspect.iscoroutinefunction(fn)
         entry = (fn, wants_context, is_async)
@@ -170,6 +174,9 @@ class Resources:
             self._handlers.setdefault(key[len("arn:aws:states:::"):], entry)
 
     def update(self, handlers: Mapping[str, Callable]) -> None:
+        if not isinstance(handlers, Mapping):
+            raise TypeError(f"handlers must be a mapping of resource names to callables, "
+                            f"not {type(handlers).__name__}")
         for k, v in handlers.items():
             self.register(k, v)
 

@@ -527,6 +527,9 @@ def open_store(db: str | Store | None) -> Store:
     if db is None:
         db = DEFAULT_DB
     if not isinstance(db, str):
+        if not all(callable(getattr(db, name, None)) for name in ("create_execution", "apply", "history")):
+            raise TypeError(f"db must be a database URL ('memory', 'sqlite:///file.db', 'postgresql://...') "
+                            f"or a Store, not {db!r}")
         return db
     if db in MEMORY_URLS:
         return MemoryStore()
