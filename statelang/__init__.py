@@ -26,11 +26,12 @@ _EXPORTS = {
     "load_template": "statelang.templates.template", "Template": "statelang.templates.template",
     "LambdaContext": "statelang.runtime.lambda_context",
     "LocalServices": "statelang.runtime.services.local",
+    "ExecutionDoesNotExist": "statelang.runtime.storage",
 }
 
 __all__ = ["run", "Execution", "validate", "replay", "ReplayResult", "Divergence", "Engine", "StatelangError",
            "StatesError", "DefinitionError", "HandlerError", "TaskContext", "handler", "Handlers", "VirtualClock",
-           "RealClock", "load_template", "Template", "LambdaContext", "LocalServices"]
+           "RealClock", "load_template", "Template", "LambdaContext", "LocalServices", "ExecutionDoesNotExist"]
 
 
 def __getattr__(name: str) -> Any:

@@ -200,8 +200,24 @@ def test_an_execution_stopped_more_than_14_days_ago_is_not_redrivable(engine, h)
 
 
 def test_an_unknown_execution_cannot_be_redriven(engine):
-    with pytest.raises(KeyError):
-        engine.redrive(f"arn:aws:states:{ACCT}:execution:jobs:nope")
+    """Redrive, export, replay and fork of an ARN the database does not hold raise
+    ExecutionDoesNotExist, whose text names the ARN (a bare KeyError('arn...') before; it is still
+    a KeyError)."""
+    from statelang import ExecutionDoesNotExist, StatelangError
+    from statelang.history.redrive import fork
+
+    arn = f"arn:aws:states:{ACCT}:execution:jobs:nope"
+    for call in (engine.redrive, engine.export_history, engine.replay, lambda a: fork(engine, a, 3)):
+        with pytest.raises(ExecutionDoesNotExist) as caught:
+            call(arn)
+        assert isinstance(caught.value, KeyError) and isinstance(caught.value, StatelangError)
+        assert str(caught.value) == f"Execution Does Not Exist: '{arn}' (not in this engine's database)"
+
+
+def test_a_history_that_is_not_json_is_named_as_such(engine):
+    with pytest.raises(ValueError, match="a history must be JSON text, an exported document or a list of events: "
+                                         "Expecting value"):
+        engine.import_history("not a history")
 
 
 def test_express_executions_are_not_redrivable():

@@ -220,3 +220,19 @@ def test_an_input_holding_itself_is_named_as_the_input():
 def test_an_engine_refuses_a_db_that_is_neither_a_url_nor_a_store():
     with pytest.raises(TypeError, match=r"db must be a database URL \('memory', 'sqlite:///file.db'"):
         Engine(db=5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"until": "tomorrow"}, "until must be an aware datetime"),
+    ({"until": datetime(2026, 1, 2)}, "until must be an aware datetime"),
+    ({"max_rounds": -1}, "max_rounds must be a whole number, 0 or more"),
+    ({"max_rounds": "a"}, "max_rounds must be a whole number, 0 or more"),
+    ({"concurrency": 0}, "concurrency must be a whole number of at least 1"),
+    ({"concurrency": "2"}, "concurrency must be a whole number of at least 1"),
+])
+def test_run_until_idle_names_an_argument_it_cannot_use(kwargs, message):
+    """They ended in "'>' not supported between instances of 'datetime.datetime' and 'str'" and
+    the like, or (a negative max_rounds) returned having done nothing."""
+    engine = Engine(db="memory", clock=VirtualClock(T0))
+    with pytest.raises(ValueError, match=message):
+        engine.run_until_idle(**kwargs)

@@ -14,7 +14,7 @@ from statelang.api.client import Client
 from statelang.history.redrive import redrive
 from statelang.history.replay import ReplayResult, export_document, load_document, replay
 from statelang.runtime import engine as runtime
-from statelang.runtime.storage import Commit
+from statelang.runtime.storage import Commit, ExecutionDoesNotExist
 
 
 class Engine(runtime.Engine):
@@ -37,7 +37,7 @@ class Engine(runtime.Engine):
         """The execution's history as a document `replay` and `import_history` read."""
         row = self.store.get_execution(arn)
         if row is None:
-            raise KeyError(arn)
+            raise ExecutionDoesNotExist(arn)
         return export_document(row, self.store.history(arn))
 
     def import_history(self, document: dict | str) -> str:

@@ -18,7 +18,7 @@ from statelang.history.recorded import RecordedTasks, ReplayClock, compare, norm
 from statelang.interpreter.commands import TimerKind
 from statelang.interpreter.step import TASK, ExecutionState
 from statelang.runtime.engine import Engine
-from statelang.runtime.storage import Commit, Message, MessageKind
+from statelang.runtime.storage import Commit, ExecutionDoesNotExist, Message, MessageKind
 
 REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
 REDRIVE_WINDOW = timedelta(days=14)
@@ -66,7 +66,7 @@ def redrive(engine: Engine, arn: str) -> dict:
     """Continue a FAILED, TIMED_OUT or ABORTED execution from where it broke. Returns its row."""
     row = engine.store.get_execution(arn)
     if row is None:
-        raise KeyError(arn)
+        raise ExecutionDoesNotExist(arn)
     now = engine.clock.now()
     status, reason = redrive_status(row, now)
     if status != "REDRIVABLE":
@@ -166,7 +166,7 @@ def fork(engine: Engine, arn: str, from_event: int, *, definition: str | dict | 
     """Start a new execution at the state that was running at `from_event`, with the data it had."""
     row = engine.store.get_execution(arn)
     if row is None:
-        raise KeyError(arn)
+        raise ExecutionDoesNotExist(arn)
     events = normalize_events(engine.store.history(arn))
     recorded = row["definition"] if isinstance(row["definition"], dict) else json.loads(row["definition"])
     state, data = top_level_state_at(events, recorded, from_event)

@@ -70,7 +70,11 @@ def dumps_document(doc: dict) -> str:
 def load_document(source: str | bytes | dict | list) -> dict:
     """An exported document, a bare list of events, or GetExecutionHistory's {"events": [...]}."""
     if isinstance(source, (str, bytes)):
-        source = json.loads(source)
+        try:
+            source = json.loads(source)
+        except ValueError as exc:
+            raise ValueError(f"a history must be JSON text, an exported document or a list of events: "
+                             f"{exc}") from None
     if isinstance(source, list):
         source = {"events": source}
     if not isinstance(source, dict) or "events" not in source:

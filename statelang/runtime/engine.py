@@ -205,6 +205,12 @@ class Engine:
         With `concurrency` above 1 (the worker loop passes `max_workers`), up to that many claimed
         executions are stepped side by side on threads, so that their handlers run at once; on a
         virtual clock they are stepped in turn, as time moves only between steps there."""
+        if max_rounds is not None and not (isinstance(max_rounds, int) and max_rounds >= 0):
+            raise ValueError(f"max_rounds must be a whole number, 0 or more, not {max_rounds!r}")
+        if not (isinstance(concurrency, int) and concurrency >= 1):
+            raise ValueError(f"concurrency must be a whole number of at least 1, not {concurrency!r}")
+        if until is not None and not (isinstance(until, datetime) and until.tzinfo is not None):
+            raise ValueError(f"until must be an aware datetime (with its time zone), not {until!r}")
         steps, virtual = 0, self.clock.virtual
         while max_rounds is None or steps < max_rounds:
             now = self.clock.now()

@@ -173,6 +173,18 @@ class StoreUnavailableError(StatelangError, ValueError):
     """A database URL that no installed store answers."""
 
 
+class ExecutionDoesNotExist(StatelangError, KeyError):  # noqa: N818 - AWS's own name for it
+    """No execution of that ARN in this engine's database (export, replay, redrive, fork). A
+    KeyError too, as these raised before; its text is the message, not KeyError's quoted key."""
+
+    def __init__(self, arn: str):
+        super().__init__(arn)
+        self.arn = arn
+
+    def __str__(self) -> str:
+        return f"Execution Does Not Exist: '{self.arn}' (not in this engine's database)"
+
+
 class Store(Protocol):
     """What the engine needs from persistence. Rows are plain dicts with AWS's field names
     (executionArn, stateMachineArn, name, status, startDate, stopDate, input, output, error, cause,
