@@ -11,10 +11,11 @@ the caller without re-laying the graph.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from html import escape
+
+from statelang.language.loading import load_definition
 
 NODE_H = 36
 ROW_GAP = 34
@@ -25,7 +26,9 @@ GROUP_TYPES = ("Parallel", "Map")
 
 
 def _parse(definition: str | dict) -> dict:
-    data = json.loads(definition) if isinstance(definition, str) else definition
+    """The definition read as `statelang run` and `validate` read it: JSON, or an .asl.yaml file's
+    YAML (a DefinitionError, a ValueError, names what is wrong with the text)."""
+    data = load_definition(definition) if isinstance(definition, str) else definition
     if not isinstance(data, dict) or not isinstance(data.get("States"), dict):
         raise ValueError("not a state machine: it needs a States object")
     return data

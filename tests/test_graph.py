@@ -76,6 +76,20 @@ def test_render_rejects_what_is_not_a_machine():
         render(MACHINE, "png")
 
 
+def test_graph_reads_an_asl_yaml_file_as_run_and_validate_do(tmp_path):
+    """`statelang graph m.asl.yaml` failed with "Expecting value: line 1 column 1" where `run` and
+    `validate` read the same file: it now reads definitions through the same loader."""
+    from click.testing import CliRunner
+
+    from statelang.cli import main
+
+    path = tmp_path / "m.asl.yaml"
+    path.write_text("StartAt: A\nStates:\n  A: {Type: Pass, Next: B}\n  B: {Type: Succeed}\n")
+    out = CliRunner().invoke(main, ["graph", str(path)])
+    assert out.exit_code == 0, out.output
+    assert 's0["A"]' in out.output and 's1["B"]' in out.output and "s0 --> s1" in out.output
+
+
 def test_graph_command(tmp_path):
     path = tmp_path / "m.asl.json"
     path.write_text(json.dumps(MACHINE))

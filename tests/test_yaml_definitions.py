@@ -102,3 +102,28 @@ def test_the_api_takes_json_only():
     with pytest.raises(client.exceptions.InvalidDefinition):
         client.create_state_machine(name="m", definition=ASL_YAML,
                                     roleArn="arn:aws:iam::123456789012:role/r")
+
+
+@pytest.mark.parametrize("text", ["a: &a [*a]\n", "a: &a {b: *a}\n", "StartAt: A\nStates: &s\n  A: {Type: Pass, End: true, Result: *s}\n"])
+def test_an_alias_inside_its_own_anchor_is_refused(text):
+    """`a: &a [*a]` loads as a list that holds itself; `statelang validate` then ended in a
+    RecursionError traceback. It is refused as YAML no JSON value can be."""
+    with pytest.raises(YamlError, match="holds itself"):
+        load_yaml(text)
+    with pytest.raises(DefinitionError, match="holds itself"):
+        load_definition(text)
+
+
+def test_an_alias_beside_its_anchor_is_shared_not_refused():
+    value = load_yaml("a: &x {k: [1, 2]}\nb: *x\nc: [*x, *x]\n")
+    assert value == {"a": {"k": [1, 2]}, "b": {"k": [1, 2]}, "c": [{"k": [1, 2]}, {"k": [1, 2]}]}
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_a_json_value_never_holds_itself(value):
+    """The cycle check against what a JSON text can load as: never a cycle (matcher vs truth)."""
+    from statelang.language.yaml_loader import _holds_itself
+
+    assert not _holds_itself(value)
+    assert not _holds_itself([value, value, {"x": value}])   # shared, not cyclic

@@ -90,7 +90,7 @@ _Loader.add_multi_constructor("!", _unknown_tag)
 def load_yaml(text: str) -> Any:
     """YAML text -> a JSON value; raises YamlError naming the line and column of the problem."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        value = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -101,3 +101,33 @@ def load_yaml(text: str) -> Any:
         raise YamlError(str(exc), None, None) from None
     except RecursionError:
         raise YamlError("nested too deeply", None, None) from None
+    if _holds_itself(value):
+        raise YamlError("an alias (*name) inside the node its anchor (&name) marks makes a value that holds "
+                        "itself, which no JSON value does", None, None)
+    return value
+
+
+def _holds_itself(value: Any) -> bool:
+    """Whether an alias made `value` contain one of its own containers (``a: &a [*a]``), which
+    every walk of the value (validation, JSON) would follow without end. Shared nodes (an alias
+    beside its anchor) are fine and are walked once: the walk is linear in the distinct nodes."""
+    done: set[int] = set()       # containers whose whole content has been walked
+    open_: set[int] = set()      # containers on the path from the root to where the walk is
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        key = id(node)
+        if leaving:
+            open_.discard(key)
+            done.add(key)
+            continue
+        if key in open_:
+            return True
+        if key in done:
+            continue
+        open_.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in (node.values() if isinstance(node, dict) else node))
+    return False
