@@ -322,3 +322,19 @@ def test_fork_at_a_state_missing_from_the_new_definition_is_refused(engine):
     other = {"StartAt": "Prepare", "States": {"Prepare": {"Type": "Pass", "End": True}}}
     with pytest.raises(ValueError, match="'Each'"):
         fork(engine, arn, entered, definition=other)
+
+
+@pytest.mark.parametrize("at", [0, -1, "last+1", 10_000, True])
+def test_fork_from_an_event_the_history_does_not_have_is_refused(engine, at):
+    """`fork --from-event 999` of a 6-event history started a new execution at the last state,
+    and `--from-event 0` one at StartAt, both silently: the event is refused as `history show
+    --at` refuses it, and nothing is started."""
+    arn = start(engine, MAP, {"items": [{"n": 2}]}, f"fk-out-{at}")
+    engine.run_until_idle()
+    last = len(engine.store.history(arn))
+    at = last + 1 if at == "last+1" else at
+    before = len(engine.store.list_executions())
+    with pytest.raises(ValueError, match=f"has no event {at} \\(it has {last}\\)"):
+        fork(engine, arn, at)
+    assert len(engine.store.list_executions()) == before
+    fork(engine, arn, last)   # the last event itself is one to fork from

@@ -168,6 +168,10 @@ def fork(engine: Engine, arn: str, from_event: int, *, definition: str | dict | 
     if row is None:
         raise ExecutionDoesNotExist(arn)
     events = normalize_events(engine.store.history(arn))
+    last = events[-1]["id"] if events else 0
+    if isinstance(from_event, bool) or not isinstance(from_event, int) or not 1 <= from_event <= last:
+        # An event past the end (or before the first) forked silently at the last state, or at StartAt
+        raise ValueError(f"execution {arn} has no event {from_event} (it has {last})")
     recorded = row["definition"] if isinstance(row["definition"], dict) else json.loads(row["definition"])
     state, data = top_level_state_at(events, recorded, from_event)
     new_def = definition if definition is not None else recorded
