@@ -362,3 +362,23 @@ def test_an_engine_refuses_a_lease_or_a_pool_it_cannot_keep(kwargs, message):
     says which argument is wrong when it is made."""
     with pytest.raises(ValueError, match=message):
         Engine(db="memory", **kwargs)
+
+
+def test_a_templatefile_placeholder_left_unfilled_names_the_var_to_give(tmp_path):
+    """A Terraform templatefile definition holds `${N}` where JSON wants a value; run without
+    `--var N=...` it failed with "Expecting value at line 1, column 54" alone."""
+    path = write(tmp_path, "m.json", '{"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": ${N}, "End": true}}}')
+    out = cli("run", path)
+    assert out.exit_code == 2
+    assert "Expecting value at line 1, column 61" in out.output   # where ${N} stands
+    assert "the file holds ${N} outside a string: give it a value with --var N=VALUE" in out.output
+    assert cli("run", path, "--var", "N=7").output.strip() == "7"
+
+
+def test_a_test_case_without_a_mock_config_is_refused(tmp_path):
+    """`--test-case HappyPath` without `--mock-config` was ignored: the machine ran its real
+    handlers as if no test case had been asked for."""
+    path = write(tmp_path, "m.json", GREET)
+    out = cli("run", path, "--test-case", "HappyPath", "--handlers", HANDLERS)
+    assert out.exit_code == 2
+    assert "--test-case names a test case of a mock config: give the file with --mock-config" in out.output

@@ -11,6 +11,7 @@ state, the token and the command that answers it.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from pathlib import Path
@@ -46,7 +47,15 @@ def _load(text: str, where: str) -> Any:
         return load_definition(text)
     except DefinitionError as exc:
         d = exc.diagnostics[0]
-        raise UserError(f"{where}: {d.code}: {d.message}") from None
+        hint = ""
+        left = _UNQUOTED_PLACEHOLDER.search(text) if d.code == "INVALID_JSON_DESCRIPTION" else None
+        if left:   # a Terraform templatefile's ${NAME} where JSON wants a value: name the missing --var
+            hint = f" (the file holds {left.group(1)} outside a string: give it a value with --var {left.group(2)}=VALUE)"
+        raise UserError(f"{where}: {d.code}: {d.message}{hint}") from None
+
+
+# ${NAME} after ':', '[' or ',' (a value's place in JSON), not inside a string as --sub's are
+_UNQUOTED_PLACEHOLDER = re.compile(r"(?<=[:\[,])\s*(\$\{([A-Za-z_][A-Za-z0-9_]*)\})")
 
 
 def _children(specs: list[str]) -> dict[str, Any]:
@@ -99,6 +108,8 @@ def run_command(definition, input_, handlers, time_, history, as_json, mock_conf
     from statelang.language.errors import DefinitionError
     from statelang.language.placeholders import placeholder_warnings, substitute_text, substitute_value
     from statelang.templates import is_template
+    if test_case and not mock_config:
+        raise UserError("--test-case names a test case of a mock config: give the file with --mock-config")
     text = read_definition(definition)
     if var:   # Terraform's templatefile(): text substitution, then $${ is a literal ${
         text = substitute_text(text, _pairs(var, "--var")).replace("$${", "${")
