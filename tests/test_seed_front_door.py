@@ -205,6 +205,9 @@ def test_a_person_drives_a_ccs_sale_and_a_marketplace_dispute(dbs):
 @pytest.mark.parametrize("command, args, message", [
     ("advance", ("soon",), "not a number of seconds"),
     ("advance", ("--", "-5m"), "negative"),
+    ("advance", ("nan",), "not a finite number of seconds"),    # failed inside a timedelta
+    ("advance", ("inf",), "not a finite number of seconds"),
+    ("advance", ("99999999d",), "would move the clock past the year 9999"),   # was an OverflowError traceback
     ("answer", ("--output", "{}", "no-such-token"), "unknown"),
     ("answer", ("--output", "{oops", "t"), "output is not valid JSON"),
 ])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
+from datetime import timedelta
 
 import click
 
@@ -157,6 +159,11 @@ def workflows_advance(duration, db, domain_db):
     from statelang.workflows.console import advance
     seconds = _seconds(duration)
     system = _system(db, domain_db)
+    try:
+        system.engine.clock.now() + timedelta(seconds=seconds)
+    except OverflowError:
+        _done(system)
+        raise UserError(f"duration {duration!r} would move the clock past the year 9999") from None
     steps = advance(system, seconds)
     now = system.engine.clock.now().isoformat()
     _done(system)
@@ -172,6 +179,8 @@ def _seconds(text: str) -> float:
             value = float(text)
     except ValueError:
         raise UserError(f"duration {text!r} is not a number of seconds or a number with s, m, h or d") from None
+    if not math.isfinite(value):
+        raise UserError(f"duration {text!r} is not a finite number of seconds")
     if value < 0:
         raise UserError(f"duration {text!r} is negative: the clock only moves forward")
     return value
