@@ -236,3 +236,18 @@ def test_run_until_idle_names_an_argument_it_cannot_use(kwargs, message):
     engine = Engine(db="memory", clock=VirtualClock(T0))
     with pytest.raises(ValueError, match=message):
         engine.run_until_idle(**kwargs)
+
+
+@pytest.mark.parametrize("definition, value", [
+    ({"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.s", "End": True}}}, {"s": 10**15}),
+    ({"StartAt": "T", "States": {"T": {"Type": "Task", "End": True, "TimeoutSecondsPath": "$.t",
+                                       "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                                       "Parameters": {"FunctionName": "f", "Payload": {}}}}}, {"t": 10**12}),
+])
+def test_a_timer_longer_than_the_execution_may_run_times_the_execution_out_at_one_year(definition, value):
+    """10**15 seconds is a valid long on AWS, so the wait (or the task's timeout) is taken, and the
+    execution times out at its one-year limit first. The due time overflowed Python's datetime and
+    failed the state with "OverflowError: Python int too large to convert to C int"."""
+    ex = statelang.run(definition, value, handlers={"f": lambda payload: None}, clock=VirtualClock(T0))
+    assert ex.status == "TIMED_OUT"
+    assert ex.stop_date - ex.start_date == timedelta(days=365)

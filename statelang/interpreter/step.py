@@ -79,6 +79,14 @@ def parse_timestamp(text: str) -> datetime | None:
 MAX_EXECUTION_SECONDS = 365 * 24 * 3600   # AWS: a Standard execution runs one year at most
 
 
+def _later(now: datetime, seconds: float) -> datetime:
+    """When a timer of `seconds` from `now` is due. A wait, timeout, heartbeat or retry delay
+    longer than the one year an execution may run cannot fire before the execution times out, so
+    it is due just after that year: `SecondsPath` or `TimeoutSecondsPath` of 10**12 (a valid long
+    on AWS) overflowed datetime and failed the state with an OverflowError."""
+    return now + timedelta(seconds=min(seconds, MAX_EXECUTION_SECONDS + 1))
+
+
 # Shared by every state that reads no $$ and has no variables: read-only, so nothing can write
 # into one state's context and be read by another's.
 _NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
@@ -220,7 +228,7 @@ class Interpreter(Branches):
             return False
         hb = frame.data.get("heartbeat")
         if hb:
-            run.commands.append(StartTimer(frame.id, now + timedelta(seconds=hb), TimerKind.HEARTBEAT, frame.seq))
+            run.commands.append(StartTimer(frame.id, _later(now, hb), TimerKind.HEARTBEAT, frame.seq))
         return True
 
     def stop(self, run: ExecutionState, error: str | None, cause: str | None, now: datetime) -> None:
@@ -430,7 +438,7 @@ class Interpreter(Branches):
                 frame.retries[i] += 1
                 frame.seq += 1
                 frame.phase = RETRY
-                run.commands.append(StartTimer(frame.id, now + timedelta(seconds=delay), TimerKind.RETRY, frame.seq))
+                run.commands.append(StartTimer(frame.id, _later(now, delay), TimerKind.RETRY, frame.seq))
                 return None
         catcher = find_catcher(st.catch, error) if st.catch else None
         if catcher is None:
@@ -515,9 +523,9 @@ class Interpreter(Branches):
             run.emit(frame, "TaskScheduled", d, now)
             run.emit(frame, "TaskStarted", {"resourceType": rtype, "resource": rname}, now)
         if timeout:
-            run.commands.append(StartTimer(frame.id, now + timedelta(seconds=timeout), TimerKind.TASK_TIMEOUT, frame.seq))
+            run.commands.append(StartTimer(frame.id, _later(now, timeout), TimerKind.TASK_TIMEOUT, frame.seq))
         if heartbeat and (token is not None):
-            run.commands.append(StartTimer(frame.id, now + timedelta(seconds=heartbeat), TimerKind.HEARTBEAT, frame.seq))
+            run.commands.append(StartTimer(frame.id, _later(now, heartbeat), TimerKind.HEARTBEAT, frame.seq))
         retry_count = sum(frame.retries) if frame.retries else 0
         run.commands.append(Invoke(frame.id, frame.seq, {
             "resource": st.resource, "kind": kind, "input": args, "token": token,
@@ -587,7 +595,7 @@ class Interpreter(Branches):
         if problem is not None:
             raise wait_error(st, how, value, problem)
         if how == "seconds":
-            due = now + timedelta(seconds=value)
+            due = _later(now, value)
         else:
             due = parse_timestamp(value)
         frame.data = {"effective": effective}
