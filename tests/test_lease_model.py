@@ -145,10 +145,11 @@ def test_an_unfenced_writer_would_commit_a_step_twice(tmp_path, variant):
 def test_every_function_the_model_names_exists():
     """The model says which function each of its statements stands for; a renamed function must
     be renamed in the model too."""
-    from statelang.runtime import worker
+    from statelang.runtime import poison, worker
     owners = {"Engine": Engine, "LeaseKeeper": LeaseKeeper, "Store": Store, "MemoryStore": MemoryStore,
-              "SqlStore": SqlStore, "worker": worker}
-    named = set(re.findall(r"\b(Engine|LeaseKeeper|Store|MemoryStore|SqlStore|worker)\.(\w+)", MODEL.read_text()))
+              "SqlStore": SqlStore, "worker": worker, "poison": poison}
+    named = set(re.findall(r"\b(Engine|LeaseKeeper|Store|MemoryStore|SqlStore|worker|poison)\.(\w+)",
+                           MODEL.read_text()))
     assert len(named) >= 12
     missing = sorted(f"{cls}.{name}" for cls, name in named if not hasattr(owners[cls], name))
     assert not missing, f"the model names functions that do not exist: {missing}"

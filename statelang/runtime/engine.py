@@ -45,6 +45,7 @@ from statelang.runtime.faults import fault
 from statelang.runtime.leases import ExecutionLocks, LeaseKeeper
 from statelang.runtime.machines import MAX_EXECUTION_TIME, compiled, definition_text
 from statelang.runtime.map_run import MapRuns
+from statelang.runtime.poison import fail_poisoned, quarantine
 from statelang.runtime.resources import Resources, TaskContext, TaskSource
 from statelang.runtime.storage import (
     Commit,
@@ -409,7 +410,7 @@ class Engine:
         """One step of one execution: apply its due messages and run it until it waits.
 
         Whatever goes wrong inside the step stays with this execution: an unexpected exception
-        fails it (States.Runtime, see `_poisoned`), so a worker never dies of one execution and
+        fails it (States.Runtime, see `poison.fail_poisoned`), so a worker never dies of one execution and
         never leaves the rest of its batch leased. Only a fault of the database itself
         (`StoreFault`) reaches the caller, whose loop backs off and retries."""
         with self._locks.hold(arn):
@@ -433,7 +434,7 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - contained: see the docstring
                 self.count("poisoned")
                 try:
-                    self._poisoned(arn, exc)
+                    fail_poisoned(self, arn, exc)
                 except LeaseLost as lost:
                     self.count("fenced")
                     log.warning("%s", lost)
@@ -450,7 +451,7 @@ class Engine:
         if claimed is not None and run is not None and run.status == "RUNNING":
             claims = self.store.claim_count(arn)
             if claims > self.max_claims:
-                self._quarantine(run, claims)
+                quarantine(self, run, claims)
                 return
         msgs = self.store.due_messages(arn, now)
         if run is None or run.status != "RUNNING":
@@ -483,53 +484,6 @@ class Engine:
         finally:
             if not run.released:
                 self.store.release(arn, self.worker_id)
-
-    def _quarantine(self, run: ExecutionState, claims: int) -> None:
-        """A step claimed again and again without ever completing kills its worker process (a
-        handler that exits, a crash in native code): the execution fails, visibly, instead of
-        taking down worker after worker."""
-        self.count("quarantined")
-        log.error("execution %s: claimed %d times without completing a step; quarantined", run.arn, claims)
-        consumed = [m.id for m in self.store.due_messages(run.arn, self.clock.now())]
-        run.lease_holder = self.worker_id
-        run.commands.clear()
-        run.runnable.clear()
-        self.interpreter.fail_execution(run, "States.Runtime", (
-            f"The execution was quarantined: it was claimed {claims} times and its step never completed "
-            f"(the worker running it died each time)."), self.clock.now())
-        self._flush(run, consumed)
-
-    def _poisoned(self, arn: str, exc: Exception) -> None:
-        """Fail an execution whose step raised what nothing expected, from its last checkpoint:
-        States.Runtime, the cause naming the exception (the traceback goes to the log). The due
-        messages are consumed with it, so the poison is not claimed again."""
-        log.error("execution %s: unexpected error, the execution fails", arn, exc_info=exc)
-        try:
-            now = self.clock.now()
-            # The failed step may have given its lease back on the way out: take it again (unless
-            # another live worker has the execution by now), so that the failure commits fenced.
-            if not self.store.claim_one(arn, self.worker_id, now, self.lease_seconds,
-                                        stale_before=now - timedelta(seconds=self.takeover_seconds)):
-                return
-            run = self._load(arn)
-            if run is None or run.status != "RUNNING":
-                self.store.release(arn, self.worker_id)
-                return
-            now = self.clock.now()
-            consumed = [m.id for m in self.store.due_messages(arn, now)]
-            run.lease_holder = self.worker_id   # fenced: if the lease was lost, so is this failure
-            state = next((f.state for f in sorted(run.frames.values(), key=lambda f: -f.last_id)), None)
-            where = f"while executing the state '{state}'" if state else "while running the execution"
-            run.commands.clear()
-            run.runnable.clear()
-            self.interpreter.fail_execution(run, "States.Runtime", f"An unexpected error occurred {where}: "
-                                                                   f"{type(exc).__name__}: {exc}", now)
-            self._flush(run, consumed)
-        except (StoreFault, LeaseLost):
-            raise
-        except Exception:  # noqa: BLE001 - the failure itself failed: give the lease back, log it
-            log.exception("execution %s: could not record its failure", arn)
-            self.store.release(arn, self.worker_id)
 
     def load(self, arn: str) -> ExecutionState | None:
         """The execution's state as its last checkpoint holds it (None if there is none)."""

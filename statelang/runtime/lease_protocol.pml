@@ -35,7 +35,7 @@
  *                holder's commit; `Engine.stop_execution` now goes through `Engine.process`,
  *                which leases the execution first (`Store.claim_one`) and fences its commit.
  *   POISON       a poisoned step's failure committed unfenced after its lease was taken;
- *                `Engine._poisoned` (and `Engine._quarantine`) now claim the execution again
+ *                `poison.fail_poisoned` (and `poison.quarantine`) now claim the execution again
  *                (`Store.claim_one`) and commit fenced, as any step does.
  *   NO_KICK      no `run.kick` with the invocations a commit leaves in flight: a worker that
  *                dies while they run strands the execution (the progress check fails).
@@ -181,7 +181,7 @@ step_loop:
 #ifdef POISON
            if
            :: skip
-           :: /* the step raised what nothing expected: Engine.process -> Engine._poisoned, which
+           :: /* the step raised what nothing expected: Engine.process -> poison.fail_poisoned, which
                * reloads the checkpoint (Engine._load: a fresh run, lease_holder None) ... */
               atomic { base = checkpoint };
               atomic {
