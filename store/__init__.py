@@ -91,9 +91,9 @@ def _upgrade(engine: Engine, name: str) -> None:
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-        if _revisions(conn) == {HEAD}:
-            return
-        _migrate(conn, name)
+        current = _revisions(conn)
+        if current != {HEAD}:
+            _migrate(conn, name, current)
 
 
 def _revisions(conn: Connection) -> set[str]:
@@ -104,16 +104,14 @@ def _revisions(conn: Connection) -> set[str]:
     return {row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))}
 
 
-def _migrate(conn: Connection, name: str) -> None:
-    """Alembic's upgrade to head on `conn`, inside its transaction; a revision it does not know
-    (a newer statelang wrote the database) is refused."""
+def _migrate(conn: Connection, name: str, current: set[str]) -> None:
+    """Alembic's upgrade from the `current` revisions to head on `conn`, inside its transaction;
+    a revision it does not know (a newer statelang wrote the database) is refused."""
     from alembic import command, util
-    from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
     cfg = alembic_config(conn)
     script = ScriptDirectory.from_config(cfg)
-    current = set(MigrationContext.configure(conn).get_current_heads())
     if current == set(script.get_heads()):
         return
     for rev in current:
